@@ -1,0 +1,57 @@
+# pxb: `make demo` runs the main journey on a local cluster; `make test` runs every test tier.
+SHELL := /bin/bash
+export PXB_CACHE ?= $(HOME)/.cache/pxb
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/pxb-dev/pxb/pkg/version.Version=$(VERSION)
+CLUSTER ?= a
+
+.PHONY: all build generate verify unit integration e2e test image cluster-up cluster-down demo bench bench-mover bench-objects clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-pxb ./cmd/kubectl-pxb
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/pxb-job ./jobs
+
+generate:
+	hack/generate.sh
+
+verify:
+	hack/verify.sh
+
+unit:
+	$(GO) test ./...
+
+integration:
+	hack/integration.sh
+
+e2e:
+	e2e/run.sh
+
+# Every tier, in order of cost.
+test: verify unit integration e2e
+
+image:
+	hack/image.sh
+
+cluster-up:
+	e2e/cluster.sh up $(CLUSTER)
+
+cluster-down:
+	e2e/cluster.sh down $(CLUSTER)
+
+demo:
+	hack/demo.sh
+
+bench: bench-mover bench-objects
+
+bench-mover:
+	hack/bench-mover.sh
+
+bench-objects:
+	hack/bench-objects.sh
+
+clean:
+	rm -rf $(BIN) _out

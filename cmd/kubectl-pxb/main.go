@@ -1,0 +1,4 @@
+// Command kubectl-pxb is the pxb kubectl plugin.
+package main
+
+func main() {}
