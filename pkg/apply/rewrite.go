@@ -1,0 +1,183 @@
+package apply
+
+import (
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/pxb-dev/pxb/pkg/collect"
+)
+
+// Rewriter turns a backed-up object into the object to create in the target cluster.
+type Rewriter struct {
+	BackupName          string
+	RestoreName         string
+	NamespaceMapping    map[string]string
+	StorageClassMapping map[string]string
+	// KeepVolume reports whether a PersistentVolume is restored (or exists) under this name, so that a
+	// claim bound to it keeps its binding; other claims are provisioned anew.
+	KeepVolume func(name string) bool
+}
+
+// Namespace maps a source namespace to the target one.
+func (rw *Rewriter) Namespace(ns string) string {
+	if to, ok := rw.NamespaceMapping[ns]; ok {
+		return to
+	}
+	return ns
+}
+
+func (rw *Rewriter) storageClass(sc string) string {
+	if to, ok := rw.StorageClassMapping[sc]; ok {
+		return to
+	}
+	return sc
+}
+
+// labels adds the backup and restore labels to l.
+func (rw *Rewriter) labels(l map[string]string) map[string]string {
+	if l == nil {
+		l = map[string]string{}
+	}
+	if rw.BackupName != "" {
+		l[LabelBackup] = rw.BackupName
+	}
+	if rw.RestoreName != "" {
+		l[LabelRestore] = rw.RestoreName
+	}
+	return l
+}
+
+// serverSet are the metadata fields the API server sets; a create carrying them is rejected or misleading.
+var serverSet = []string{"uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+	"deletionGracePeriodSeconds", "generation", "managedFields", "selfLink"}
+
+// PVC annotations that record a binding or provisioning in progress; a restored claim starts afresh.
+var claimBindingAnnotations = []string{
+	"pv.kubernetes.io/bind-completed",
+	"pv.kubernetes.io/bound-by-controller",
+	"volume.beta.kubernetes.io/storage-provisioner",
+	"volume.kubernetes.io/storage-provisioner",
+	"volume.kubernetes.io/selected-node",
+}
+
+// Rewrite changes u in place into the object to create. Owner references are left to the caller, which
+// knows the new owners' UIDs. A non-empty result means u is not restored, and why.
+func (rw *Rewriter) Rewrite(t collect.TypeRecord, u *unstructured.Unstructured) (skip string) {
+	for _, f := range serverSet {
+		unstructured.RemoveNestedField(u.Object, "metadata", f)
+	}
+	sourceNS := u.GetNamespace()
+	if t.Namespaced {
+		u.SetNamespace(rw.Namespace(sourceNS))
+	}
+	if l := rw.labels(u.GetLabels()); len(l) > 0 {
+		u.SetLabels(l)
+	}
+	// Custom resources without a status subresource keep status as an ordinary field; built-in types
+	// recompute it.
+	if !t.CustomResource {
+		unstructured.RemoveNestedField(u.Object, "status")
+	}
+	switch t.String() {
+	case "namespaces":
+		u.SetName(rw.Namespace(u.GetName()))
+	case "services":
+		rw.service(u, sourceNS)
+	case "pods":
+		unstructured.RemoveNestedField(u.Object, "spec", "nodeName")
+	case "jobs.batch":
+		// The Job controller generates the selector from the Job's UID, which changes.
+		unstructured.RemoveNestedField(u.Object, "spec", "selector")
+		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "labels", "controller-uid")
+		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "labels", "batch.kubernetes.io/controller-uid")
+		unstructured.RemoveNestedField(u.Object, "metadata", "labels", "controller-uid")
+		unstructured.RemoveNestedField(u.Object, "metadata", "labels", "batch.kubernetes.io/controller-uid")
+	case "persistentvolumeclaims":
+		rw.claim(u)
+	case "persistentvolumes":
+		if _, ok := u.GetAnnotations()["pv.kubernetes.io/provisioned-by"]; ok {
+			return "dynamically provisioned: its claim is provisioned anew"
+		}
+		rw.volume(u)
+	case "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io":
+		rw.subjects(u)
+	}
+	return ""
+}
+
+func (rw *Rewriter) service(u *unstructured.Unstructured, sourceNS string) {
+	// Cluster IPs are allocated anew, except "None", which makes a headless Service.
+	if ip, _, _ := unstructured.NestedString(u.Object, "spec", "clusterIP"); ip != "None" {
+		unstructured.RemoveNestedField(u.Object, "spec", "clusterIP")
+		unstructured.RemoveNestedField(u.Object, "spec", "clusterIPs")
+	}
+	if rw.Namespace(sourceNS) == sourceNS {
+		return
+	}
+	// A copy in another namespace cannot take the node ports the original still holds.
+	unstructured.RemoveNestedField(u.Object, "spec", "healthCheckNodePort")
+	ports, found, _ := unstructured.NestedSlice(u.Object, "spec", "ports")
+	if !found {
+		return
+	}
+	for _, p := range ports {
+		if m, ok := p.(map[string]any); ok {
+			delete(m, "nodePort")
+		}
+	}
+	_ = unstructured.SetNestedSlice(u.Object, ports, "spec", "ports")
+}
+
+func (rw *Rewriter) claim(u *unstructured.Unstructured) {
+	ann := u.GetAnnotations()
+	for _, a := range claimBindingAnnotations {
+		delete(ann, a)
+	}
+	if sc, ok := ann["volume.beta.kubernetes.io/storage-class"]; ok {
+		ann["volume.beta.kubernetes.io/storage-class"] = rw.storageClass(sc)
+	}
+	u.SetAnnotations(ann)
+	if sc, found, _ := unstructured.NestedString(u.Object, "spec", "storageClassName"); found && sc != "" {
+		_ = unstructured.SetNestedField(u.Object, rw.storageClass(sc), "spec", "storageClassName")
+	}
+	if vn, _, _ := unstructured.NestedString(u.Object, "spec", "volumeName"); vn != "" && (rw.KeepVolume == nil || !rw.KeepVolume(vn)) {
+		unstructured.RemoveNestedField(u.Object, "spec", "volumeName")
+	}
+}
+
+func (rw *Rewriter) volume(u *unstructured.Unstructured) {
+	if sc, found, _ := unstructured.NestedString(u.Object, "spec", "storageClassName"); found && sc != "" {
+		_ = unstructured.SetNestedField(u.Object, rw.storageClass(sc), "spec", "storageClassName")
+	}
+	if _, found, _ := unstructured.NestedMap(u.Object, "spec", "claimRef"); !found {
+		return
+	}
+	// The claim is bound again by namespace and name; its UID and version are new.
+	unstructured.RemoveNestedField(u.Object, "spec", "claimRef", "uid")
+	unstructured.RemoveNestedField(u.Object, "spec", "claimRef", "resourceVersion")
+	if ns, _, _ := unstructured.NestedString(u.Object, "spec", "claimRef", "namespace"); ns != "" {
+		_ = unstructured.SetNestedField(u.Object, rw.Namespace(ns), "spec", "claimRef", "namespace")
+	}
+}
+
+func (rw *Rewriter) subjects(u *unstructured.Unstructured) {
+	subjects, found, _ := unstructured.NestedSlice(u.Object, "subjects")
+	if !found {
+		return
+	}
+	for _, s := range subjects {
+		m, ok := s.(map[string]any)
+		if !ok || m["kind"] != "ServiceAccount" {
+			continue
+		}
+		if ns, _ := m["namespace"].(string); ns != "" {
+			m["namespace"] = rw.Namespace(ns)
+		}
+	}
+	_ = unstructured.SetNestedSlice(u.Object, subjects, "subjects")
+}
+
+// ClaimNamespace is the namespace of the claim a PersistentVolume is bound to, if any.
+func ClaimNamespace(u *unstructured.Unstructured) string {
+	ns, _, _ := unstructured.NestedString(u.Object, "spec", "claimRef", "namespace")
+	return ns
+}
