@@ -1,0 +1,33 @@
+package v1alpha1
+
+// Names that the plugin, the installer and the job runner agree on.
+const (
+	// SystemNamespace holds BackupLocations, their Secrets, pxb-config and every Job pxb launches.
+	SystemNamespace = "pxb-system"
+	// ConfigMapName is the ConfigMap in SystemNamespace with the installation's defaults.
+	ConfigMapName = "pxb-config"
+	// JobServiceAccount is the identity pxb's Jobs run as.
+	JobServiceAccount = "pxb-job"
+
+	// CredentialLabel marks a Secret in SystemNamespace that holds cloud credentials for a BackupLocation.
+	CredentialLabel = "pxb.dev/credential"
+	// EncryptionKeyLabel marks a Secret in SystemNamespace that holds a location's encryption passphrase.
+	EncryptionKeyLabel = "pxb.dev/encryption-key"
+	// EncryptionKeySecretKey is the Secret data key that holds the passphrase.
+	EncryptionKeySecretKey = "passphrase"
+)
+
+// Secret data keys of a BackupLocation's credential Secret, per provider.
+const (
+	// S3: static access keys; the session token is optional.
+	S3AccessKeyID     = "accessKeyID"
+	S3SecretAccessKey = "secretAccessKey"
+	S3SessionToken    = "sessionToken"
+	// Azure: either the storage account's shared key, or a service principal.
+	AzureAccountKey   = "accountKey"
+	AzureTenantID     = "tenantID"
+	AzureClientID     = "clientID"
+	AzureClientSecret = "clientSecret"
+	// GCS: a service account's JSON key.
+	GCSServiceAccountJSON = "serviceAccount.json"
+)

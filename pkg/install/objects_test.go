@@ -1,0 +1,114 @@
+package install
+
+import (
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+)
+
+func TestObjectsOrderLabelsAndConfig(t *testing.T) {
+	objs, err := Objects(Options{Image: "registry.example/pxb-job:v1.2.3", Version: "v1.2.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetKind())
+		if got := o.GetLabels()[VersionLabel]; got != "v1.2.3" {
+			t.Errorf("%s %s: version label %q, want v1.2.3", o.GetKind(), o.GetName(), got)
+		}
+		if got := o.GetLabels()[ManagedByLabel]; got != ManagedBy {
+			t.Errorf("%s %s: managed-by label %q, want %s", o.GetKind(), o.GetName(), got, ManagedBy)
+		}
+	}
+	want := []string{"Namespace",
+		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
+		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
+		"ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRole", "Role",
+		"ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "RoleBinding", "ConfigMap"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("kinds in order = %v\nwant %v", kinds, want)
+	}
+	cm := objs[len(objs)-1]
+	// Install applies only the keys it owns, so that settings made by others survive an upgrade.
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	if len(data) != 2 || data[ConfigJobImage] != "registry.example/pxb-job:v1.2.3" || data[ConfigVersion] != "v1.2.3" {
+		t.Errorf("pxb-config data = %v, want only jobImage and version", data)
+	}
+	for _, o := range objs {
+		if ns := o.GetNamespace(); ns != "" && ns != v1alpha1.SystemNamespace {
+			t.Errorf("%s %s is in namespace %q, want %s", o.GetKind(), o.GetName(), ns, v1alpha1.SystemNamespace)
+		}
+	}
+}
+
+func TestObjectsDefaultImageFollowsVersion(t *testing.T) {
+	objs, err := Objects(Options{Version: "v9.9.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := objs[len(objs)-1]
+	if got, _, _ := unstructured.NestedString(cm.Object, "data", ConfigJobImage); got != DefaultImage() {
+		t.Errorf("default jobImage = %q, want %q", got, DefaultImage())
+	}
+}
+
+func TestCRDNamesCoverTheAPI(t *testing.T) {
+	objs, err := Objects(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, r := range v1alpha1.AllResources {
+		want = append(want, r.Resource+"."+r.Group)
+	}
+	got := CRDNames(objs)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("CRDs = %v, want %v", got, want)
+	}
+}
+
+// TestRBACGrantsNoEscapeHatch guards the least-privilege promise of manifests/rbac.yaml: no rule lets the
+// job act as someone else, touch non-resource URLs, or wipe collections.
+func TestRBACGrantsNoEscapeHatch(t *testing.T) {
+	objs, err := Objects(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		if len(rules) == 0 {
+			t.Errorf("%s %s has no rules", o.GetKind(), o.GetName())
+		}
+		for i, r := range rules {
+			rule := r.(map[string]any)
+			if _, ok := rule["nonResourceURLs"]; ok {
+				t.Errorf("%s %s rule %d grants nonResourceURLs", o.GetKind(), o.GetName(), i)
+			}
+			verbs, _, _ := unstructured.NestedStringSlice(rule, "verbs")
+			for _, v := range verbs {
+				if v == "*" || v == "impersonate" || v == "deletecollection" {
+					t.Errorf("%s %s rule %d grants %q", o.GetKind(), o.GetName(), i, v)
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeRejectsObjectsWithoutKind(t *testing.T) {
+	if _, err := decode([]byte("---\napiVersion: v1\nmetadata:\n  name: x\n")); err == nil {
+		t.Fatal("decode accepted an object without kind")
+	}
+	objs, err := decode([]byte("---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"))
+	if err != nil || len(objs) != 2 || objs[1].GetName() != "b" {
+		t.Fatalf("decode of two documents = %d objects, %v", len(objs), err)
+	}
+}

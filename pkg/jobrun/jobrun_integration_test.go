@@ -1,0 +1,95 @@
+//go:build integration
+
+package jobrun_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/install"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/testbed"
+)
+
+func TestMain(m *testing.M) { testbed.Main(m) }
+
+// TestStatusReportsAsTheJobIdentity reads a Backup and writes its status as the pxb-job ServiceAccount, so
+// that the installed RBAC is what allows it.
+func TestStatusReportsAsTheJobIdentity(t *testing.T) {
+	c := testbed.APIServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := install.Client{Dynamic: c.Dynamic(t), Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Clientset(t).Discovery()))}
+	objs, err := install.Objects(install.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.WaitForCRDs(ctx, install.CRDNames(objs), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ns := c.Namespace(t)
+	backup := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "pxb.dev/v1alpha1", "kind": "Backup",
+		"metadata": map[string]any{"name": "nightly", "namespace": ns},
+		"spec":     map[string]any{"location": "s3"},
+	}}
+	if _, err := client.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(ns).Create(ctx, backup, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	env, err := jobrun.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:pxb-job",
+		"system:serviceaccounts", "system:serviceaccounts:pxb-system", "system:authenticated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := jobrun.Target{Resource: "backups", Namespace: ns, Name: "nightly"}
+	err = jobrun.UpdateStatusOf(ctx, env, target, func(b *v1alpha1.Backup) error {
+		b.Status.Phase = v1alpha1.BackupInProgress
+		b.Status.Progress = &v1alpha1.Progress{Percent: 10}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("typed status update: %v", err)
+	}
+	if err := env.SetCondition(ctx, target, metav1.Condition{Type: "Probed", Status: metav1.ConditionTrue, Reason: "Test", Message: "reached"}); err != nil {
+		t.Fatalf("set condition: %v", err)
+	}
+	var got v1alpha1.Backup
+	if err := env.Get(ctx, target, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != v1alpha1.BackupInProgress || got.Status.Progress == nil || got.Status.Progress.Percent != 10 {
+		t.Errorf("status = %+v, want InProgress at 10%%", got.Status)
+	}
+	if len(got.Status.Conditions) != 1 || got.Status.Conditions[0].Type != "Probed" || got.Status.Conditions[0].ObservedGeneration != got.Generation {
+		t.Errorf("conditions = %+v, want one Probed at generation %d", got.Status.Conditions, got.Generation)
+	}
+	if got.Spec.Location != "s3" {
+		t.Errorf("status update changed the spec: location %q", got.Spec.Location)
+	}
+
+	// The status subresource is all it writes: a spec change through it is ignored.
+	err = jobrun.UpdateStatusOf(ctx, env, target, func(b *v1alpha1.Backup) error {
+		b.Spec.Location = "elsewhere"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Get(ctx, target, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Location != "s3" {
+		t.Errorf("spec.location = %q after a status update, want s3", got.Spec.Location)
+	}
+}
