@@ -1,0 +1,175 @@
+package mover
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pxb-dev/pxb/pkg/repo"
+)
+
+// nodeFromStat fills the metadata of a node from lstat results.
+func nodeFromStat(name string, st *unix.Stat_t) repo.Node {
+	n := repo.Node{
+		Name:  name,
+		Mode:  st.Mode & 0o7777,
+		UID:   st.Uid,
+		GID:   st.Gid,
+		MTime: st.Mtim.Nano(),
+		CTime: st.Ctim.Nano(),
+		Dev:   uint64(st.Dev),
+		Inode: st.Ino,
+		Links: uint64(st.Nlink),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		n.Type = repo.NodeFile
+		n.Size = st.Size
+	case unix.S_IFDIR:
+		n.Type = repo.NodeDir
+		n.Links = 0 // a directory's link count only counts its subdirectories
+	case unix.S_IFLNK:
+		n.Type = repo.NodeSymlink
+	case unix.S_IFIFO:
+		n.Type = repo.NodeFifo
+	case unix.S_IFSOCK:
+		n.Type = repo.NodeSocket
+	case unix.S_IFCHR:
+		n.Type = repo.NodeChar
+		n.Rdev = uint64(st.Rdev)
+	case unix.S_IFBLK:
+		n.Type = repo.NodeBlock
+		n.Rdev = uint64(st.Rdev)
+	}
+	if n.Type != repo.NodeFile {
+		n.Links = 0
+	}
+	return n
+}
+
+// readXattrs returns a path's extended attributes sorted by name; none where the file system has none.
+func readXattrs(path string) ([]repo.Xattr, error) {
+	var buf [1024]byte
+	sz, err := unix.Llistxattr(path, buf[:])
+	var names []byte
+	switch {
+	case err == nil:
+		names = buf[:sz]
+	case errors.Is(err, unix.ERANGE):
+		sz, err = unix.Llistxattr(path, nil)
+		if err != nil {
+			return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
+		}
+		names = make([]byte, sz)
+		sz, err = unix.Llistxattr(path, names)
+		if err != nil {
+			return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
+		}
+		names = names[:sz]
+	case errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.ENOENT):
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var out []repo.Xattr
+	for len(names) > 0 {
+		i := 0
+		for i < len(names) && names[i] != 0 {
+			i++
+		}
+		name := string(names[:i])
+		if i < len(names) {
+			i++
+		}
+		names = names[i:]
+		if name == "" {
+			continue
+		}
+		val, err := getXattr(path, name)
+		if err != nil {
+			if errors.Is(err, unix.ENODATA) {
+				continue // removed since listing
+			}
+			return nil, fmt.Errorf("read xattr %s of %s: %w", name, path, err)
+		}
+		out = append(out, repo.Xattr{Name: name, Value: val})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func getXattr(path, name string) ([]byte, error) {
+	var buf [256]byte
+	sz, err := unix.Lgetxattr(path, name, buf[:])
+	if err == nil {
+		return append([]byte{}, buf[:sz]...), nil
+	}
+	if !errors.Is(err, unix.ERANGE) {
+		return nil, err
+	}
+	sz, err = unix.Lgetxattr(path, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	val := make([]byte, sz)
+	sz, err = unix.Lgetxattr(path, name, val)
+	return val[:sz], err
+}
+
+// dataExtents returns the data regions of an open file using SEEK_DATA/SEEK_HOLE; a file system without hole
+// reporting yields one extent covering the file.
+func dataExtents(f *os.File, size int64) ([]repo.Extent, error) {
+	fd := int(f.Fd())
+	var out []repo.Extent
+	var off int64
+	for off < size {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err != nil {
+			if errors.Is(err, syscall.ENXIO) {
+				break // only a hole remains
+			}
+			if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
+				return []repo.Extent{{Off: 0, Len: size}}, nil
+			}
+			return nil, fmt.Errorf("seek data in %s: %w", f.Name(), err)
+		}
+		if data >= size {
+			break
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, fmt.Errorf("seek hole in %s: %w", f.Name(), err)
+		}
+		hole = min(hole, size)
+		out = append(out, repo.Extent{Off: data, Len: hole - data})
+		off = hole
+	}
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return nil, fmt.Errorf("seek %s: %w", f.Name(), err)
+	}
+	return out, nil
+}
+
+// complement returns the parts of [0, size) outside the sorted, disjoint extents: the holes of a file's data
+// extents, or the data extents of its holes.
+func complement(extents []repo.Extent, size int64) []repo.Extent {
+	var out []repo.Extent
+	var off int64
+	for _, e := range extents {
+		if e.Off > off {
+			out = append(out, repo.Extent{Off: off, Len: e.Off - off})
+		}
+		off = e.Off + e.Len
+	}
+	if off < size {
+		out = append(out, repo.Extent{Off: off, Len: size - off})
+	}
+	return out
+}

@@ -1,0 +1,202 @@
+package mover
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// buildTree makes a tree with every kind of entry the mover handles.
+func buildTree(t *testing.T, root string) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	writeFile(t, filepath.Join(root, "small.txt"), []byte("hello pxb\n"))
+	writeFile(t, filepath.Join(root, "empty"), nil)
+	writeFile(t, filepath.Join(root, "dir/big-random"), randomBytes(rng, 900<<10))
+	writeFile(t, filepath.Join(root, "dir/big-text"), textBytes(rng, 700<<10))
+	writeFile(t, filepath.Join(root, "dir/sub/deeper/file"), textBytes(rng, 5000))
+	writeFile(t, filepath.Join(root, "dup1"), textBytes(rand.New(rand.NewPCG(9, 9)), 300<<10))
+	writeFile(t, filepath.Join(root, "dup2"), textBytes(rand.New(rand.NewPCG(9, 9)), 300<<10))
+	if err := os.MkdirAll(filepath.Join(root, "emptydir"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("dir/big-text", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nonexistent/target", filepath.Join(root, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(root, "small.txt"), filepath.Join(root, "dir/hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(root, "fifo"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "dir/big-text"), 0o4751); err != nil {
+		t.Fatal(err)
+	}
+	// A sparse file: data, a 3 MiB hole, data, and a trailing hole.
+	sp, err := os.Create(filepath.Join(root, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Write(textBytes(rng, 100<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.WriteAt(randomBytes(rng, 64<<10), 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Truncate(8 << 20); err != nil {
+		t.Fatal(err)
+	}
+	sp.Close()
+	if err := unix.Setxattr(filepath.Join(root, "small.txt"), "user.pxb.test", []byte("v1"), 0); err != nil && !isNotSupported(err) {
+		t.Fatal(err)
+	}
+	old := time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC)
+	for _, p := range []string{"dir/sub/deeper/file", "dir/sub/deeper", "emptydir", "empty"} {
+		if err := os.Chtimes(filepath.Join(root, p), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Lutimes(filepath.Join(root, "link"), []unix.Timeval{unix.NsecToTimeval(old.UnixNano()), unix.NsecToTimeval(old.UnixNano())}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackupRestoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src := t.TempDir()
+	buildTree(t, src)
+	want := describeTree(t, src)
+
+	var last Progress
+	id, stats, err := Backup(ctx, r, src, Options{Progress: func(p Progress) { last = p }, ProgressInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Files != 9 || stats.Dirs != 4 || stats.Others != 3 {
+		t.Errorf("stats: %d files, %d dirs, %d others; want 9 files, 4 dirs, 3 others", stats.Files, stats.Dirs, stats.Others)
+	}
+	if !last.TotalsFinal || last.FilesDone != last.FilesTotal || last.BytesDone != last.BytesTotal || last.BytesTotal != stats.Bytes {
+		t.Errorf("final progress %+v does not match stats %+v", last, stats)
+	}
+
+	// Restore through a freshly opened repository: nothing may depend on the writer's memory.
+	r2 := reopen(t, dir)
+	dst := filepath.Join(t.TempDir(), "restore")
+	if _, err := Restore(ctx, r2, id, "", dst, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	diffTrees(t, want, describeTree(t, dst))
+
+	// The hole came back as a hole.
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dst, "sparse"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 > 1<<20 {
+		t.Errorf("restored sparse file uses %d bytes of disk, want well under 1 MiB", st.Blocks*512)
+	}
+	mustCheck(t, r2, true)
+
+	// A sub-path: a directory's contents land in the target; a file lands as target/<name>.
+	sub := filepath.Join(t.TempDir(), "sub")
+	if _, err := Restore(ctx, r2, id, "dir/sub", sub, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(sub, "deeper/file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := os.ReadFile(filepath.Join(src, "dir/sub/deeper/file"))
+	if string(got) != string(orig) {
+		t.Error("sub-path restore: content differs")
+	}
+	one := filepath.Join(t.TempDir(), "one")
+	if _, err := Restore(ctx, r2, id, "/dir/big-random", one, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(filepath.Join(one, "big-random"))
+	orig, _ = os.ReadFile(filepath.Join(src, "dir/big-random"))
+	if string(got) != string(orig) {
+		t.Error("single-file restore: content differs")
+	}
+
+	if _, err := Restore(ctx, r2, id, "", dst, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("restore into a non-empty directory: got %v, want a 'not empty' error", err)
+	}
+	if _, err := Restore(ctx, r2, id, "dir/nope", t.TempDir(), RestoreOptions{}); err == nil || !strings.Contains(err.Error(), `no entry "nope"`) {
+		t.Errorf("restore of a missing sub-path: got %v", err)
+	}
+}
+
+func TestIncrementalReusesUnchangedFiles(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t)
+	src := t.TempDir()
+	buildTree(t, src)
+	id1, s1, err := Backup(ctx, r, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, s2, err := Backup(ctx, r, src, Options{Parent: id1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.ReusedFiles != s1.Files || s2.NewBlobs != 0 {
+		t.Errorf("unchanged backup reused %d of %d files and stored %d new blobs", s2.ReusedFiles, s1.Files, s2.NewBlobs)
+	}
+	// Changing one file stores only that file's new chunks.
+	rng := rand.New(rand.NewPCG(5, 5))
+	writeFile(t, filepath.Join(src, "dir/big-text"), append(textBytes(rng, 10), mustRead(t, filepath.Join(src, "dir/big-text"))...))
+	id3, s3, err := Backup(ctx, r, src, Options{Parent: id2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3.ReusedFiles != s1.Files-1 || s3.NewBytes == 0 || s3.NewBytes > 400<<10 {
+		t.Errorf("after changing one file: reused %d files, %d new bytes", s3.ReusedFiles, s3.NewBytes)
+	}
+	want := describeTree(t, src)
+	dst := filepath.Join(t.TempDir(), "r")
+	if _, err := Restore(ctx, r, id3, "", dst, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	diffTrees(t, want, describeTree(t, dst))
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDeterministicTrees backs the same tree up twice without a parent: identical listings mean identical tree
+// blobs, so the second backup stores nothing new.
+func TestDeterministicTrees(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t)
+	src := t.TempDir()
+	buildTree(t, src)
+	for i := range 20 {
+		writeFile(t, filepath.Join(src, "many", string(rune('a'+i)), "f"), []byte{byte(i)})
+	}
+	if _, _, err := Backup(ctx, r, src, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	_, s2, err := Backup(ctx, r, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.NewBlobs != 0 || s2.ReusedFiles != 0 {
+		t.Errorf("second backup without parent: %d new blobs, %d reused files; want 0 and 0", s2.NewBlobs, s2.ReusedFiles)
+	}
+}

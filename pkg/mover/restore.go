@@ -1,0 +1,577 @@
+package mover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pxb-dev/pxb/pkg/repo"
+)
+
+// RestoreOptions tune a restore.
+type RestoreOptions struct {
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+	// Workers is the number of chunks fetched and written at once (default 4 x GOMAXPROCS).
+	Workers int
+}
+
+type restorer struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	r      *repo.Repository
+	opts   RestoreOptions
+	root   bool // running as root: restore ownership and devices
+
+	files  chan []restoreFile
+	chunks chan chunkJob
+
+	batch      []restoreFile // small files collected by the walker
+	batchBytes int64
+
+	linkMu sync.Mutex
+	links  map[linkKey]*restoredLink
+
+	dirs []dirMeta // applied after all content, deepest first
+
+	filesDone, filesTotal, bytesDone, bytesTotal atomic.Int64
+	nFiles, nDirs, nOthers                       atomic.Int64
+	walkDone                                     atomic.Bool
+}
+
+type restoreFile struct {
+	path string
+	node *repo.Node
+}
+
+type chunkJob struct {
+	f    *os.File
+	path string
+	id   repo.ID
+	off  int64 // position in the file's data stream
+	data []repo.Extent
+	wg   *sync.WaitGroup
+	err  *atomic.Pointer[error]
+}
+
+type restoredLink struct {
+	path string
+	done chan struct{}
+	err  error
+}
+
+type dirMeta struct {
+	path string
+	node repo.Node
+}
+
+// Restore writes the snapshot's tree, or the sub-path of it, into target, which must be empty or absent.
+// A sub-path names a directory (its contents land in target) or a file (written as target/<name>).
+func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, target string, opts RestoreOptions) (Stats, error) {
+	start := time.Now()
+	if err := checkEmptyTarget(target); err != nil {
+		return Stats{}, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return Stats{}, fmt.Errorf("restore: %w", err)
+	}
+	snap, err := r.LoadSnapshot(ctx, snapshotID)
+	if err != nil {
+		return Stats{}, fmt.Errorf("restore: %w", err)
+	}
+	node, err := findPath(ctx, r, &snap.Root, subpath)
+	if err != nil {
+		return Stats{}, fmt.Errorf("restore %s from snapshot %s: %w", subpath, snapshotID, err)
+	}
+	if opts.Workers == 0 {
+		opts.Workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if opts.ProgressInterval == 0 {
+		opts.ProgressInterval = time.Second
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rs := &restorer{ctx: rctx, cancel: cancel, r: r, opts: opts, root: os.Geteuid() == 0,
+		files: make(chan []restoreFile, 16), chunks: make(chan chunkJob, opts.Workers), links: map[linkKey]*restoredLink{}}
+
+	var fileWG, chunkWG sync.WaitGroup
+	for range 2 * runtime.GOMAXPROCS(0) {
+		fileWG.Add(1)
+		go func() { defer fileWG.Done(); rs.fileWorker() }()
+	}
+	for range opts.Workers {
+		chunkWG.Add(1)
+		go func() { defer chunkWG.Done(); rs.chunkWorker() }()
+	}
+	stopProgress := startProgress(opts.Progress, opts.ProgressInterval, rs.progress)
+
+	if node.Type == repo.NodeDir {
+		rs.nDirs.Add(1)
+		rs.walk(target, node)
+		rs.dirs = append(rs.dirs, dirMeta{path: target, node: *node})
+	} else {
+		rs.restoreEntry(filepath.Join(target, node.Name), node)
+	}
+	rs.flushBatch()
+	rs.walkDone.Store(true)
+	close(rs.files)
+	fileWG.Wait()
+	close(rs.chunks)
+	chunkWG.Wait()
+	if err := context.Cause(rctx); err != nil {
+		stopProgress()
+		return Stats{}, fmt.Errorf("restore snapshot %s to %s: %w", snapshotID, target, err)
+	}
+	// Directory metadata last: writing entries changes a directory's mtime and may need its write permission.
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		if err := rs.applyMeta(rs.dirs[i].path, &rs.dirs[i].node); err != nil {
+			stopProgress()
+			return Stats{}, fmt.Errorf("restore snapshot %s to %s: %w", snapshotID, target, err)
+		}
+	}
+	stopProgress()
+	return Stats{Files: rs.nFiles.Load(), Dirs: rs.nDirs.Load(), Others: rs.nOthers.Load(), Bytes: rs.bytesTotal.Load(),
+		Duration: time.Since(start)}, nil
+}
+
+func (rs *restorer) progress() Progress {
+	return Progress{FilesDone: rs.filesDone.Load(), FilesTotal: rs.filesTotal.Load(), BytesDone: rs.bytesDone.Load(),
+		BytesTotal: rs.bytesTotal.Load(), TotalsFinal: rs.walkDone.Load()}
+}
+
+func checkEmptyTarget(target string) error {
+	entries, err := os.ReadDir(target)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(target, 0o700); err != nil {
+			return fmt.Errorf("restore: create target %s: %w", target, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: target %s: %w", target, err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("restore: target %s is not empty", target)
+	}
+	return nil
+}
+
+// findPath resolves a slash-separated path inside a snapshot.
+func findPath(ctx context.Context, r *repo.Repository, root *repo.Node, subpath string) (*repo.Node, error) {
+	cur := root
+	for _, name := range strings.Split(strings.Trim(filepath.ToSlash(subpath), "/"), "/") {
+		if name == "" || name == "." {
+			continue
+		}
+		if cur.Type != repo.NodeDir {
+			return nil, fmt.Errorf("%s is not a directory", cur.Name)
+		}
+		var found *repo.Node
+		errStop := errors.New("found")
+		err := r.WalkTree(ctx, cur.Tree, func(n *repo.Node) error {
+			if n.Name == name {
+				c := *n
+				found = &c
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, err
+		}
+		if found == nil {
+			return nil, fmt.Errorf("no entry %q in the snapshot", name)
+		}
+		cur = found
+	}
+	return cur, nil
+}
+
+func (rs *restorer) fail(err error) { rs.cancel(err) }
+
+// walk creates a directory's entries; files go to the file workers.
+func (rs *restorer) walk(dir string, node *repo.Node) {
+	err := rs.r.WalkTree(rs.ctx, node.Tree, func(n *repo.Node) error {
+		if err := rs.ctx.Err(); err != nil {
+			return context.Cause(rs.ctx)
+		}
+		path := filepath.Join(dir, n.Name)
+		if n.Type == repo.NodeDir {
+			rs.nDirs.Add(1)
+			if err := os.Mkdir(path, 0o700); err != nil {
+				return fmt.Errorf("create directory %s: %w", path, err)
+			}
+			rs.walk(path, n)
+			meta := *n
+			meta.Tree = nil
+			rs.dirs = append(rs.dirs, dirMeta{path: path, node: meta})
+			return nil
+		}
+		rs.restoreEntry(path, n)
+		return nil
+	})
+	if err != nil {
+		rs.fail(err)
+	}
+}
+
+func (rs *restorer) restoreEntry(path string, n *repo.Node) {
+	var err error
+	switch n.Type {
+	case repo.NodeFile:
+		rs.nFiles.Add(1)
+		rs.filesTotal.Add(1)
+		rs.bytesTotal.Add(n.Size)
+		c := *n
+		f := restoreFile{path: path, node: &c}
+		if len(n.Content) <= 1 && n.Links <= 1 && n.Size <= batchFileMax {
+			rs.batch = append(rs.batch, f)
+			rs.batchBytes += n.Size
+			if len(rs.batch) >= batchFiles || rs.batchBytes >= batchBytes {
+				rs.flushBatch()
+			}
+			return
+		}
+		rs.send([]restoreFile{f})
+		return
+	case repo.NodeSymlink:
+		err = os.Symlink(n.Target, path)
+	case repo.NodeFifo:
+		err = unix.Mkfifo(path, 0o600)
+	case repo.NodeChar, repo.NodeBlock:
+		if !rs.root {
+			rs.fail(fmt.Errorf("%s: restoring a device node needs root", path))
+			return
+		}
+		mode := uint32(unix.S_IFCHR)
+		if n.Type == repo.NodeBlock {
+			mode = unix.S_IFBLK
+		}
+		err = unix.Mknod(path, mode|0o600, int(n.Rdev))
+	case repo.NodeSocket:
+		// A socket is recreated by the program that listens on it; an entry records that it existed.
+		rs.nOthers.Add(1)
+		return
+	}
+	if err != nil {
+		rs.fail(fmt.Errorf("create %s %s: %w", n.Type, path, err))
+		return
+	}
+	rs.nOthers.Add(1)
+	if err := rs.applyMeta(path, n); err != nil {
+		rs.fail(err)
+	}
+}
+
+// Small files are restored in batches, so blobs stored next to each other are read together.
+const (
+	batchFileMax = 1 << 20
+	batchFiles   = 256
+	batchBytes   = 4 << 20
+)
+
+func (rs *restorer) send(job []restoreFile) {
+	select {
+	case rs.files <- job:
+	case <-rs.ctx.Done():
+	}
+}
+
+func (rs *restorer) flushBatch() {
+	if len(rs.batch) > 0 {
+		rs.send(rs.batch)
+	}
+	rs.batch, rs.batchBytes = nil, 0
+}
+
+func (rs *restorer) fileWorker() {
+	var buf []byte
+	for job := range rs.files {
+		if rs.ctx.Err() != nil {
+			continue
+		}
+		var err error
+		if len(job) == 1 {
+			err = rs.restoreFile(job[0].path, job[0].node, &buf)
+		} else {
+			err = rs.restoreBatch(job)
+		}
+		if err != nil {
+			rs.fail(err)
+			continue
+		}
+		rs.filesDone.Add(int64(len(job)))
+	}
+}
+
+// restoreBatch writes small files of at most one chunk each, reading their blobs in storage order.
+func (rs *restorer) restoreBatch(files []restoreFile) error {
+	var ids []repo.ID
+	var owner []int
+	for i, f := range files {
+		if len(f.node.Content) == 0 {
+			if err := rs.writeSmall(f.path, f.node, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		ids = append(ids, f.node.Content[0])
+		owner = append(owner, i)
+	}
+	return rs.r.LoadBlobs(rs.ctx, ids, func(i int, data []byte) error {
+		f := files[owner[i]]
+		if err := rs.writeSmall(f.path, f.node, data); err != nil {
+			return err
+		}
+		rs.bytesDone.Add(int64(len(data)))
+		return nil
+	})
+}
+
+// writeSmall creates a file whose whole content is data.
+func (rs *restorer) writeSmall(path string, n *repo.Node, data []byte) error {
+	if len(n.Holes) > 0 {
+		f, extents, want, err := createFile(path, n)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if int64(len(data)) != want {
+			return fmt.Errorf("restore %s: snapshot content has %d bytes, the file had %d", path, len(data), want)
+		}
+		if err := writeData(f, data, 0, extents); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return rs.applyMeta(path, n)
+	}
+	// Without holes the write alone gives the file its size: no truncate, no zero scan.
+	if int64(len(data)) != n.Size {
+		return fmt.Errorf("restore %s: snapshot content has %d bytes, the file had %d", path, len(data), n.Size)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return rs.applyMeta(path, n)
+}
+
+// createFile creates an empty file of the node's size and returns its data extents and their total length.
+func createFile(path string, n *repo.Node) (*os.File, []repo.Extent, int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("create %s: %w", path, err)
+	}
+	if n.Size > 0 {
+		if err := f.Truncate(n.Size); err != nil {
+			f.Close()
+			return nil, nil, 0, fmt.Errorf("size %s: %w", path, err)
+		}
+	}
+	data := complement(n.Holes, n.Size)
+	var want int64
+	for _, e := range data {
+		want += e.Len
+	}
+	return f, data, want, nil
+}
+
+func (rs *restorer) restoreFile(path string, n *repo.Node, buf *[]byte) error {
+	if n.Links > 1 {
+		key := linkKey{n.Dev, n.Inode}
+		rs.linkMu.Lock()
+		first, ok := rs.links[key]
+		if !ok {
+			rs.links[key] = &restoredLink{path: path, done: make(chan struct{})}
+		}
+		rs.linkMu.Unlock()
+		if ok {
+			select {
+			case <-first.done:
+			case <-rs.ctx.Done():
+				return context.Cause(rs.ctx)
+			}
+			if first.err != nil {
+				return first.err
+			}
+			if err := os.Link(first.path, path); err != nil {
+				return fmt.Errorf("hard link %s to %s: %w", path, first.path, err)
+			}
+			rs.bytesDone.Add(n.Size)
+			return nil
+		}
+		defer func() {
+			rs.linkMu.Lock()
+			close(rs.links[key].done)
+			rs.linkMu.Unlock()
+		}()
+	}
+	var err error
+	if len(n.Content) > 1 {
+		err = rs.writeChunked(path, n)
+	} else {
+		var data []byte
+		if len(n.Content) == 1 {
+			data, err = rs.r.LoadBlob(rs.ctx, n.Content[0], *buf)
+			if err != nil {
+				err = fmt.Errorf("restore %s: %w", path, err)
+			}
+			*buf = data
+		}
+		if err == nil {
+			err = rs.writeSmall(path, n, data)
+			rs.bytesDone.Add(int64(len(data)))
+		}
+	}
+	if err != nil && n.Links > 1 {
+		rs.linkMu.Lock()
+		rs.links[linkKey{n.Dev, n.Inode}].err = err
+		rs.linkMu.Unlock()
+	}
+	return err
+}
+
+// writeChunked writes a file of several chunks; the chunk workers fetch and write them in parallel.
+func (rs *restorer) writeChunked(path string, n *repo.Node) error {
+	f, data, want, err := createFile(path, n)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var wg sync.WaitGroup
+	var chunkErr atomic.Pointer[error]
+	var off int64
+	// Chunk sizes are only known after loading, so the offsets come from the raw lengths in the index.
+	for _, id := range n.Content {
+		loc, _, ok := rs.r.Index().Lookup(id)
+		if !ok {
+			wg.Wait()
+			return fmt.Errorf("restore %s: blob %s is not in any index (missing from the repository)", path, id)
+		}
+		wg.Add(1)
+		select {
+		case rs.chunks <- chunkJob{f: f, path: path, id: id, off: off, data: data, wg: &wg, err: &chunkErr}:
+		case <-rs.ctx.Done():
+			wg.Done()
+			wg.Wait()
+			return context.Cause(rs.ctx)
+		}
+		off += int64(loc.RawLength)
+	}
+	wg.Wait()
+	if p := chunkErr.Load(); p != nil {
+		return *p
+	}
+	if off != want {
+		return fmt.Errorf("restore %s: snapshot content has %d bytes, the file had %d", path, off, want)
+	}
+	return rs.applyMeta(path, n)
+}
+
+func (rs *restorer) chunkWorker() {
+	var buf []byte
+	for j := range rs.chunks {
+		if rs.ctx.Err() == nil {
+			out, err := rs.r.LoadBlob(rs.ctx, j.id, buf)
+			if err == nil {
+				buf = out
+				err = writeData(j.f, out, j.off, j.data)
+				if err != nil {
+					err = fmt.Errorf("write %s: %w", j.path, err)
+				} else {
+					rs.bytesDone.Add(int64(len(out)))
+				}
+			} else {
+				err = fmt.Errorf("restore %s: %w", j.path, err)
+			}
+			if err != nil {
+				j.err.CompareAndSwap(nil, &err)
+			}
+		}
+		j.wg.Done()
+	}
+}
+
+// writeData writes chunk bytes found at position pos of the file's data stream into the data extents,
+// skipping all-zero runs so restored files stay sparse.
+func writeData(f *os.File, chunk []byte, pos int64, data []repo.Extent) error {
+	var streamOff int64
+	for _, e := range data {
+		if len(chunk) == 0 {
+			return nil
+		}
+		if pos >= streamOff+e.Len {
+			streamOff += e.Len
+			continue
+		}
+		in := pos - streamOff
+		n := min(int64(len(chunk)), e.Len-in)
+		if !isZero(chunk[:n]) {
+			if _, err := f.WriteAt(chunk[:n], e.Off+in); err != nil {
+				return err
+			}
+		}
+		chunk = chunk[n:]
+		pos += n
+		streamOff += e.Len
+	}
+	if len(chunk) > 0 {
+		return fmt.Errorf("%d bytes of content beyond the end of the file", len(chunk))
+	}
+	return nil
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// applyMeta sets xattrs, ownership (as root), mode and times.
+func (rs *restorer) applyMeta(path string, n *repo.Node) error {
+	for _, x := range n.Xattrs {
+		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
+			if errors.Is(err, unix.ENOTSUP) || (!rs.root && errors.Is(err, unix.EPERM)) {
+				continue // the target file system or user cannot hold this attribute
+			}
+			return fmt.Errorf("set xattr %s on %s: %w", x.Name, path, err)
+		}
+	}
+	if rs.root {
+		if err := os.Lchown(path, int(n.UID), int(n.GID)); err != nil {
+			return fmt.Errorf("chown %s: %w", path, err)
+		}
+	}
+	if n.Type != repo.NodeSymlink {
+		// chmod after chown: chown clears setuid/setgid.
+		if err := unix.Fchmodat(unix.AT_FDCWD, path, n.Mode, 0); err != nil {
+			return fmt.Errorf("chmod %s: %w", path, err)
+		}
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(n.MTime), unix.NsecToTimespec(n.MTime)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, path, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times of %s: %w", path, err)
+	}
+	return nil
+}

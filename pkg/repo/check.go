@@ -1,0 +1,305 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+
+	"gocloud.dev/blob"
+)
+
+// CheckOptions select how deep Check goes.
+type CheckOptions struct {
+	// ReadData decrypts, decompresses and hashes every blob of the selected packs.
+	ReadData bool
+	// SubsetPercent limits ReadData to a random share of packs (0 or 100: all).
+	SubsetPercent float64
+}
+
+// CheckResult lists problems. Errors are damage; Warnings are leftovers that garbage collection removes.
+type CheckResult struct {
+	Errors    []string
+	Warnings  []string
+	Snapshots int
+	Packs     int
+	Blobs     int
+	ReadPacks int
+}
+
+// ErrCheckFailed is returned (wrapped) when Check finds damage.
+var ErrCheckFailed = errors.New("repository check found errors")
+
+type packInfo struct {
+	rec   *packRecord
+	index string
+}
+
+// repoState is the stored index, read object by object so problems can be attributed.
+type repoState struct {
+	indexes map[string][]*packRecord
+	packs   map[string]packInfo // pack id -> its record and the first index naming it
+	stored  map[string]*blob.ListObject
+	errs    []string
+	warns   []string
+}
+
+func (r *Repository) readState(ctx context.Context) (*repoState, error) {
+	st := &repoState{indexes: map[string][]*packRecord{}, packs: map[string]packInfo{}, stored: map[string]*blob.ListObject{}}
+	names, err := listNames(ctx, r.bucket, indexPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		recs, err := r.readIndex(ctx, n)
+		if err != nil {
+			st.errs = append(st.errs, err.Error())
+			continue
+		}
+		st.indexes[n] = recs
+		for _, p := range recs {
+			if prev, ok := st.packs[p.ID]; ok {
+				if !samePack(prev.rec, p) {
+					st.errs = append(st.errs, fmt.Sprintf("indexes %s and %s disagree about pack %s", prev.index, n, packName(p.ID)))
+				}
+				continue
+			}
+			st.packs[p.ID] = packInfo{rec: p, index: n}
+		}
+	}
+	err = listObjects(ctx, r.bucket, dataPrefix, func(o *blob.ListObject) {
+		if id := packIDFromName(o.Key); id != "" {
+			st.stored[id] = o
+		}
+	})
+	return st, err
+}
+
+func samePack(a, b *packRecord) bool {
+	if a.Size != b.Size || len(a.Blobs) != len(b.Blobs) {
+		return false
+	}
+	for i := range a.Blobs {
+		if a.Blobs[i] != b.Blobs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Check verifies the repository's structure: every index readable, every indexed pack present with the size and
+// header its index states, every snapshot's trees readable and every referenced blob indexed. With ReadData it
+// also verifies blob contents.
+func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
+	st, err := r.readState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	res := &CheckResult{Errors: st.errs, Packs: len(st.packs)}
+	r.installIndex(st)
+
+	ids := make([]string, 0, len(st.packs))
+	for id := range st.packs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for id, o := range st.stored {
+		if _, ok := st.packs[id]; !ok {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("pack %s (%d bytes) is in no index: left by an interrupted writer; gc removes it", o.Key, o.Size))
+		}
+	}
+	var mu sync.Mutex
+	report := func(format string, a ...any) {
+		mu.Lock()
+		res.Errors = append(res.Errors, fmt.Sprintf(format, a...))
+		mu.Unlock()
+	}
+	var good []string
+	for _, id := range ids {
+		pi := st.packs[id]
+		res.Blobs += len(pi.rec.Blobs)
+		o, ok := st.stored[id]
+		switch {
+		case !ok:
+			report("pack %s (listed in %s) is missing", packName(id), pi.index)
+		case o.Size != pi.rec.Size:
+			report("pack %s is %d bytes but %s says %d (truncated or replaced)", packName(id), o.Size, pi.index, pi.rec.Size)
+		default:
+			good = append(good, id)
+		}
+	}
+	parallel(ctx, 8, good, func(id string) {
+		pi := st.packs[id]
+		hdr, err := r.readPackHeader(ctx, id, pi.rec.Size)
+		if err != nil {
+			report("%v", err)
+			return
+		}
+		if err := compareHeader(hdr, pi.rec.Blobs); err != nil {
+			report("index %s disagrees with pack %s: %v", pi.index, packName(id), err)
+		}
+	})
+
+	snaps, err := r.snapshotNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	res.Snapshots = len(snaps)
+	seenTrees := map[ID]bool{}
+	for _, sid := range snaps {
+		s, err := r.LoadSnapshot(ctx, sid)
+		if err != nil {
+			report("%v", err)
+			continue
+		}
+		if err := r.checkTree(ctx, s.Root.Tree, "/", seenTrees, func(id ID) {}); err != nil {
+			report("snapshot %s: %v", sid, err)
+		}
+	}
+
+	if opts.ReadData {
+		sel := selectPacks(good, opts.SubsetPercent)
+		res.ReadPacks = len(sel)
+		// Whole packs are read into memory: few at once.
+		parallel(ctx, 2, sel, func(id string) {
+			for _, e := range r.verifyPackData(ctx, st.packs[id].rec) {
+				report("%v", e)
+			}
+		})
+	}
+	sort.Strings(res.Errors)
+	sort.Strings(res.Warnings)
+	if len(res.Errors) > 0 {
+		return res, fmt.Errorf("%w: %d problems, first: %s", ErrCheckFailed, len(res.Errors), res.Errors[0])
+	}
+	return res, nil
+}
+
+func (r *Repository) installIndex(st *repoState) {
+	x := newIndex()
+	for _, pi := range st.packs {
+		x.addPack(pi.rec)
+	}
+	r.idxMu.Lock()
+	r.index = x
+	r.loaded = map[string]bool{}
+	for n := range st.indexes {
+		r.loaded[n] = true
+	}
+	r.idxMu.Unlock()
+}
+
+func (r *Repository) snapshotNames(ctx context.Context) ([]string, error) {
+	names, err := listNames(ctx, r.bucket, snapshotPrefix)
+	for i := range names {
+		names[i] = names[i][len(snapshotPrefix):]
+	}
+	return names, err
+}
+
+// checkTree walks a directory listing, verifying that every blob it references is indexed; used receives every
+// referenced blob ID.
+func (r *Repository) checkTree(ctx context.Context, tree []ID, path string, seen map[ID]bool, used func(ID)) error {
+	var errs []error
+	for _, id := range tree {
+		used(id)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		raw, err := r.LoadBlob(ctx, id, nil)
+		if err != nil {
+			return fmt.Errorf("directory %s: %w", path, err)
+		}
+		nodes, err := DecodeTree(raw)
+		if err != nil {
+			return fmt.Errorf("directory %s: tree blob %s: %w", path, id, err)
+		}
+		for i := range nodes {
+			n := &nodes[i]
+			p := path + n.Name
+			for _, c := range n.Content {
+				used(c)
+				if _, _, ok := r.index.Lookup(c); !ok {
+					errs = append(errs, fmt.Errorf("file %s: blob %s is not in any index", p, c))
+				}
+			}
+			if n.Type == NodeDir {
+				if err := r.checkTree(ctx, n.Tree, p+"/", seen, used); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func compareHeader(hdr, idx []blobEntry) error {
+	if len(hdr) != len(idx) {
+		return fmt.Errorf("pack holds %d blobs, index lists %d", len(hdr), len(idx))
+	}
+	for i := range hdr {
+		if hdr[i] != idx[i] {
+			return fmt.Errorf("blob %d: pack has %s %s at %d+%d, index has %s %s at %d+%d", i,
+				hdr[i].Type, hdr[i].ID.Short(), hdr[i].Offset, hdr[i].Length,
+				idx[i].Type, idx[i].ID.Short(), idx[i].Offset, idx[i].Length)
+		}
+	}
+	return nil
+}
+
+func (r *Repository) verifyPackData(ctx context.Context, p *packRecord) []error {
+	data, err := readRange(ctx, r.bucket, packName(p.ID), 0, p.Size, nil)
+	if err != nil {
+		return []error{fmt.Errorf("pack %s: %w", packName(p.ID), err)}
+	}
+	var errs []error
+	var buf []byte
+	for _, b := range p.Blobs {
+		loc := Loc{Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Type: b.Type}
+		out, err := r.openBlob(b.ID, loc, data[b.Offset:b.Offset+b.Length], buf)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pack %s: %s blob %s at offset %d: %w", packName(p.ID), b.Type, b.ID, b.Offset, err))
+			continue
+		}
+		buf = out
+	}
+	return errs
+}
+
+// selectPacks picks a random subset of about percent of the packs (all for 0 or >= 100).
+func selectPacks(ids []string, percent float64) []string {
+	if percent <= 0 || percent >= 100 {
+		return ids
+	}
+	var out []string
+	for _, id := range ids {
+		if rand.Float64()*100 < percent {
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 && len(ids) > 0 {
+		out = ids[rand.IntN(len(ids)):][:1]
+	}
+	return out
+}
+
+// parallel runs fn over items, at most n at once.
+func parallel(ctx context.Context, n int, items []string, fn func(string)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, n)
+	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(it)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,78 @@
+// Package repo is the pxb backup repository: deduplicated, compressed, encrypted storage of file trees on a
+// gocloud.dev blob bucket (S3, Azure Blob, GCS, or a directory).
+//
+// # Objects
+//
+// Every object is written once under a name that is never reused, so S3 object lock (retention) can protect
+// all of them; Options.ObjectLock sets a retention date on each write (lock leases excepted, as they are
+// deleted when released).
+//
+//	config               repository settings (Config), sealed with the master key
+//	keys/<32 hex>        key slots: the master key sealed under argon2id(passphrase, salt), JSON
+//	data/<2 hex>/<32 hex> packs of blobs
+//	index/<32 hex>       pack indexes
+//	snapshots/<time>-<16 hex> snapshot manifests
+//	locks/<32 hex>       leases of writers (shared) and of garbage collection (exclusive)
+//
+// # Keys and encryption
+//
+// Init draws a random 32-byte master key. Each key slot stores it sealed with AES-256-GCM under a key derived
+// from a passphrase by argon2id with the slot's own salt and cost parameters, so passphrases are added, removed
+// and changed (AddKey, RemoveKey, ChangePassphrase) without rewriting data. There is no default passphrase.
+// From the master key, BLAKE3 key derivation gives the AES-256-GCM data key, the blob-ID key and the chunker's
+// gear-table key. "Sealed" means nonce (12 random bytes) | ciphertext | GCM tag (16 bytes), with associated
+// data naming the object kind ("pxb blob", "pxb pack header", "pxb index", "pxb snapshot", "pxb config",
+// "pxb lock", "pxb key slot") so no object can stand in for another kind.
+//
+// # Blobs and chunking
+//
+// A blob is a file chunk (data) or a part of a directory listing (tree). Its ID is keyed BLAKE3 of its
+// plaintext, so IDs reveal nothing to someone without the key and every read is verified against its ID.
+// Files are cut by FastCDC (normalized chunking level 2; defaults 256 KiB min, 1 MiB average, 4 MiB max) with
+// a gear table derived from the key; files no larger than the minimum are one blob. A stored blob is sealed
+// over one flag byte (0 raw, 1 zstd) and the payload; compression is zstd at the repository's level and is
+// dropped when it does not make the blob smaller.
+//
+// # Packs
+//
+//	blob_0 | ... | blob_n-1 | sealed header | uint32 LE length of the sealed header | "pxbP"
+//
+// The header plaintext is: version byte (1), uvarint count, then per blob: type byte, 32-byte ID, uvarint
+// sealed length, uvarint plaintext length. Offsets follow from the lengths. Packs are streamed to the bucket
+// and closed at about Config.PackSize (32 MiB by default).
+//
+// # Indexes
+//
+// An index object is sealed over: version byte (1), uvarint pack count, then per pack: 16-byte pack ID,
+// uvarint pack size, uvarint blob count, per blob: type byte, 32-byte ID, uvarint offset, uvarint sealed
+// length, uvarint plaintext length. A writer stores its own index objects after the packs they describe
+// (every few packs, so an interrupted writer's finished packs are reused by the next backup).
+//
+// # Trees and snapshots
+//
+// A directory listing is a sequence of tree blobs, each "pxbtree1\n" followed by one JSON Node per line, in
+// strictly increasing name order, cut at about 1 MiB; a directory node lists its tree blob IDs. The encoding is
+// deterministic, so an unchanged directory yields the same blobs. Files list their chunk IDs and holes
+// (sparse regions); hard links share Dev/Inode with Links > 1. A snapshot manifest (JSON, sealed) holds the
+// root directory node, time, host, source, parent and statistics; it is written last, after every pack and
+// index it depends on, so a crash never leaves a snapshot that references missing data.
+//
+// # Concurrency and garbage collection
+//
+// Locks are leases: an object with an expiry time, refreshed by writing a new lock object and deleting the
+// old one, and ignored once expired, so a killed process never blocks anyone. Writers take shared leases and
+// run in parallel, each writing its own packs and indexes (two writers may store the same blob; either copy
+// serves). GC takes the exclusive lease; both sides write their lock before checking for conflicting ones, so
+// GC and a writer never run together. A writer stops before writing an index or snapshot if its own lease may
+// have lapsed. GC keeps every pack that holds a blob reachable from a snapshot, except that a pack
+// mostly unused (GCOptions.RepackUnused, default half its bytes) has its used blobs copied, still sealed and
+// verified, into new packs; it then writes one new index of the kept and new packs, deletes the old index
+// objects and then the unreferenced packs; packs that are in no index are deleted
+// only once older than the lease duration. A deletion refused (for example by object-lock retention) is
+// reported in GCStats.Undeletable, and packs that a surviving index names are kept.
+//
+// # Versions
+//
+// Config, key slots, packs, indexes, trees, snapshots and locks carry a format version; a newer one is refused
+// with an error saying so.
+package repo

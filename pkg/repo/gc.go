@@ -1,0 +1,253 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"gocloud.dev/gcerrors"
+)
+
+// GCOptions tune garbage collection.
+type GCOptions struct {
+	// UnindexedMinAge keeps packs that are in no index until they are this old (default: the lease duration),
+	// as a second guard besides the exclusive lock for a writer that stalled past its lease.
+	UnindexedMinAge time.Duration
+	// RepackUnused is the share of unused bytes (0..1) at which a pack that still holds used blobs is
+	// rewritten without the unused ones (default 0.5; negative: never).
+	RepackUnused float64
+	DryRun       bool
+}
+
+// GCStats reports what garbage collection did.
+type GCStats struct {
+	UsedBlobs      int
+	KeptPacks      int
+	RepackedPacks  int // packs rewritten without their unused blobs (then deleted)
+	DeletedPacks   int
+	DeletedBytes   int64
+	DeletedIndexes int
+	DeletedLocks   int
+	// Undeletable lists objects whose deletion failed (for example under object-lock retention); they are
+	// reported, not treated as damage, and a later GC tries again.
+	Undeletable []string
+}
+
+// GC removes packs no snapshot references and rewrites mostly unused ones. It holds the exclusive lock, so it
+// never runs while a writer holds its lease.
+func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
+	l, err := r.acquire(ctx, lockExclusive)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	defer l.release(context.WithoutCancel(ctx))
+	if opts.UnindexedMinAge == 0 {
+		opts.UnindexedMinAge = r.opts.LeaseDuration
+	}
+	if opts.RepackUnused == 0 {
+		opts.RepackUnused = 0.5
+	}
+	st, err := r.readState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	if len(st.errs) > 0 {
+		return nil, fmt.Errorf("gc: repository has damaged indexes, run check and repair first: %s", st.errs[0])
+	}
+	r.installIndex(st)
+
+	used := map[ID]bool{}
+	snaps, err := r.snapshotNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	seen := map[ID]bool{}
+	for _, sid := range snaps {
+		s, err := r.LoadSnapshot(ctx, sid)
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w", err)
+		}
+		if err := r.checkTree(ctx, s.Root.Tree, "/", seen, func(id ID) { used[id] = true }); err != nil {
+			return nil, fmt.Errorf("gc: snapshot %s is damaged, nothing deleted: %w", sid, err)
+		}
+	}
+	stats := &GCStats{UsedBlobs: len(used)}
+
+	var keep, repack []*packRecord
+	dead := map[string]int64{}
+	for id, pi := range st.packs {
+		var usedBytes, allBytes int64
+		for _, b := range pi.rec.Blobs {
+			allBytes += int64(b.Length)
+			if used[b.ID] {
+				usedBytes += int64(b.Length)
+			}
+		}
+		switch {
+		case usedBytes == 0:
+			dead[id] = pi.rec.Size
+		case opts.RepackUnused > 0 && float64(allBytes-usedBytes) >= opts.RepackUnused*float64(allBytes):
+			repack = append(repack, pi.rec)
+		default:
+			keep = append(keep, pi.rec)
+		}
+	}
+	sort.Slice(keep, func(i, j int) bool { return keep[i].ID < keep[j].ID })
+	stats.KeptPacks = len(keep)
+	cutoff := time.Now().Add(-opts.UnindexedMinAge)
+	for id, o := range st.stored {
+		if _, indexed := st.packs[id]; !indexed && o.ModTime.Before(cutoff) {
+			dead[id] = o.Size
+		}
+	}
+	if opts.DryRun {
+		stats.RepackedPacks = len(repack)
+		stats.DeletedPacks = len(dead) + len(repack)
+		for _, sz := range dead {
+			stats.DeletedBytes += sz
+		}
+		return stats, nil
+	}
+	if err := l.valid(); err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+
+	// Used blobs of mostly unused packs are copied (still sealed) into new packs; the old packs then die.
+	if len(repack) > 0 {
+		fresh, err := r.repack(ctx, keep, repack, used)
+		if err != nil {
+			return nil, fmt.Errorf("gc: %w", err)
+		}
+		keep = append(keep, fresh...)
+		for _, p := range repack {
+			dead[p.ID] = p.Size
+		}
+		stats.RepackedPacks = len(repack)
+	}
+	// The new index goes first: from then on every kept pack is reachable whatever else fails.
+	if len(dead) > 0 || len(st.indexes) > 32 {
+		if len(keep) > 0 {
+			if _, err := r.writeIndex(ctx, keep); err != nil {
+				return nil, fmt.Errorf("gc: %w", err)
+			}
+		}
+		// Packs an old index still names (because that index could not be deleted) must stay, or the index
+		// would point at missing data.
+		for name, recs := range st.indexes {
+			if err := r.bucket.Delete(ctx, name); err != nil {
+				stats.Undeletable = append(stats.Undeletable, describeDeleteError(name, err))
+				for _, p := range recs {
+					delete(dead, p.ID)
+				}
+				continue
+			}
+			stats.DeletedIndexes++
+		}
+	}
+	ids := make([]string, 0, len(dead))
+	for id := range dead {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if err := r.bucket.Delete(ctx, packName(id)); err != nil {
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				continue
+			}
+			stats.Undeletable = append(stats.Undeletable, describeDeleteError(packName(id), err))
+			continue
+		}
+		stats.DeletedPacks++
+		stats.DeletedBytes += dead[id]
+	}
+	held, err := r.locks(ctx)
+	if err == nil {
+		for _, h := range held {
+			if h.info != nil && h.info.Expires.Before(time.Now().Add(-r.opts.LeaseDuration)) {
+				if r.bucket.Delete(ctx, h.name) == nil {
+					stats.DeletedLocks++
+				}
+			}
+		}
+	}
+	sort.Strings(stats.Undeletable)
+	r.idxMu.Lock()
+	r.index, r.loaded = newIndex(), map[string]bool{}
+	r.idxMu.Unlock()
+	if err := r.LoadIndex(ctx); err != nil {
+		return stats, fmt.Errorf("gc: reload index: %w", err)
+	}
+	return stats, nil
+}
+
+func describeDeleteError(name string, err error) string {
+	if gcerrors.Code(err) == gcerrors.PermissionDenied {
+		return fmt.Sprintf("%s: locked (object-lock retention), kept: %v", name, err)
+	}
+	return fmt.Sprintf("%s: %v", name, err)
+}
+
+// repack copies the used blobs of the given packs that no kept pack holds into new packs.
+func (r *Repository) repack(ctx context.Context, keep, repack []*packRecord, used map[ID]bool) ([]*packRecord, error) {
+	have := map[ID]bool{}
+	for _, p := range keep {
+		for _, b := range p.Blobs {
+			have[b.ID] = true
+		}
+	}
+	var out []*packRecord
+	var cur *openPack
+	defer func() {
+		if cur != nil {
+			cur.abort()
+		}
+	}()
+	finish := func() error {
+		if cur == nil {
+			return nil
+		}
+		rec, err := r.finishPack(cur)
+		cur = nil
+		if err != nil {
+			return err
+		}
+		out = append(out, rec)
+		return nil
+	}
+	for _, p := range repack {
+		data, err := readRange(ctx, r.bucket, packName(p.ID), 0, p.Size, nil)
+		if err != nil {
+			return nil, fmt.Errorf("repack %s: %w", packName(p.ID), err)
+		}
+		for _, b := range p.Blobs {
+			if !used[b.ID] || have[b.ID] {
+				continue
+			}
+			sealed := data[b.Offset : b.Offset+b.Length]
+			// Verify before copying: repacking must never spread a damaged blob.
+			loc := Loc{Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Type: b.Type}
+			if _, err := r.openBlob(b.ID, loc, sealed, nil); err != nil {
+				return nil, fmt.Errorf("repack %s: blob %s: %w", packName(p.ID), b.ID, err)
+			}
+			if cur == nil {
+				if cur, err = r.newPack(ctx); err != nil {
+					return nil, err
+				}
+			}
+			if err := cur.add(b.Type, b.ID, sealed, int(b.RawLength)); err != nil {
+				return nil, err
+			}
+			have[b.ID] = true
+			if cur.size >= int64(r.cfg.PackSize) {
+				if err := finish(); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := finish(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,209 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+type lockKind string
+
+const (
+	lockShared    lockKind = "shared"    // writers: any number at once
+	lockExclusive lockKind = "exclusive" // garbage collection: alone
+)
+
+// lockInfo is the content of a lock object. A lock is a time-bounded lease: its holder refreshes it by writing
+// a new lock object (names are never reused) and deleting the old one, and anyone may ignore (and GC delete)
+// a lock whose Expires has passed, so a dead holder never blocks the repository.
+type lockInfo struct {
+	Version int       `json:"version"`
+	Kind    lockKind  `json:"kind"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+func decodeLock(raw []byte) (*lockInfo, error) {
+	var l lockInfo
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if l.Version > FormatVersion {
+		return nil, fmt.Errorf("lock format version %d is newer than this pxb supports (%d)", l.Version, FormatVersion)
+	}
+	if l.Kind != lockShared && l.Kind != lockExclusive {
+		return nil, fmt.Errorf("unknown lock kind %q", l.Kind)
+	}
+	return &l, nil
+}
+
+type lease struct {
+	r    *Repository
+	kind lockKind
+
+	mu      sync.Mutex
+	name    string
+	expires time.Time
+	lastErr error
+
+	stop chan struct{}
+	done chan struct{}
+
+	releaseOnce sync.Once
+	releaseErr  error
+}
+
+// ErrLocked means another process holds a conflicting lock.
+var ErrLocked = errors.New("repository is locked")
+
+func (r *Repository) writeLock(ctx context.Context, kind lockKind) (string, time.Time, error) {
+	host, _ := os.Hostname()
+	now := time.Now().UTC()
+	li := lockInfo{Version: FormatVersion, Kind: kind, Host: host, PID: os.Getpid(), Created: now, Expires: now.Add(r.opts.LeaseDuration)}
+	raw, err := json.Marshal(li)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	name := lockName(randomHex(16))
+	// Locks are deleted on release, so they never carry object-lock retention.
+	if err := r.writeObject(ctx, name, seal(r.keys.aead, nil, raw, adLock), false); err != nil {
+		return "", time.Time{}, err
+	}
+	return name, li.Expires, nil
+}
+
+type heldLock struct {
+	name string
+	info *lockInfo
+	err  error
+}
+
+// locks reads every lock object.
+func (r *Repository) locks(ctx context.Context) ([]heldLock, error) {
+	names, err := listNames(ctx, r.bucket, lockPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []heldLock
+	for _, n := range names {
+		sealed, err := readAll(ctx, r.bucket, n)
+		if err != nil {
+			// A lock released between list and read is gone: nothing to respect.
+			if ok, _ := r.bucket.Exists(ctx, n); !ok {
+				continue
+			}
+			out = append(out, heldLock{name: n, err: err})
+			continue
+		}
+		raw, err := open(r.keys.aead, nil, sealed, adLock)
+		if err != nil {
+			out = append(out, heldLock{name: n, err: fmt.Errorf("lock %s: %w", n, err)})
+			continue
+		}
+		li, err := decodeLock(raw)
+		if err != nil {
+			err = fmt.Errorf("lock %s: %w", n, err)
+		}
+		out = append(out, heldLock{name: n, info: li, err: err})
+	}
+	return out, nil
+}
+
+// acquire writes a lock of the given kind, then checks for conflicting live locks. Both sides write before they
+// check, so of two racing conflicting lockers at least one sees the other and backs off.
+func (r *Repository) acquire(ctx context.Context, kind lockKind) (*lease, error) {
+	name, expires, err := r.writeLock(ctx, kind)
+	if err != nil {
+		return nil, fmt.Errorf("take %s lock: %w", kind, err)
+	}
+	held, err := r.locks(ctx)
+	if err != nil {
+		_ = r.bucket.Delete(ctx, name)
+		return nil, fmt.Errorf("take %s lock: %w", kind, err)
+	}
+	now := time.Now()
+	for _, h := range held {
+		if h.name == name {
+			continue
+		}
+		if h.err != nil {
+			if kind == lockExclusive {
+				_ = r.bucket.Delete(ctx, name)
+				return nil, fmt.Errorf("take %s lock: unreadable lock: %w", kind, h.err)
+			}
+			continue
+		}
+		if h.info.Expires.Before(now) {
+			continue
+		}
+		if kind == lockExclusive || h.info.Kind == lockExclusive {
+			_ = r.bucket.Delete(ctx, name)
+			return nil, fmt.Errorf("%w: %s lock %s held by %s (pid %d) until %s", ErrLocked, h.info.Kind, h.name,
+				h.info.Host, h.info.PID, h.info.Expires.Format(time.RFC3339))
+		}
+	}
+	l := &lease{r: r, kind: kind, name: name, expires: expires, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.refresh()
+	return l, nil
+}
+
+func (l *lease) refresh() {
+	defer close(l.done)
+	period := l.r.opts.LeaseDuration / 5
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), period)
+		name, expires, err := l.r.writeLock(ctx, l.kind)
+		l.mu.Lock()
+		if err != nil {
+			l.lastErr = err
+			l.mu.Unlock()
+			cancel()
+			continue
+		}
+		old := l.name
+		l.name, l.expires, l.lastErr = name, expires, nil
+		l.mu.Unlock()
+		_ = l.r.bucket.Delete(ctx, old)
+		cancel()
+	}
+}
+
+// valid fails once the lease may have expired: past that point a garbage collection may have started, and
+// writing an index or snapshot could reference data it removes.
+func (l *lease) valid() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	margin := l.r.opts.LeaseDuration / 10
+	if time.Now().Add(margin).After(l.expires) {
+		return fmt.Errorf("%s lock %s expired at %s (last refresh error: %v); stopping to stay safe from garbage collection",
+			l.kind, l.name, l.expires.Format(time.RFC3339), l.lastErr)
+	}
+	return nil
+}
+
+// release stops refreshing and deletes the lock; later calls do nothing.
+func (l *lease) release(ctx context.Context) error {
+	l.releaseOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err := l.r.bucket.Delete(ctx, l.name); err != nil {
+			l.releaseErr = fmt.Errorf("release lock %s: %w", l.name, err)
+		}
+	})
+	return l.releaseErr
+}

@@ -1,0 +1,439 @@
+package repo
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"gocloud.dev/blob"
+)
+
+// A pack is: blob_0 .. blob_n-1 | sealed header | uint32 LE length of the sealed header | "pxbP".
+// Each blob is sealed (nonce|ciphertext|tag) over: one flag byte (0 raw, 1 zstd) and the payload.
+const (
+	packMagic   = "pxbP"
+	trailerLen  = 8
+	packVersion = 1
+
+	flagRaw  = 0
+	flagZstd = 1
+)
+
+func encodePackHeader(blobs []blobEntry) []byte {
+	buf := []byte{packVersion}
+	buf = binary.AppendUvarint(buf, uint64(len(blobs)))
+	for _, b := range blobs {
+		buf = append(buf, byte(b.Type))
+		buf = append(buf, b.ID[:]...)
+		buf = binary.AppendUvarint(buf, uint64(b.Length))
+		buf = binary.AppendUvarint(buf, uint64(b.RawLength))
+	}
+	return buf
+}
+
+// decodePackHeader parses a pack header's plaintext; headerStart is where the sealed header begins.
+func decodePackHeader(raw []byte, headerStart int64) ([]blobEntry, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("empty pack header")
+	}
+	if raw[0] > packVersion {
+		return nil, fmt.Errorf("pack format version %d is newer than this pxb supports (%d): upgrade pxb", raw[0], packVersion)
+	}
+	if raw[0] != packVersion {
+		return nil, fmt.Errorf("unknown pack format version %d", raw[0])
+	}
+	d := &decoder{buf: raw[1:]}
+	n := d.uvarint(uint64(len(raw)), "blob count")
+	var blobs []blobEntry
+	var off int64
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var b blobEntry
+		t := d.bytes(1, "blob type")
+		copy(b.ID[:], d.bytes(32, "blob id"))
+		b.Length = uint32(d.uvarint(1<<32-1, "blob length"))
+		b.RawLength = uint32(d.uvarint(1<<32-1, "blob raw length"))
+		if d.err != nil {
+			break
+		}
+		if t[0] > byte(TreeBlob) {
+			return nil, fmt.Errorf("blob %d: unknown type %d", i, t[0])
+		}
+		if b.Length < overhead+1 {
+			return nil, fmt.Errorf("blob %d: length %d too small", i, b.Length)
+		}
+		b.Type = BlobType(t[0])
+		b.Offset = uint32(off)
+		off += int64(b.Length)
+		if off > headerStart {
+			return nil, fmt.Errorf("blob %d ends at %d, past the header at %d", i, off, headerStart)
+		}
+		blobs = append(blobs, b)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.buf) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes in pack header", len(d.buf))
+	}
+	if off != headerStart {
+		return nil, fmt.Errorf("blobs end at %d but the header starts at %d", off, headerStart)
+	}
+	return blobs, nil
+}
+
+// readPackHeader reads and verifies the header of a pack of the given size.
+func (r *Repository) readPackHeader(ctx context.Context, id string, size int64) ([]blobEntry, error) {
+	name := packName(id)
+	if size < trailerLen+overhead {
+		return nil, fmt.Errorf("pack %s: %d bytes is too short to be a pack (truncated?)", name, size)
+	}
+	// Most headers are small: read the tail once, a second time only for large headers.
+	tail := min(size, 64<<10)
+	buf, err := readRange(ctx, r.bucket, name, size-tail, tail, nil)
+	if err != nil {
+		return nil, err
+	}
+	tr := buf[len(buf)-trailerLen:]
+	if string(tr[4:]) != packMagic {
+		return nil, fmt.Errorf("pack %s: no pack trailer at the end (truncated or not a pack)", name)
+	}
+	hl := int64(binary.LittleEndian.Uint32(tr))
+	if hl < overhead || hl > size-trailerLen {
+		return nil, fmt.Errorf("pack %s: header length %d impossible for a %d-byte pack", name, hl, size)
+	}
+	start := size - trailerLen - hl
+	var sealed []byte
+	if hl+trailerLen <= tail {
+		sealed = buf[tail-trailerLen-hl : tail-trailerLen]
+	} else if sealed, err = readRange(ctx, r.bucket, name, start, hl, nil); err != nil {
+		return nil, err
+	}
+	raw, err := open(r.keys.aead, nil, sealed, adPackHeader)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: header: %w", name, err)
+	}
+	blobs, err := decodePackHeader(raw, start)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: header: %w", name, err)
+	}
+	return blobs, nil
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(128<<20))
+	if err != nil {
+		panic(err)
+	}
+	return d
+}}
+
+// A large blob is worth compressing when any of samples spread over it looks compressible.
+const (
+	samples   = 8
+	sampleLen = 4 << 10
+)
+
+// worthCompressing estimates the byte entropy of samples spread over a large blob: random or already
+// compressed data would cost the full compression effort and gain nothing, so it is stored raw. One
+// low-entropy sample is enough to try, so a chunk that is only partly text is still compressed.
+// (Compressing the samples themselves does not work: zstd's fastest level leaves small inputs as they are.)
+func worthCompressing(plaintext []byte) bool {
+	if len(plaintext) < 4*samples*sampleLen {
+		return true
+	}
+	step := (len(plaintext) - sampleLen) / (samples - 1)
+	for i := range samples {
+		var hist [256]int
+		for _, c := range plaintext[i*step : i*step+sampleLen] {
+			hist[c]++
+		}
+		var bits float64
+		for _, h := range hist {
+			if h > 0 {
+				p := float64(h) / sampleLen
+				bits -= p * math.Log2(p)
+			}
+		}
+		if bits < 7.5 {
+			return true
+		}
+	}
+	return false
+}
+
+// sealBlob compresses (when it helps) and encrypts plaintext, appending to dst.
+func (r *Repository) sealBlob(enc *zstd.Encoder, dst, scratch, plaintext []byte) (out, scratchOut []byte) {
+	compress := enc != nil && len(plaintext) >= 64 && worthCompressing(plaintext)
+	scratch = append(scratch[:0], flagZstd)
+	if compress {
+		scratch = enc.EncodeAll(plaintext, scratch)
+	}
+	if !compress || len(scratch) >= len(plaintext)+1 {
+		scratch = append(scratch[:0], flagRaw)
+		scratch = append(scratch, plaintext...)
+	}
+	return seal(r.keys.aead, dst, scratch, adBlob), scratch
+}
+
+// openBlob decrypts, decompresses and verifies a stored blob, appending its plaintext to dst[:0].
+func (r *Repository) openBlob(id ID, loc Loc, sealed, dst []byte) ([]byte, error) {
+	plain, err := open(r.keys.aead, nil, sealed, adBlob)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) == 0 {
+		return nil, errors.New("empty blob")
+	}
+	var out []byte
+	switch plain[0] {
+	case flagRaw:
+		out = append(dst[:0], plain[1:]...)
+	case flagZstd:
+		dec := decoderPool.Get().(*zstd.Decoder)
+		out, err = dec.DecodeAll(plain[1:], dst[:0])
+		decoderPool.Put(dec)
+		if err != nil {
+			return nil, fmt.Errorf("decompress: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown blob encoding %d", plain[0])
+	}
+	if uint32(len(out)) != loc.RawLength {
+		return nil, fmt.Errorf("plaintext is %d bytes, the index says %d", len(out), loc.RawLength)
+	}
+	if got := r.keys.hash(out); got != id {
+		return nil, fmt.Errorf("content hashes to %s, not its id", got.Short())
+	}
+	return out, nil
+}
+
+// sealedPool holds read buffers for stored blobs, so restores do not allocate per chunk.
+var sealedPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// LoadBlob reads a blob, appending its plaintext to buf[:0]. Errors name the blob and its pack.
+func (r *Repository) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, error) {
+	loc, pack, ok := r.index.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("blob %s is not in any index (missing from the repository)", id)
+	}
+	sp := sealedPool.Get().(*[]byte)
+	defer sealedPool.Put(sp)
+	sealed, err := readRange(ctx, r.bucket, packName(pack), int64(loc.Offset), int64(loc.Length), *sp)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", id.Short(), err)
+	}
+	*sp = sealed
+	out, err := r.openBlob(id, loc, sealed, buf)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s in pack %s at offset %d: %w", id, packName(pack), loc.Offset, err)
+	}
+	return out, nil
+}
+
+// Index returns the in-memory index (loaded by LoadIndex and grown by writers).
+func (r *Repository) Index() *Index { return r.index }
+
+// LoadIndex reads every index object not yet loaded.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	names, err := listNames(ctx, r.bucket, indexPrefix)
+	if err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
+	type result struct {
+		name  string
+		packs []*packRecord
+		err   error
+	}
+	r.idxMu.Lock()
+	var todo []string
+	for _, n := range names {
+		if !r.loaded[n] {
+			todo = append(todo, n)
+		}
+	}
+	r.idxMu.Unlock()
+	results := make([]result, len(todo))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, n := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p, err := r.readIndex(ctx, n)
+			results[i] = result{n, p, err}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	for _, res := range results {
+		if res.err != nil {
+			errs = append(errs, res.err)
+			continue
+		}
+		for _, p := range res.packs {
+			r.index.addPack(p)
+		}
+		r.loaded[res.name] = true
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Repository) readIndex(ctx context.Context, name string) ([]*packRecord, error) {
+	sealed, err := readAll(ctx, r.bucket, name)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := open(r.keys.aead, nil, sealed, adIndex)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", name, err)
+	}
+	p, err := decodeIndex(raw)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// writeIndex stores pack records as a new index object.
+func (r *Repository) writeIndex(ctx context.Context, packs []*packRecord) (string, error) {
+	name := indexName(randomHex(16))
+	if err := r.writeObject(ctx, name, seal(r.keys.aead, nil, encodeIndex(packs), adIndex), true); err != nil {
+		return "", err
+	}
+	r.idxMu.Lock()
+	r.loaded[name] = true
+	r.idxMu.Unlock()
+	return name, nil
+}
+
+// openPack is a pack being streamed to the bucket.
+type openPack struct {
+	id     string
+	cancel context.CancelFunc
+	w      *blob.Writer
+	bw     *bufio.Writer // small blobs would otherwise cost a write call each
+	size   int64
+	blobs  []blobEntry
+}
+
+func (r *Repository) newPack(ctx context.Context) (*openPack, error) {
+	id := randomHex(16)
+	// cancel aborts an upload that is not finished (and so is cancelling the writer's context).
+	ctx, cancel := context.WithCancel(ctx)
+	w, err := r.newWriter(ctx, packName(id), true)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("create pack %s: %w", packName(id), err)
+	}
+	return &openPack{id: id, cancel: cancel, w: w, bw: bufio.NewWriterSize(w, 1<<20)}, nil
+}
+
+func (p *openPack) add(t BlobType, id ID, sealed []byte, rawLen int) error {
+	if _, err := p.bw.Write(sealed); err != nil {
+		return fmt.Errorf("write pack %s: %w", packName(p.id), err)
+	}
+	p.blobs = append(p.blobs, blobEntry{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed)), RawLength: uint32(rawLen)})
+	p.size += int64(len(sealed))
+	return nil
+}
+
+// finish writes the header and trailer and completes the upload.
+func (r *Repository) finishPack(p *openPack) (*packRecord, error) {
+	hdr := seal(r.keys.aead, nil, encodePackHeader(p.blobs), adPackHeader)
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(hdr)))
+	hdr = append(hdr, packMagic...)
+	defer p.cancel()
+	_, err := p.bw.Write(hdr)
+	if err == nil {
+		err = p.bw.Flush()
+	}
+	if err != nil {
+		p.abort()
+		return nil, fmt.Errorf("write pack %s: %w", packName(p.id), err)
+	}
+	if err := p.w.Close(); err != nil {
+		return nil, fmt.Errorf("write pack %s: %w", packName(p.id), err)
+	}
+	return &packRecord{ID: p.id, Size: p.size + int64(len(hdr)), Blobs: p.blobs}, nil
+}
+
+// abort discards a pack that will not be completed.
+func (p *openPack) abort() {
+	// Closing a gocloud writer after cancelling its context discards the upload.
+	p.cancel()
+	_ = p.w.Close()
+}
+
+// Reads of blobs that lie this close together in one pack are merged, up to maxMergedRead bytes.
+const (
+	mergeGap      = 256 << 10
+	maxMergedRead = 8 << 20
+)
+
+// LoadBlobs reads several blobs, merging reads of blobs stored close together in the same pack. fn receives
+// each blob's index in ids and its plaintext, valid only during the call, in storage order.
+func (r *Repository) LoadBlobs(ctx context.Context, ids []ID, fn func(i int, data []byte) error) error {
+	type item struct {
+		i    int
+		loc  Loc
+		pack string
+	}
+	items := make([]item, len(ids))
+	for i, id := range ids {
+		loc, pack, ok := r.index.Lookup(id)
+		if !ok {
+			return fmt.Errorf("blob %s is not in any index (missing from the repository)", id)
+		}
+		items[i] = item{i, loc, pack}
+	}
+	sort.Slice(items, func(a, b int) bool {
+		if items[a].pack != items[b].pack {
+			return items[a].pack < items[b].pack
+		}
+		return items[a].loc.Offset < items[b].loc.Offset
+	})
+	sp := sealedPool.Get().(*[]byte)
+	defer sealedPool.Put(sp)
+	var plain []byte
+	for start := 0; start < len(items); {
+		first := items[start]
+		end := start + 1
+		stop := int64(first.loc.Offset) + int64(first.loc.Length)
+		for end < len(items) && items[end].pack == first.pack {
+			next := items[end].loc
+			if int64(next.Offset) > stop+mergeGap || int64(next.Offset)+int64(next.Length)-int64(first.loc.Offset) > maxMergedRead {
+				break
+			}
+			stop = max(stop, int64(next.Offset)+int64(next.Length))
+			end++
+		}
+		name := packName(first.pack)
+		buf, err := readRange(ctx, r.bucket, name, int64(first.loc.Offset), stop-int64(first.loc.Offset), *sp)
+		if err != nil {
+			return err
+		}
+		*sp = buf
+		for _, it := range items[start:end] {
+			off := it.loc.Offset - first.loc.Offset
+			out, err := r.openBlob(ids[it.i], it.loc, buf[off:off+it.loc.Length], plain)
+			if err != nil {
+				return fmt.Errorf("blob %s in pack %s at offset %d: %w", ids[it.i], name, it.loc.Offset, err)
+			}
+			plain = out
+			if err := fn(it.i, out); err != nil {
+				return err
+			}
+		}
+		start = end
+	}
+	return nil
+}

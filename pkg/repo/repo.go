@@ -1,0 +1,506 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/crypto/argon2"
+)
+
+// FormatVersion is the repository format this package writes and the newest it reads.
+const FormatVersion = 1
+
+// Config is the repository-wide settings, stored encrypted in the "config" object at Init and never changed.
+type Config struct {
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	// Chunker bounds in bytes (FastCDC with normalized chunking).
+	ChunkMin int `json:"chunkMin"`
+	ChunkAvg int `json:"chunkAvg"`
+	ChunkMax int `json:"chunkMax"`
+	// Compression is "zstd" or "none"; CompressionLevel is a zstd encoder level (1 fastest .. 4 best).
+	Compression      string    `json:"compression"`
+	CompressionLevel int       `json:"compressionLevel"`
+	PackSize         int       `json:"packSize"`
+	Created          time.Time `json:"created"`
+}
+
+// KDFParams are the argon2id parameters of a key slot.
+type KDFParams struct {
+	Time    uint32 `json:"time"`
+	Memory  uint32 `json:"memory"` // KiB
+	Threads uint8  `json:"threads"`
+}
+
+// DefaultKDF costs about 0.1 s and 32 MiB, small enough for a Job's memory budget.
+var DefaultKDF = KDFParams{Time: 3, Memory: 32 * 1024, Threads: 2}
+
+// InitOptions configure a new repository. Zero values take defaults.
+type InitOptions struct {
+	ChunkMin, ChunkAvg, ChunkMax int
+	Compression                  string // "zstd" (default) or "none"
+	CompressionLevel             int    // 1 (fastest, default) .. 4
+	PackSize                     int    // default 32 MiB
+	KDF                          KDFParams
+}
+
+// ObjectLock applies S3 object-lock retention to every object written except lock leases.
+type ObjectLock struct {
+	Mode   string // "GOVERNANCE" or "COMPLIANCE"
+	Period time.Duration
+}
+
+// Options tune an opened repository.
+type Options struct {
+	ObjectLock *ObjectLock
+	// LeaseDuration is how long a writer's or GC's lock stays valid without a refresh (default 30 min).
+	LeaseDuration time.Duration
+	// Uploads is the number of packs uploaded at once (default 2).
+	Uploads int
+}
+
+// Repository is an opened repository on a bucket.
+type Repository struct {
+	bucket *blob.Bucket
+	cfg    Config
+	keys   *keys
+	master []byte
+	keyID  string // the slot that opened it
+	opts   Options
+	gear   *[256]uint64
+
+	idxMu  sync.Mutex
+	index  *Index
+	loaded map[string]bool // index objects loaded
+}
+
+// Init creates a repository in an empty bucket (or prefix) with a new random master key wrapped by passphrase.
+func Init(ctx context.Context, b *blob.Bucket, passphrase []byte, io InitOptions, opts Options) (*Repository, error) {
+	if len(passphrase) == 0 {
+		return nil, errors.New("init repository: a passphrase is required")
+	}
+	exists, err := b.Exists(ctx, configName)
+	if err != nil {
+		return nil, fmt.Errorf("init repository: check %s: %w", configName, err)
+	}
+	if exists {
+		return nil, fmt.Errorf("init repository: object %q already exists: the location already holds a repository", configName)
+	}
+	cfg := Config{Version: FormatVersion, ID: randomHex(16), ChunkMin: io.ChunkMin, ChunkAvg: io.ChunkAvg,
+		ChunkMax: io.ChunkMax, Compression: io.Compression, CompressionLevel: io.CompressionLevel,
+		PackSize: io.PackSize, Created: time.Now().UTC()}
+	if cfg.ChunkAvg == 0 {
+		cfg.ChunkMin, cfg.ChunkAvg, cfg.ChunkMax = 256<<10, 1<<20, 4<<20
+	}
+	if cfg.Compression == "" {
+		cfg.Compression = "zstd"
+	}
+	if cfg.CompressionLevel == 0 {
+		cfg.CompressionLevel = 1
+	}
+	if cfg.PackSize == 0 {
+		cfg.PackSize = 32 << 20
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	kdf := io.KDF
+	if kdf.Time == 0 {
+		kdf = DefaultKDF
+	}
+	master := make([]byte, masterKeyLen)
+	if _, err := rand.Read(master); err != nil {
+		return nil, err
+	}
+	r, err := newRepository(b, cfg, master, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The key slot goes first: a config without a key would be an unopenable repository.
+	if r.keyID, err = r.writeKeySlot(ctx, passphrase, kdf); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.writeObject(ctx, configName, seal(r.keys.aead, nil, raw, adConfig), true); err != nil {
+		return nil, fmt.Errorf("init repository: %w", err)
+	}
+	return r, nil
+}
+
+func (c *Config) validate() error {
+	if c.Version > FormatVersion {
+		return fmt.Errorf("repository format version %d is newer than this pxb supports (%d): upgrade pxb", c.Version, FormatVersion)
+	}
+	if c.Version < 1 {
+		return fmt.Errorf("invalid repository format version %d", c.Version)
+	}
+	if c.ChunkMin < 64 || c.ChunkMin > c.ChunkAvg || c.ChunkAvg > c.ChunkMax || c.ChunkMax > 64<<20 ||
+		c.ChunkAvg&(c.ChunkAvg-1) != 0 {
+		return fmt.Errorf("invalid chunker bounds min %d avg %d max %d (avg must be a power of two)", c.ChunkMin, c.ChunkAvg, c.ChunkMax)
+	}
+	if c.Compression != "zstd" && c.Compression != "none" {
+		return fmt.Errorf("unknown compression %q", c.Compression)
+	}
+	if c.CompressionLevel < 1 || c.CompressionLevel > 4 {
+		return fmt.Errorf("invalid compression level %d (1..4)", c.CompressionLevel)
+	}
+	if c.PackSize < 1<<20 || c.PackSize > 1<<30 {
+		return fmt.Errorf("invalid pack size %d", c.PackSize)
+	}
+	return nil
+}
+
+func newRepository(b *blob.Bucket, cfg Config, master []byte, opts Options) (*Repository, error) {
+	k, err := deriveKeys(master)
+	if err != nil {
+		return nil, err
+	}
+	if opts.LeaseDuration == 0 {
+		opts.LeaseDuration = 30 * time.Minute
+	}
+	if opts.Uploads == 0 {
+		opts.Uploads = 2
+	}
+	return &Repository{bucket: b, cfg: cfg, keys: k, master: master, opts: opts, gear: gearTable(k.gearKey),
+		index: newIndex(), loaded: map[string]bool{}}, nil
+}
+
+// Open opens the repository with passphrase. It fails with ErrWrongPassphrase when no key slot opens.
+func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) (*Repository, error) {
+	slots, err := listNames(ctx, b, keysPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: list key slots: %w", err)
+	}
+	if len(slots) == 0 {
+		if ok, _ := b.Exists(ctx, configName); !ok {
+			return nil, errors.New("open repository: no repository here (no config and no key slots)")
+		}
+		return nil, errors.New("open repository: no key slots under keys/: the repository cannot be opened")
+	}
+	var master []byte
+	var keyID string
+	var slotErrs []error
+	for _, name := range slots {
+		raw, err := readAll(ctx, b, name)
+		if err != nil {
+			slotErrs = append(slotErrs, err)
+			continue
+		}
+		m, err := openKeySlot(raw, passphrase)
+		if errors.Is(err, ErrWrongPassphrase) {
+			continue
+		}
+		if err != nil {
+			slotErrs = append(slotErrs, fmt.Errorf("key slot %s: %w", name, err))
+			continue
+		}
+		master, keyID = m, name[len(keysPrefix):]
+		break
+	}
+	if master == nil {
+		if len(slotErrs) > 0 {
+			return nil, fmt.Errorf("open repository: %w; and unreadable key slots: %w", ErrWrongPassphrase, errors.Join(slotErrs...))
+		}
+		return nil, fmt.Errorf("open repository: %w (tried %d key slots)", ErrWrongPassphrase, len(slots))
+	}
+	k, err := deriveKeys(master)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := readAll(ctx, b, configName)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: %w", err)
+	}
+	raw, err := open(k.aead, nil, sealed, adConfig)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: object %s: %w", configName, err)
+	}
+	cfg, err := decodeConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("open repository: object %s: %w", configName, err)
+	}
+	r, err := newRepository(b, cfg, master, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.keyID = keyID
+	return r, nil
+}
+
+func decodeConfig(raw []byte) (Config, error) {
+	var cfg Config
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return cfg, fmt.Errorf("decode: %w", err)
+	}
+	return cfg, cfg.validate()
+}
+
+// Config returns the repository settings.
+func (r *Repository) Config() Config { return r.cfg }
+
+// Bucket returns the bucket the repository lives in.
+func (r *Repository) Bucket() *blob.Bucket { return r.bucket }
+
+// Hash returns the blob ID of data.
+func (r *Repository) Hash(data []byte) ID { return r.keys.hash(data) }
+
+// writeObject writes a whole object once. retain applies the object-lock retention, if configured.
+func (r *Repository) writeObject(ctx context.Context, name string, data []byte, retain bool) error {
+	w, err := r.newWriter(ctx, name, retain)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+func (r *Repository) newWriter(ctx context.Context, name string, retain bool) (*blob.Writer, error) {
+	wo := &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 8 << 20, MaxConcurrency: 2}
+	if lock := r.opts.ObjectLock; retain && lock != nil {
+		until := time.Now().Add(lock.Period)
+		mode := lock.Mode
+		wo.BeforeWrite = func(as func(any) bool) error {
+			var in *transfermanager.UploadObjectInput
+			if as(&in) {
+				in.ObjectLockMode = tmtypes.ObjectLockMode(mode)
+				in.ObjectLockRetainUntilDate = &until
+				return nil
+			}
+			return fmt.Errorf("object lock is only supported on S3 buckets")
+		}
+	}
+	return r.bucket.NewWriter(ctx, name, wo)
+}
+
+// readAll reads a whole object; errors name the object and say when it is missing.
+func readAll(ctx context.Context, b *blob.Bucket, name string) ([]byte, error) {
+	data, err := b.ReadAll(ctx, name)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, fmt.Errorf("object %s is missing", name)
+		}
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return data, nil
+}
+
+func readRange(ctx context.Context, b *blob.Bucket, name string, off, length int64, buf []byte) ([]byte, error) {
+	rd, err := b.NewRangeReader(ctx, name, off, length, nil)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, fmt.Errorf("object %s is missing", name)
+		}
+		return nil, fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
+	}
+	defer rd.Close()
+	if int64(cap(buf)) < length {
+		buf = make([]byte, length)
+	}
+	buf = buf[:length]
+	n, err := io.ReadFull(rd, buf)
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("object %s is truncated: wanted bytes %d..%d, got %d", name, off, off+length, n)
+		}
+		return nil, fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
+	}
+	return buf, nil
+}
+
+// listNames lists object names under prefix, skipping fileblob's temporary and attribute files.
+func listNames(ctx context.Context, b *blob.Bucket, prefix string) ([]string, error) {
+	var names []string
+	err := listObjects(ctx, b, prefix, func(o *blob.ListObject) { names = append(names, o.Key) })
+	return names, err
+}
+
+func listObjects(ctx context.Context, b *blob.Bucket, prefix string, fn func(*blob.ListObject)) error {
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if o.IsDir {
+			continue
+		}
+		fn(o)
+	}
+}
+
+// ErrWrongPassphrase means no key slot could be opened with the given passphrase.
+var ErrWrongPassphrase = errors.New("wrong passphrase")
+
+type keySlot struct {
+	Version int       `json:"version"`
+	KDF     string    `json:"kdf"`
+	Params  KDFParams `json:"params"`
+	Salt    []byte    `json:"salt"`
+	Data    []byte    `json:"data"`
+	Created time.Time `json:"created"`
+}
+
+func decodeKeySlot(raw []byte) (*keySlot, error) {
+	var s keySlot
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if s.Version > FormatVersion {
+		return nil, fmt.Errorf("key slot format version %d is newer than this pxb supports (%d): upgrade pxb", s.Version, FormatVersion)
+	}
+	if s.Version < 1 || s.KDF != "argon2id" {
+		return nil, fmt.Errorf("unsupported key slot (version %d, kdf %q)", s.Version, s.KDF)
+	}
+	p := s.Params
+	if p.Time < 1 || p.Time > 100 || p.Memory < 8 || p.Memory > 4<<20 || p.Threads < 1 || len(s.Salt) < 16 ||
+		len(s.Data) != masterKeyLen+overhead {
+		return nil, errors.New("invalid key slot parameters")
+	}
+	return &s, nil
+}
+
+func openKeySlot(raw, passphrase []byte) ([]byte, error) {
+	s, err := decodeKeySlot(raw)
+	if err != nil {
+		return nil, err
+	}
+	kek := argon2.IDKey(passphrase, s.Salt, s.Params.Time, s.Params.Memory, s.Params.Threads, 32)
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return nil, err
+	}
+	master, err := open(aead, nil, s.Data, adKey)
+	if err != nil {
+		return nil, ErrWrongPassphrase
+	}
+	return master, nil
+}
+
+func (r *Repository) writeKeySlot(ctx context.Context, passphrase []byte, p KDFParams) (string, error) {
+	if len(passphrase) == 0 {
+		return "", errors.New("a passphrase is required")
+	}
+	s := keySlot{Version: FormatVersion, KDF: "argon2id", Params: p, Salt: make([]byte, 32), Created: time.Now().UTC()}
+	if _, err := rand.Read(s.Salt); err != nil {
+		return "", err
+	}
+	kek := argon2.IDKey(passphrase, s.Salt, p.Time, p.Memory, p.Threads, 32)
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return "", err
+	}
+	s.Data = seal(aead, nil, r.master, adKey)
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	id := randomHex(16)
+	if err := r.writeObject(ctx, keyName(id), raw, true); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// KeyInfo describes a key slot.
+type KeyInfo struct {
+	ID      string
+	Created time.Time
+	Current bool // the slot this repository was opened with
+}
+
+// Keys lists the key slots.
+func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
+	names, err := listNames(ctx, r.bucket, keysPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []KeyInfo
+	for _, n := range names {
+		raw, err := readAll(ctx, r.bucket, n)
+		if err != nil {
+			return nil, err
+		}
+		s, err := decodeKeySlot(raw)
+		if err != nil {
+			return nil, fmt.Errorf("key slot %s: %w", n, err)
+		}
+		id := n[len(keysPrefix):]
+		out = append(out, KeyInfo{ID: id, Created: s.Created, Current: id == r.keyID})
+	}
+	return out, nil
+}
+
+// AddKey adds a key slot that opens the repository with passphrase and returns its ID.
+func (r *Repository) AddKey(ctx context.Context, passphrase []byte, p KDFParams) (string, error) {
+	if p.Time == 0 {
+		p = DefaultKDF
+	}
+	id, err := r.writeKeySlot(ctx, passphrase, p)
+	if err != nil {
+		return "", fmt.Errorf("add key: %w", err)
+	}
+	return id, nil
+}
+
+// RemoveKey deletes a key slot. It refuses to remove the last one.
+func (r *Repository) RemoveKey(ctx context.Context, id string) error {
+	names, err := listNames(ctx, r.bucket, keysPrefix)
+	if err != nil {
+		return fmt.Errorf("remove key %s: %w", id, err)
+	}
+	found := false
+	for _, n := range names {
+		found = found || n == keyName(id)
+	}
+	if !found {
+		return fmt.Errorf("remove key %s: no such key slot", id)
+	}
+	if len(names) == 1 {
+		return fmt.Errorf("remove key %s: it is the last key slot; add another first", id)
+	}
+	if err := r.bucket.Delete(ctx, keyName(id)); err != nil {
+		return fmt.Errorf("remove key %s: %w", id, err)
+	}
+	return nil
+}
+
+// ChangePassphrase adds a slot for the new passphrase, then removes the slot the repository was opened with.
+// Data is not rewritten: only the wrapping of the master key changes.
+func (r *Repository) ChangePassphrase(ctx context.Context, passphrase []byte, p KDFParams) error {
+	id, err := r.AddKey(ctx, passphrase, p)
+	if err != nil {
+		return err
+	}
+	old := r.keyID
+	r.keyID = id
+	if err := r.bucket.Delete(ctx, keyName(old)); err != nil {
+		return fmt.Errorf("change passphrase: new key slot %s added, but removing the old slot %s failed: %w", id, old, err)
+	}
+	return nil
+}
+
+// workers is the parallelism for CPU-bound repository work.
+func workers() int { return max(2, runtime.GOMAXPROCS(0)) }

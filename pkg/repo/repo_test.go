@@ -1,0 +1,120 @@
+package repo
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+func testRepo(t testing.TB) *Repository {
+	t.Helper()
+	cfg := Config{Version: 1, ChunkMin: 256 << 10, ChunkAvg: 1 << 20, ChunkMax: 4 << 20, Compression: "zstd", CompressionLevel: 1, PackSize: 32 << 20}
+	r, err := newRepository(nil, cfg, make([]byte, 32), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func chunkAll(t testing.TB, r *Repository, data []byte) [][]byte {
+	c := r.NewChunker(bytes.NewReader(data), nil)
+	var out [][]byte
+	for {
+		ch, err := c.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.Clone(ch))
+	}
+}
+
+func TestChunkerBoundsAndShiftResistance(t *testing.T) {
+	r := testRepo(t)
+	rng := rand.New(rand.NewPCG(1, 1))
+	data := make([]byte, 64<<20)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	chunks := chunkAll(t, r, data)
+	var total int
+	for i, c := range chunks {
+		total += len(c)
+		if len(c) > r.cfg.ChunkMax || (len(c) < r.cfg.ChunkMin && i != len(chunks)-1) {
+			t.Fatalf("chunk %d has %d bytes, outside [%d, %d]", i, len(c), r.cfg.ChunkMin, r.cfg.ChunkMax)
+		}
+	}
+	if total != len(data) {
+		t.Fatalf("chunks cover %d of %d bytes", total, len(data))
+	}
+	avg := len(data) / len(chunks)
+	if avg < 700<<10 || avg > 1500<<10 {
+		t.Errorf("average chunk %d bytes, want about 1 MiB", avg)
+	}
+	// Inserting bytes at the front changes only the first chunks.
+	shifted := chunkAll(t, r, append([]byte("a few new bytes"), data...))
+	seen := map[ID]bool{}
+	for _, c := range chunks {
+		seen[r.Hash(c)] = true
+	}
+	same := 0
+	for _, c := range shifted {
+		if seen[r.Hash(c)] {
+			same++
+		}
+	}
+	if same < len(chunks)-2 {
+		t.Errorf("after a 15-byte insert only %d of %d chunks are unchanged", same, len(chunks))
+	}
+}
+
+func TestChunkBoundariesDependOnKey(t *testing.T) {
+	a := testRepo(t)
+	k := make([]byte, 32)
+	k[0] = 1
+	b, err := newRepository(nil, a.cfg, k, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	data := make([]byte, 16<<20)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	ca, cb := chunkAll(t, a, data), chunkAll(t, b, data)
+	if len(ca) == len(cb) && len(ca[0]) == len(cb[0]) {
+		t.Error("two keys cut identical chunks")
+	}
+}
+
+func TestSealBlobSkipsIncompressible(t *testing.T) {
+	r := testRepo(t)
+	rng := rand.New(rand.NewPCG(3, 3))
+	random := make([]byte, 1<<20)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	text := bytes.Repeat([]byte("pxb compresses text "), 50000)
+	enc := newTestEncoder(t)
+	for _, tc := range []struct {
+		name  string
+		data  []byte
+		check func(sealed int) bool
+	}{
+		{"random", random, func(n int) bool { return n == len(random)+1+overhead }},
+		{"text", text, func(n int) bool { return n < len(text)/10 }},
+	} {
+		sealed, _ := r.sealBlob(enc, nil, nil, tc.data)
+		if !tc.check(len(sealed)) {
+			t.Errorf("%s: %d bytes sealed to %d", tc.name, len(tc.data), len(sealed))
+		}
+		id := r.Hash(tc.data)
+		out, err := r.openBlob(id, Loc{RawLength: uint32(len(tc.data))}, sealed, nil)
+		if err != nil || !bytes.Equal(out, tc.data) {
+			t.Errorf("%s: round trip failed: %v", tc.name, err)
+		}
+	}
+}

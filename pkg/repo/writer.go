@@ -1,0 +1,244 @@
+package repo
+
+import (
+	"context"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Writer adds blobs and snapshots to a repository. It holds a shared lease for its lifetime so that garbage
+// collection never runs under it; several writers may run at once, each writing its own packs and indexes.
+type Writer struct {
+	r     *Repository
+	lease *lease
+	ctx   context.Context
+
+	mu  sync.Mutex // guards cur
+	cur *openPack
+
+	finishing sync.WaitGroup
+	uploads   chan struct{}
+
+	errMu sync.Mutex
+	err   error
+
+	idxMu   sync.Mutex
+	pending []*packRecord // stored packs not yet in an index object
+
+	encoders sync.Pool
+	bufs     sync.Pool
+
+	statMu sync.Mutex
+	stats  WriterStats
+}
+
+// WriterStats counts what a writer stored.
+type WriterStats struct {
+	Blobs       int64 // new blobs stored
+	RawBytes    int64 // their plaintext size
+	StoredBytes int64 // their size in packs
+	Packs       int
+	Indexes     int
+}
+
+// indexEvery writes an index after this many packs, so an interrupted writer's finished packs are reused.
+const indexEvery = 4
+
+// NewWriter takes a shared lease and returns a writer. It fails if garbage collection holds the repository.
+func (r *Repository) NewWriter(ctx context.Context) (*Writer, error) {
+	l, err := r.acquire(ctx, lockShared)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{r: r, lease: l, ctx: ctx, uploads: make(chan struct{}, r.opts.Uploads)}
+	level := zstd.EncoderLevelFromZstd(r.cfg.CompressionLevel)
+	switch r.cfg.CompressionLevel {
+	case 1:
+		level = zstd.SpeedFastest
+	case 2:
+		level = zstd.SpeedDefault
+	case 3:
+		level = zstd.SpeedBetterCompression
+	case 4:
+		level = zstd.SpeedBestCompression
+	}
+	if r.cfg.Compression == "zstd" {
+		w.encoders.New = func() any {
+			e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+				zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
+			if err != nil {
+				panic(err)
+			}
+			return e
+		}
+	}
+	w.bufs.New = func() any { return &sealBufs{} }
+	return w, nil
+}
+
+type sealBufs struct{ sealed, scratch []byte }
+
+func (w *Writer) fail(err error) error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// Err returns the first error of a background pack upload, if any.
+func (w *Writer) Err() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.err
+}
+
+// Reserve claims a blob for storing: it returns false when the repository already has it (or another
+// goroutine is storing it), in which case the caller skips it.
+func (w *Writer) Reserve(t BlobType, id ID) bool { return w.r.index.reserve(id, t) }
+
+// SaveBlob stores a reserved blob. plaintext is not retained. Safe for concurrent use.
+func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
+	if err := w.Err(); err != nil {
+		return err
+	}
+	var enc *zstd.Encoder
+	if w.encoders.New != nil {
+		enc = w.encoders.Get().(*zstd.Encoder)
+		defer w.encoders.Put(enc)
+	}
+	sb := w.bufs.Get().(*sealBufs)
+	defer w.bufs.Put(sb)
+	sb.sealed, sb.scratch = w.r.sealBlob(enc, sb.sealed[:0], sb.scratch, plaintext)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cur == nil {
+		p, err := w.r.newPack(w.ctx)
+		if err != nil {
+			return w.fail(err)
+		}
+		w.cur = p
+	}
+	if err := w.cur.add(t, id, sb.sealed, len(plaintext)); err != nil {
+		return w.fail(err)
+	}
+	w.statMu.Lock()
+	w.stats.Blobs++
+	w.stats.RawBytes += int64(len(plaintext))
+	w.stats.StoredBytes += int64(len(sb.sealed))
+	w.statMu.Unlock()
+	if w.cur.size >= int64(w.r.cfg.PackSize) {
+		w.finishLocked()
+	}
+	return nil
+}
+
+// SaveTree hashes, reserves and stores a tree blob, returning its ID.
+func (w *Writer) SaveTree(plaintext []byte) (ID, error) {
+	id := w.r.keys.hash(plaintext)
+	if w.Reserve(TreeBlob, id) {
+		return id, w.SaveBlob(TreeBlob, id, plaintext)
+	}
+	return id, nil
+}
+
+// finishLocked hands the current pack to a background upload completion. Called with w.mu held.
+func (w *Writer) finishLocked() {
+	p := w.cur
+	w.cur = nil
+	w.uploads <- struct{}{}
+	w.finishing.Add(1)
+	go func() {
+		defer func() { <-w.uploads; w.finishing.Done() }()
+		rec, err := w.r.finishPack(p)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		w.r.index.addPack(rec)
+		w.statMu.Lock()
+		w.stats.Packs++
+		w.statMu.Unlock()
+		w.idxMu.Lock()
+		defer w.idxMu.Unlock()
+		w.pending = append(w.pending, rec)
+		if len(w.pending) >= indexEvery {
+			if err := w.writePendingIndexLocked(); err != nil {
+				w.fail(err)
+			}
+		}
+	}()
+}
+
+func (w *Writer) writePendingIndexLocked() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	if err := w.lease.valid(); err != nil {
+		return err
+	}
+	if _, err := w.r.writeIndex(w.ctx, w.pending); err != nil {
+		return err
+	}
+	w.pending = nil
+	w.statMu.Lock()
+	w.stats.Indexes++
+	w.statMu.Unlock()
+	return nil
+}
+
+// Flush completes the open pack and writes the index of every stored pack.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	if w.cur != nil && len(w.cur.blobs) > 0 {
+		w.finishLocked()
+	}
+	w.mu.Unlock()
+	w.finishing.Wait()
+	if err := w.Err(); err != nil {
+		return err
+	}
+	w.idxMu.Lock()
+	defer w.idxMu.Unlock()
+	if err := w.writePendingIndexLocked(); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// Stats returns what the writer has stored so far.
+func (w *Writer) Stats() WriterStats {
+	w.statMu.Lock()
+	defer w.statMu.Unlock()
+	return w.stats
+}
+
+// SaveSnapshot flushes all data and then writes the snapshot manifest, which makes the snapshot visible.
+func (w *Writer) SaveSnapshot(ctx context.Context, s *Snapshot) (string, error) {
+	if err := w.Flush(); err != nil {
+		return "", err
+	}
+	if err := w.lease.valid(); err != nil {
+		return "", err
+	}
+	id, err := w.r.writeSnapshot(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Close releases the lease. An unflushed pack is abandoned (garbage collection removes it).
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.cur != nil {
+		w.cur.abort()
+		w.cur = nil
+	}
+	w.mu.Unlock()
+	w.finishing.Wait()
+	return w.lease.release(ctx)
+}
