@@ -1,4 +1,96 @@
-// Command pxb-job runs pxb's work inside the cluster, one subcommand per job kind.
+// Command pxb-job runs pxb's work inside the cluster, one subcommand per job kind. Each Job that the plugin
+// or a CronJob launches runs one of them against one pxb object and reports into that object's status.
 package main
 
-func main() {}
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/version"
+)
+
+// kinds are the job kinds still to be written; each fails until its implementation lands here.
+var kinds = []struct{ name, short string }{
+	{"upload", "Copy one volume's files into the repository"},
+	{"download", "Write one volume snapshot's files into a new volume"},
+	{"freeze", "Freeze a KubeVirt VM's guest file systems"},
+	{"thaw", "Thaw a KubeVirt VM's guest file systems"},
+	{"schedule", "Create a Backup from a BackupSchedule and apply retention"},
+	{"sync", "Create the Backup objects of a location that the cluster lacks"},
+	{"maintenance", "Verify a repository and collect its garbage"},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	target := &jobrun.Target{}
+	root := &cobra.Command{
+		Use:           "pxb-job",
+		Short:         "Run one step of a pxb backup or restore inside the cluster",
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	target.AddFlags(root.PersistentFlags())
+	root.AddCommand(newProbeCmd(target), newBackupCmd(target), newRestoreCmd(target))
+	root.AddCommand(newCheckCmd(target))
+	for _, k := range kinds {
+		root.AddCommand(&cobra.Command{
+			Use:   k.name,
+			Short: k.short,
+			Args:  cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error {
+				return fmt.Errorf("job kind %q is not implemented yet", k.name)
+			},
+		})
+	}
+	return root
+}
+
+// newProbeCmd proves the plumbing: the job's identity can read its object and write its status.
+func newProbeCmd(target *jobrun.Target) *cobra.Command {
+	return &cobra.Command{
+		Use:   "probe",
+		Short: "Read the target object and set its Probed condition",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := target.Validate(); err != nil {
+				return err
+			}
+			env, err := jobrun.NewEnv()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			err = env.SetCondition(ctx, *target, metav1.Condition{
+				Type:    "Probed",
+				Status:  metav1.ConditionTrue,
+				Reason:  "JobRunnerReachedObject",
+				Message: "pxb-job " + version.Version + " read this object and wrote its status",
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "probed %s\n", target)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,650 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/install"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+)
+
+// NewCmdBackup returns `kubectl pxb backup` and its subcommands.
+func NewCmdBackup(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Create, list, inspect and delete backups",
+		Long: `Back up applications' Kubernetes objects into a BackupLocation.
+
+A Backup in pxb-system may take any namespaces; a Backup in another namespace takes that namespace alone.
+"kubectl pxb backup create" creates the Backup and the Job that carries it out, and returns (or follows it
+with --wait).`,
+	}
+	cmd.AddCommand(
+		newCmdBackupCreate(f, streams),
+		newCmdBackupGet(f, streams),
+		newCmdBackupDescribe(f, streams),
+		newCmdBackupLogs(f, streams),
+		newCmdBackupDelete(f, streams),
+	)
+	return cmd
+}
+
+// BackupCreateOptions are the options of `kubectl pxb backup create`.
+type BackupCreateOptions struct {
+	Name string
+	// Namespace is where the Backup is created; NamespaceSet when -n was given.
+	Namespace    string
+	NamespaceSet bool
+
+	IncludeNamespaces       []string
+	ExcludeNamespaces       []string
+	Selector                string
+	NamespaceSelector       string
+	IncludeResources        []string
+	ExcludeResources        []string
+	IncludeClusterResources string
+	Location                string
+	Labels                  map[string]string
+	Output                  string
+	Wait                    bool
+	Timeout                 time.Duration
+
+	clients clients
+	genericiooptions.IOStreams
+}
+
+func newCmdBackupCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &BackupCreateOptions{IOStreams: streams, IncludeClusterResources: "auto", Timeout: time.Hour}
+	cmd := &cobra.Command{
+		Use:   "create NAME [--include-namespaces NS,...] [--location LOCATION] [--wait]",
+		Short: "Back up applications' objects",
+		Long: `Create a Backup and start the Job that carries it out.
+
+Without -n, a backup of other namespaces than the current one is created in pxb-system, where Backups may
+span namespaces. Every selection is checked against the cluster before anything is created.`,
+		Example: `  # Back up the namespace shop and wait until it is done
+  kubectl pxb backup create shop-nightly --include-namespaces shop --wait
+
+  # Back up the objects labelled app=web of every namespace but kube-system
+  kubectl pxb backup create web --include-namespaces '*' --exclude-namespaces kube-system -l app=web
+
+  # Print the Backup without creating it
+  kubectl pxb backup create shop-nightly --include-namespaces shop -o yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "Namespaces to back up, or '*' for all (default: the Backup's own namespace).")
+	fl.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "Namespaces to leave out.")
+	fl.StringVarP(&o.Selector, "selector", "l", "", "Back up only objects matching this label selector.")
+	fl.StringVar(&o.NamespaceSelector, "namespace-selector", "", "Back up the namespaces matching this label selector (instead of --include-namespaces).")
+	fl.StringSliceVar(&o.IncludeResources, "include-resources", nil, "Resource types to back up (deployments, deployments.apps, cm), or '*' (default: all).")
+	fl.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "Resource types to leave out.")
+	fl.StringVar(&o.IncludeClusterResources, "include-cluster-resources", o.IncludeClusterResources,
+		"Cluster-scoped objects: auto (those the selected objects use), true (all of the selected types) or false (none).")
+	fl.StringVar(&o.Location, "location", "", "BackupLocation to store the backup in (default: pxb-config's defaultLocation).")
+	fl.StringToStringVar(&o.Labels, "labels", nil, "Labels of the Backup, as k=v,k2=v2.")
+	fl.StringVarP(&o.Output, "output", "o", "", "Print the Backup as yaml or json instead of creating it.")
+	fl.BoolVar(&o.Wait, "wait", false, "Wait until the backup ends, showing its progress; exit non-zero unless it completed.")
+	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
+	return cmd
+}
+
+// Complete reads the namespace and, unless only printing, builds the clients.
+func (o *BackupCreateOptions) Complete(f cmdutil.Factory, args []string) error {
+	o.Name = args[0]
+	var err error
+	if o.Namespace, o.NamespaceSet, err = namespaceOf(f); err != nil {
+		return err
+	}
+	if !o.NamespaceSet && o.spansNamespaces() {
+		o.Namespace = v1alpha1.SystemNamespace
+	}
+	if o.Output != "" {
+		return nil
+	}
+	o.clients, err = newClients(f)
+	return err
+}
+
+// spansNamespaces reports whether the selection reaches beyond the current namespace.
+func (o *BackupCreateOptions) spansNamespaces() bool {
+	return o.NamespaceSelector != "" || len(o.IncludeNamespaces) > 1 ||
+		(len(o.IncludeNamespaces) == 1 && o.IncludeNamespaces[0] != o.Namespace)
+}
+
+// Validate checks the flags without the cluster; errors name the flag.
+func (o *BackupCreateOptions) Validate() error {
+	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
+		return fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
+	}
+	if o.Output != "" && o.Output != "yaml" && o.Output != "json" {
+		return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
+	}
+	if o.Output != "" && o.Wait {
+		return errors.New("--output prints the Backup without creating it: it cannot be combined with --wait")
+	}
+	if len(o.IncludeNamespaces) > 0 && o.NamespaceSelector != "" {
+		return errors.New("--include-namespaces and --namespace-selector are mutually exclusive")
+	}
+	if o.Timeout <= 0 {
+		return errors.New("--timeout must be positive")
+	}
+	_, err := o.Backup()
+	return err
+}
+
+// Backup is the Backup the flags describe.
+func (o *BackupCreateOptions) Backup() (*v1alpha1.Backup, error) {
+	b := &v1alpha1.Backup{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.Labels},
+		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(o.Location)},
+	}
+	var err error
+	s := &b.Spec
+	if s.IncludeNamespaces, err = namespacePatterns("--include-namespaces", o.IncludeNamespaces, true); err != nil {
+		return nil, err
+	}
+	if s.ExcludeNamespaces, err = namespaceNames("--exclude-namespaces", o.ExcludeNamespaces); err != nil {
+		return nil, err
+	}
+	if s.LabelSelector, err = parseSelector("--selector", o.Selector); err != nil {
+		return nil, err
+	}
+	if s.NamespaceSelector, err = parseSelector("--namespace-selector", o.NamespaceSelector); err != nil {
+		return nil, err
+	}
+	if s.IncludeResources, err = resourcePatterns("--include-resources", o.IncludeResources); err != nil {
+		return nil, err
+	}
+	if s.ExcludeResources, err = resourcePatterns("--exclude-resources", o.ExcludeResources); err != nil {
+		return nil, err
+	}
+	switch strings.ToLower(o.IncludeClusterResources) {
+	case "auto", "":
+		s.ClusterResources = v1alpha1.ClusterResourcesAuto
+	case "true":
+		s.ClusterResources = v1alpha1.ClusterResourcesInclude
+	case "false":
+		s.ClusterResources = v1alpha1.ClusterResourcesExclude
+	default:
+		return nil, fmt.Errorf("--include-cluster-resources must be auto, true or false, not %q", o.IncludeClusterResources)
+	}
+	if err := validateLabels("--labels", o.Labels); err != nil {
+		return nil, err
+	}
+	if o.Location != "" {
+		if errs := validation.IsDNS1123Subdomain(o.Location); len(errs) > 0 {
+			return nil, fmt.Errorf("--location %q: %s", o.Location, strings.Join(errs, "; "))
+		}
+	}
+	return b, nil
+}
+
+// Run prints the Backup, or checks it against the cluster, creates it and starts its Job.
+func (o *BackupCreateOptions) Run(ctx context.Context) error {
+	b, err := o.Backup()
+	if err != nil {
+		return err
+	}
+	if o.Output != "" {
+		return printObject(o.Out, o.Output, b, v1alpha1.SchemeGroupVersion.WithKind("Backup"))
+	}
+	if err := o.check(ctx, b); err != nil {
+		return err
+	}
+	return submit(ctx, o.clients, jobspec.KindBackup, b, string(b.Spec.Location), o.Wait, o.Timeout, o.Out)
+}
+
+// check validates the Backup against the cluster before anything is created: the location exists, the
+// named namespaces exist, the resource types are served, the name is free.
+func (o *BackupCreateOptions) check(ctx context.Context, b *v1alpha1.Backup) error {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	c := o.clients
+	if b.Spec.Location == "" {
+		data, err := install.InstalledConfig(ctx, c.Kube)
+		if err != nil {
+			return err
+		}
+		if data == nil {
+			return errors.New("pxb is not installed in this cluster: run kubectl pxb install")
+		}
+		if data[install.ConfigDefaultLocation] == "" {
+			return fmt.Errorf("--location is required: pxb-config names no defaultLocation")
+		}
+		b.Spec.Location = v1alpha1.ObjectName(data[install.ConfigDefaultLocation])
+	}
+	if _, err := runjob.GetLocation(ctx, c.Dynamic, string(b.Spec.Location)); err != nil {
+		return fmt.Errorf("--location: %w", err)
+	}
+	for _, n := range b.Spec.IncludeNamespaces {
+		if n == "*" {
+			continue
+		}
+		if _, err := c.Kube.CoreV1().Namespaces().Get(ctx, string(n), metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return fmt.Errorf("--include-namespaces: namespace %q not found", n)
+		} else if err != nil && !apierrors.IsForbidden(err) {
+			return fmt.Errorf("--include-namespaces: namespace %s: %w", n, err)
+		}
+	}
+	if len(b.Spec.IncludeResources)+len(b.Spec.ExcludeResources) > 0 {
+		types, _, err := collect.Discover(c.Kube.Discovery())
+		if err != nil {
+			return err
+		}
+		for _, fl := range []struct {
+			flag  string
+			names []v1alpha1.ResourcePattern
+		}{{"--include-resources", b.Spec.IncludeResources}, {"--exclude-resources", b.Spec.ExcludeResources}} {
+			if err := (collect.ResourceFilter{Include: stringsOf(fl.names)}).Resolve(types); err != nil {
+				return fmt.Errorf("%s: unknown resource type%s", fl.flag, strings.TrimPrefix(err.Error(), "IncludeResources: unknown resource type"))
+			}
+		}
+	}
+	_, err := c.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(b.Namespace).Get(ctx, b.Name, metav1.GetOptions{})
+	if err == nil {
+		return fmt.Errorf("Backup %s/%s already exists: choose another NAME", b.Namespace, b.Name)
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get Backup %s/%s: %w", b.Namespace, b.Name, err)
+	}
+	return nil
+}
+
+func stringsOf[T ~string](in []T) []string {
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// ListOptions are the options of `backup get` and `restore get`.
+type ListOptions struct {
+	Names         []string
+	Namespace     string
+	AllNamespaces bool
+	Selector      string
+	PrintFlags    *PrintFlags
+
+	clients clients
+	genericiooptions.IOStreams
+}
+
+func newCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams, noun, kind string, gvr schema.GroupVersionResource) *cobra.Command {
+	o := &ListOptions{PrintFlags: NewPrintFlags(), IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "get [NAME...]",
+		Short: fmt.Sprintf("List %ss", kind),
+		Example: fmt.Sprintf(`  # %[1]ss of the current namespace
+  kubectl pxb %[2]s get
+
+  # Every %[1]s of the cluster, as YAML
+  kubectl pxb %[2]s get -A -o yaml`, kind, noun),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Names = args
+			var err error
+			if o.Namespace, _, err = namespaceOf(f); err != nil {
+				return err
+			}
+			if o.AllNamespaces {
+				o.Namespace = ""
+				o.PrintFlags.WithNamespace = true
+			}
+			if o.AllNamespaces && len(o.Names) > 0 {
+				return errors.New("NAME cannot be combined with --all-namespaces")
+			}
+			if o.clients, err = newClients(f); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context(), gvr, kind)
+		},
+	}
+	o.PrintFlags.AddFlags(cmd)
+	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List across all namespaces.")
+	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "Only those matching this label selector.")
+	return cmd
+}
+
+// Run prints the objects as a table, or in the -o format.
+func (o *ListOptions) Run(ctx context.Context, gvr schema.GroupVersionResource, kind string) error {
+	printer, err := o.PrintFlags.ToPrinter()
+	if err != nil {
+		return err
+	}
+	if o.PrintFlags.IsTable() {
+		t, err := getTable(ctx, o.clients.Kube, gvr, o.Namespace, o.Names, o.Selector)
+		if err != nil {
+			return err
+		}
+		if len(t.Rows) == 0 {
+			where := "in namespace " + o.Namespace
+			if o.Namespace == "" {
+				where = "in the cluster"
+			}
+			fmt.Fprintf(o.ErrOut, "No %ss found %s.\n", kind, where)
+			return nil
+		}
+		return printer.PrintObj(t, o.Out)
+	}
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	ri := o.clients.Dynamic.Resource(gvr).Namespace(o.Namespace)
+	if len(o.Names) == 0 {
+		list, err := ri.List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
+		if err != nil {
+			return err
+		}
+		return printer.PrintObj(list, o.Out)
+	}
+	for _, n := range o.Names {
+		u, err := ri.Get(ctx, n, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if err := printer.PrintObj(u, o.Out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newCmdBackupGet(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	return newCmdList(f, streams, "backup", "Backup", v1alpha1.BackupsResource)
+}
+
+// ObjectOptions are the options of the commands that act on one named Backup or Restore.
+type ObjectOptions struct {
+	Name      string
+	Namespace string
+	clients   clients
+	genericiooptions.IOStreams
+}
+
+func (o *ObjectOptions) complete(f cmdutil.Factory, args []string) error {
+	o.Name = args[0]
+	var err error
+	if o.Namespace, _, err = namespaceOf(f); err != nil {
+		return err
+	}
+	o.clients, err = newClients(f)
+	return err
+}
+
+func (o *ObjectOptions) getBackup(ctx context.Context) (*v1alpha1.Backup, error) {
+	var b v1alpha1.Backup
+	if err := getTyped(ctx, o.clients, v1alpha1.BackupsResource, "Backup", o.Namespace, o.Name, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+func getTyped(ctx context.Context, c clients, gvr schema.GroupVersionResource, kind, ns, name string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	u, err := c.Dynamic.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %q not found in namespace %s", kind, name, ns)
+	}
+	if err != nil {
+		return err
+	}
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out)
+}
+
+func newCmdBackupDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ObjectOptions{IOStreams: streams}
+	return &cobra.Command{
+		Use:     "describe NAME",
+		Short:   "Show a backup: what it takes, how it went, what it holds and where",
+		Example: "  kubectl pxb backup describe shop-nightly -n pxb-system",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(f, args); err != nil {
+				return err
+			}
+			return o.describeBackup(cmd.Context())
+		},
+	}
+}
+
+func (o *ObjectOptions) describeBackup(ctx context.Context) error {
+	b, err := o.getBackup(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+	s, st := b.Spec, b.Status
+	fmt.Fprintf(w, "Name:\t%s\n", b.Name)
+	fmt.Fprintf(w, "Namespace:\t%s\n", b.Namespace)
+	fmt.Fprintf(w, "Labels:\t%s\n", joinMap(b.Labels))
+	fmt.Fprintf(w, "Location:\t%s\n", s.Location)
+	fmt.Fprintf(w, "Namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeNamespaces), ", "), b.Namespace))
+	fmt.Fprintf(w, "Excluded namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeNamespaces), ", "), "<none>"))
+	fmt.Fprintf(w, "Namespace selector:\t%s\n", selectorText(s.NamespaceSelector))
+	fmt.Fprintf(w, "Label selector:\t%s\n", selectorText(s.LabelSelector))
+	fmt.Fprintf(w, "Resources:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeResources), ", "), "*"))
+	fmt.Fprintf(w, "Excluded resources:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeResources), ", "), "<none>"))
+	fmt.Fprintf(w, "Cluster resources:\t%s\n", orDefault(string(s.ClusterResources), string(v1alpha1.ClusterResourcesAuto)))
+	fmt.Fprintf(w, "\nPhase:\t%s\n", orDefault(string(st.Phase), string(v1alpha1.BackupPending)))
+	if st.Stage != "" {
+		fmt.Fprintf(w, "Stage:\t%s\n", st.Stage)
+	}
+	if st.Message != "" {
+		fmt.Fprintf(w, "Message:\t%s\n", st.Message)
+	}
+	fmt.Fprintf(w, "Started:\t%s\n", timeText(st.StartTimestamp))
+	fmt.Fprintf(w, "Completed:\t%s\n", timeText(st.CompletionTimestamp))
+	if p := st.Progress; p != nil {
+		fmt.Fprintf(w, "Objects:\t%d of %d (%d%%)\n", p.ItemsDone, p.ItemsTotal, p.Percent)
+	}
+	if st.Size != "" {
+		fmt.Fprintf(w, "Size:\t%s\n", st.Size)
+	}
+	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
+	printMessages(w, "Errors", st.ErrorCount, st.Errors)
+	_ = w.Flush()
+	if !runjob.Restorable(st.Phase) {
+		return nil
+	}
+	loc, err := openLocation(ctx, o.clients, string(s.Location))
+	if err != nil {
+		fmt.Fprintf(o.Out, "\nContents: not read (%v)\n", err)
+		return nil
+	}
+	defer loc.Close()
+	prefix := runjob.BackupPrefix(b.Namespace, b.Name)
+	m, err := collect.ReadManifest(ctx, runjob.Prefixed(loc.Store, prefix))
+	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\nData:\t%s (encrypted repository)\n", loc.URL(prefix))
+	if err != nil {
+		fmt.Fprintf(w, "Contents:\tnot read (%v)\n", err)
+		return w.Flush()
+	}
+	fmt.Fprintf(w, "Contents:\t%d objects, %s, namespaces %s\n", m.Total, runjob.HumanBytes(m.Bytes), strings.Join(m.Namespaces, ", "))
+	fmt.Fprintln(w, "  RESOURCE\tCOUNT")
+	for _, t := range m.Types {
+		fmt.Fprintf(w, "  %s\t%d\n", t.String(), t.Count)
+	}
+	return w.Flush()
+}
+
+func printMessages(w io.Writer, title string, count int32, msgs []string) {
+	if count == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s:\t%d\n", title, count)
+	for _, m := range msgs {
+		fmt.Fprintf(w, "  %s\n", m)
+	}
+	if int(count) > len(msgs) {
+		fmt.Fprintf(w, "  ... and %d more in the job log\n", int(count)-len(msgs))
+	}
+}
+
+func joinMap(m map[string]string) string {
+	if len(m) == 0 {
+		return "<none>"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func selectorText(s *metav1.LabelSelector) string {
+	if s == nil {
+		return "<none>"
+	}
+	return metav1.FormatLabelSelector(s)
+}
+
+func timeText(t *metav1.Time) string {
+	if t == nil {
+		return "<none>"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func newCmdBackupLogs(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ObjectOptions{IOStreams: streams}
+	return &cobra.Command{
+		Use:     "logs NAME",
+		Short:   "Print the log of a backup's job",
+		Long:    "Print the log of a backup's job, kept in its location; while the backup runs, the Job pod's log.",
+		Example: "  kubectl pxb backup logs shop-nightly -n pxb-system",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(f, args); err != nil {
+				return err
+			}
+			b, err := o.getBackup(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return o.logs(cmd.Context(), string(b.Spec.Location), runjob.BackupPrefix(b.Namespace, b.Name),
+				jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name})
+		},
+	}
+}
+
+// logs prints the job log kept under prefix in location, or the Job pod's log when there is none yet.
+func (o *ObjectOptions) logs(ctx context.Context, location, prefix string, t jobspec.Target) error {
+	loc, err := openLocation(ctx, o.clients, location)
+	if err == nil {
+		defer loc.Close()
+		err = runjob.ReadLog(ctx, runjob.Prefixed(loc.Store, prefix), o.Out)
+		if err == nil {
+			return nil
+		}
+	}
+	if perr := jobLogs(ctx, o.clients.Kube, jobspec.Name(t), o.Out); perr != nil {
+		return fmt.Errorf("%v; %v", err, perr)
+	}
+	return nil
+}
+
+// DeleteOptions are the options of `backup delete`.
+type DeleteOptions struct {
+	ObjectOptions
+	Yes bool
+}
+
+func newCmdBackupDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &DeleteOptions{ObjectOptions: ObjectOptions{IOStreams: streams}}
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--yes]",
+		Short: "Delete a backup and its data in the location",
+		Long: `Delete a Backup: its data in the location first, then the Backup itself and its Job. Objects in the
+cluster are not touched.`,
+		Example: "  kubectl pxb backup delete shop-nightly -n pxb-system --yes",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(f, args); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Delete without asking.")
+	return cmd
+}
+
+// Run asks, deletes the data, then the Backup and its Job.
+func (o *DeleteOptions) Run(ctx context.Context) error {
+	b, err := o.getBackup(ctx)
+	if err != nil {
+		return err
+	}
+	prefix := runjob.BackupPrefix(b.Namespace, b.Name)
+	if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s and its data in location %s?", b.Namespace, b.Name, b.Spec.Location)) {
+		return errors.New("not deleted")
+	}
+	loc, err := openLocation(ctx, o.clients, string(b.Spec.Location))
+	switch {
+	case err == nil:
+		defer loc.Close()
+		n, err := loc.Delete(ctx, prefix)
+		if err != nil {
+			return fmt.Errorf("Backup %s/%s kept: its data could not be deleted: %w", b.Namespace, b.Name, err)
+		}
+		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s (the repository frees their data at its next maintenance)\n", n, loc.URL(prefix))
+	case b.Status.Phase == "" || b.Status.Phase == v1alpha1.BackupFailed:
+		// Nothing was written, or nothing worth keeping the Backup for.
+	default:
+		return fmt.Errorf("Backup %s/%s kept: its data could not be reached: %w", b.Namespace, b.Name, err)
+	}
+	return deleteObjectAndJob(ctx, o.clients, v1alpha1.BackupsResource, "Backup", b.Namespace, b.Name, jobspec.KindBackup, o.Out)
+}
+
+func deleteObjectAndJob(ctx context.Context, c clients, gvr schema.GroupVersionResource, kind, ns, name string, jk jobspec.Kind, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	bg := metav1.DeletePropagationBackground
+	job := jobspec.Name(jobspec.Target{Kind: jk, Namespace: ns, Name: name})
+	if err := c.Kube.BatchV1().Jobs(v1alpha1.SystemNamespace).Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Job %s/%s: %w", v1alpha1.SystemNamespace, job, err)
+	}
+	if err := c.Dynamic.Resource(gvr).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s %s/%s: %w", kind, ns, name, err)
+	}
+	fmt.Fprintf(out, "%s %s/%s deleted\n", kind, ns, name)
+	return nil
+}

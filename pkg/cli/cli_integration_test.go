@@ -1,0 +1,260 @@
+//go:build integration
+
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/cli"
+	"github.com/pxb-dev/pxb/pkg/install"
+	"github.com/pxb-dev/pxb/pkg/testbed"
+)
+
+func TestMain(m *testing.M) { testbed.Main(m) }
+
+// pxb runs `kubectl pxb args...` against the test bed's apiserver and returns its output.
+func pxb(t *testing.T, c *testbed.Cluster, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := cli.NewRootCmd(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	cmd.SetArgs(append(args, "--kubeconfig", c.Kubeconfig, "--cache-dir", filepath.Join(t.TempDir(), "cache")))
+	err := cmd.ExecuteContext(context.Background())
+	return out.String() + errOut.String(), err
+}
+
+func mustPxb(t *testing.T, c *testbed.Cluster, args ...string) string {
+	t.Helper()
+	out, err := pxb(t, c, args...)
+	if err != nil {
+		t.Fatalf("kubectl pxb %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// wantStatus checks "Key: value" lines of the status report, whatever their alignment.
+func wantStatus(t *testing.T, out string, kv ...string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			got[k] = strings.TrimSpace(v)
+		}
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if got[kv[i]] != kv[i+1] {
+			t.Errorf("status %s = %q, want %q:\n%s", kv[i], got[kv[i]], kv[i+1], out)
+		}
+	}
+}
+
+func wantLines(t *testing.T, out string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(out, l) {
+			t.Errorf("output lacks %q:\n%s", l, out)
+		}
+	}
+}
+
+// TestLifecycle runs the commands in the order a user would: before install, install, install again,
+// inspect, then uninstall. It owns this package's apiserver and leaves pxb uninstalled.
+func TestLifecycle(t *testing.T) {
+	c := testbed.APIServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	t.Run("before install", func(t *testing.T) {
+		wantLines(t, mustPxb(t, c, "version"), "Client Version: dev\n", "Installed Version: not installed\n")
+		wantStatus(t, mustPxb(t, c, "status"), "Installed version", "not installed (run: kubectl pxb install)",
+			"Namespace pxb-system", "absent", "CRDs", "0/6 established")
+	})
+
+	t.Run("install", func(t *testing.T) {
+		out := mustPxb(t, c, "install", "--image", "pxb-job:it")
+		wantLines(t, out,
+			"namespace/pxb-system serverside-applied\n",
+			"customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev serverside-applied\n",
+			"clusterrole.rbac.authorization.k8s.io/pxb-job-read serverside-applied\n",
+			"configmap/pxb-config serverside-applied\n")
+		// Idempotent: the same objects again, no error.
+		if again := mustPxb(t, c, "install", "--image", "pxb-job:it"); again != out {
+			t.Errorf("second install printed\n%s\nfirst printed\n%s", again, out)
+		}
+	})
+
+	t.Run("version", func(t *testing.T) {
+		var v cli.VersionInfo
+		if err := json.Unmarshal([]byte(mustPxb(t, c, "version", "-o", "json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.ClientVersion != "dev" || v.InstalledVersion != "dev" {
+			t.Errorf("version -o json = %+v, want client and installed dev", v)
+		}
+	})
+
+	t.Run("status", func(t *testing.T) {
+		wantStatus(t, mustPxb(t, c, "status"), "Client version", "dev", "Installed version", "dev",
+			"Job image", "pxb-job:it", "Default location", "<none>", "Namespace pxb-system", "Active",
+			"CRDs", "6/6 established", "VolumeSnapshot API", "no", "VolumeSnapshotClasses", "<none>", "KubeVirt", "no")
+
+		// A cluster with the snapshot API, a default class and KubeVirt's VirtualMachine type.
+		kubectl := testbed.Tool(t, "kubectl")
+		crds := testbed.Tool(t, "snapshot-crds")
+		for _, f := range []string{"volumesnapshotclasses", "volumesnapshotcontents", "volumesnapshots"} {
+			cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f",
+				filepath.Join(crds, "snapshot.storage.k8s.io_"+f+".yaml"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("kubectl apply %s: %v\n%s", f, err, out)
+			}
+		}
+		dyn := c.Dynamic(t)
+		createVirtualMachineCRD(ctx, t, c)
+		class := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+			"metadata":       map[string]any{"name": "hostpath", "annotations": map[string]any{"snapshot.storage.kubernetes.io/is-default-class": "true"}},
+			"driver":         "hostpath.csi.k8s.io",
+			"deletionPolicy": "Delete",
+		}}
+		vsc := schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshotclasses"}
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if _, err = dyn.Resource(vsc).Create(ctx, class, metav1.CreateOptions{}); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("create VolumeSnapshotClass: %v", err)
+		}
+		var st cli.InstallStatus
+		if err := yaml.Unmarshal([]byte(mustPxb(t, c, "status", "-o", "yaml")), &st); err != nil {
+			t.Fatal(err)
+		}
+		want := cli.Cluster{VolumeSnapshotAPI: true, KubeVirt: true,
+			VolumeSnapshotClasses: []cli.VolumeSnapshotClass{{Name: "hostpath", Driver: "hostpath.csi.k8s.io", Default: true}}}
+		if got, _ := json.Marshal(st.Cluster); string(got) != mustJSON(t, want) {
+			t.Errorf("status cluster = %s, want %s", got, mustJSON(t, want))
+		}
+		if !st.Installed || st.JobImage != "pxb-job:it" || len(st.CRDs) != 6 {
+			t.Errorf("status = %+v, want installed with job image pxb-job:it and 6 CRDs", st)
+		}
+	})
+
+	ns := c.Namespace(t)
+	t.Run("get backups shows printer columns", func(t *testing.T) {
+		dyn := c.Dynamic(t)
+		b := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "pxb.dev/v1alpha1", "kind": "Backup",
+			"metadata": map[string]any{"name": "nightly", "namespace": ns},
+			"spec":     map[string]any{"location": "s3"},
+		}}
+		b, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(ns).Create(ctx, b, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Object["status"] = map[string]any{"phase": "InProgress", "stage": "Volumes", "size": "1.5 GiB", "progress": map[string]any{"percent": int64(40)}}
+		if _, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(ns).UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out := getTable(ctx, t, c, ns, "")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("table has %d lines, want 2:\n%s", len(lines), out)
+		}
+		if fields := strings.Fields(lines[0]); strings.Join(fields, " ") != "NAME PHASE PROGRESS SIZE LOCATION ERRORS AGE" {
+			t.Errorf("header = %q", lines[0])
+		}
+		if fields := strings.Fields(lines[1]); len(fields) != 7 || strings.Join(fields[:6], " ") != "nightly InProgress 40 1.5 GiB s3" {
+			t.Errorf("row = %q", lines[1])
+		}
+		wide := getTable(ctx, t, c, ns, "wide")
+		if header := strings.Fields(strings.SplitN(wide, "\n", 2)[0]); strings.Join(header, " ") != "NAME PHASE STAGE PROGRESS SIZE LOCATION ITEMS ERRORS STARTED AGE" {
+			t.Errorf("wide header = %v", header)
+		}
+	})
+
+	t.Run("uninstall refuses while a Backup exists", func(t *testing.T) {
+		out, err := pxb(t, c, "uninstall")
+		if err == nil || !strings.Contains(err.Error(), "backups exist (for example "+ns+"/nightly)") {
+			t.Fatalf("uninstall: err = %v, want refusal naming %s/nightly\n%s", err, ns, out)
+		}
+		wantStatus(t, mustPxb(t, c, "status"), "CRDs", "6/6 established")
+	})
+
+	t.Run("uninstall --force", func(t *testing.T) {
+		out := mustPxb(t, c, "uninstall", "--force", "--timeout", "2m")
+		wantLines(t, out, "customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev deleted\n", "namespace/pxb-system deleted\n")
+		wantStatus(t, mustPxb(t, c, "status"), "Installed version", "not installed (run: kubectl pxb install)",
+			"Namespace pxb-system", "absent", "CRDs", "0/6 established", "VolumeSnapshotClasses", "hostpath (hostpath.csi.k8s.io, default)")
+	})
+}
+
+// getTable asks the apiserver for Backups as a Table, as kubectl get does, and prints it with the shared
+// printing helper.
+func getTable(ctx context.Context, t *testing.T, c *testbed.Cluster, ns, output string) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/apis/pxb.dev/v1alpha1/namespaces", ns, "backups").
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := &metav1.Table{}
+	if err := json.Unmarshal(raw, table); err != nil {
+		t.Fatal(err)
+	}
+	flags := cli.NewPrintFlags()
+	*flags.OutputFormat = output
+	printer, err := flags.ToPrinter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := printer.PrintObj(table, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+func createVirtualMachineCRD(ctx context.Context, t *testing.T, c *testbed.Cluster) {
+	t.Helper()
+	crd := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "virtualmachines.kubevirt.io"},
+		"spec": map[string]any{
+			"group": "kubevirt.io", "scope": "Namespaced",
+			"names": map[string]any{"plural": "virtualmachines", "singular": "virtualmachine", "kind": "VirtualMachine"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+	if _, err := c.Dynamic(t).Resource(install.CRDResource).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create VirtualMachine CRD: %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

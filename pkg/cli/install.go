@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/pxb-dev/pxb/pkg/install"
+)
+
+// InstallOptions are the options of `kubectl pxb install`.
+type InstallOptions struct {
+	PrintFlags *genericclioptions.PrintFlags
+	PrintObj   func(obj runtime.Object) error
+
+	Image          string
+	Wait           bool
+	Timeout        time.Duration
+	DryRunStrategy cmdutil.DryRunStrategy
+
+	Client install.Client
+	genericiooptions.IOStreams
+}
+
+// NewCmdInstall returns `kubectl pxb install`.
+func NewCmdInstall(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &InstallOptions{
+		PrintFlags: genericclioptions.NewPrintFlags("serverside-applied").WithTypeSetter(Scheme),
+		Wait:       true,
+		Timeout:    2 * time.Minute,
+		IOStreams:  streams,
+	}
+	cmd := &cobra.Command{
+		Use:   "install [--image IMAGE] [--dry-run=server|client|none]",
+		Short: "Install or upgrade pxb in the cluster",
+		Long: `Install or upgrade pxb in the cluster of the current context: the pxb-system namespace, the pxb.dev
+custom resource definitions, the pxb-job ServiceAccount with its RBAC, and the pxb-config ConfigMap.
+
+Objects are applied server-side with the field manager "pxb", so running install again is harmless and
+upgrades an older installation. Install waits until the definitions are established.`,
+		Example: `  # Install into the current context
+  kubectl pxb install
+
+  # Use a job image of your own registry
+  kubectl pxb install --image registry.example.com/pxb-job:v0.1.0
+
+  # Print what would be applied
+  kubectl pxb install --dry-run=client -o yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, cmd); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.PrintFlags.AddFlags(cmd)
+	cmdutil.AddDryRunFlag(cmd)
+	cmd.Flags().StringVar(&o.Image, "image", install.DefaultImage(), "Image of the pxb-job runner.")
+	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the custom resource definitions are established.")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the installation to finish.")
+	return cmd
+}
+
+// Complete reads the dry-run mode, builds the printer and, unless nothing is sent, the clients.
+func (o *InstallOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
+	var err error
+	o.DryRunStrategy, err = cmdutil.GetDryRunStrategy(cmd)
+	if err != nil {
+		return err
+	}
+	cmdutil.PrintFlagsWithDryRunStrategy(o.PrintFlags, o.DryRunStrategy)
+	printer, err := o.PrintFlags.ToPrinter()
+	if err != nil {
+		return err
+	}
+	o.PrintObj = func(obj runtime.Object) error { return printer.PrintObj(obj, o.Out) }
+	if o.DryRunStrategy == cmdutil.DryRunClient {
+		return nil
+	}
+	o.Client, err = installClient(f)
+	return err
+}
+
+func installClient(f cmdutil.Factory) (install.Client, error) {
+	dyn, err := f.DynamicClient()
+	if err != nil {
+		return install.Client{}, err
+	}
+	mapper, err := f.ToRESTMapper()
+	if err != nil {
+		return install.Client{}, err
+	}
+	return install.Client{Dynamic: dyn, Mapper: mapper}, nil
+}
+
+// Validate checks the flags.
+func (o *InstallOptions) Validate() error {
+	if o.Image == "" || strings.ContainsAny(o.Image, " \t\n") {
+		return fmt.Errorf("--image must be an image reference, not %q", o.Image)
+	}
+	if o.Timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive")
+	}
+	return nil
+}
+
+// Run applies the objects, or prints them for a client dry run, and waits for the CRDs.
+func (o *InstallOptions) Run(ctx context.Context) error {
+	objs, err := install.Objects(install.Options{Image: o.Image})
+	if err != nil {
+		return err
+	}
+	if o.DryRunStrategy == cmdutil.DryRunClient {
+		for _, obj := range objs {
+			if err := o.PrintObj(obj); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	applied, err := o.Client.Apply(ctx, objs, o.DryRunStrategy == cmdutil.DryRunServer)
+	for _, obj := range applied {
+		if perr := o.PrintObj(obj); perr != nil {
+			return perr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if o.Wait && o.DryRunStrategy == cmdutil.DryRunNone {
+		return o.Client.WaitForCRDs(ctx, install.CRDNames(objs), o.Timeout)
+	}
+	return nil
+}

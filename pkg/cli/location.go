@@ -1,0 +1,497 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+)
+
+// NewCmdLocation returns `kubectl pxb location`.
+func NewCmdLocation(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "location",
+		Aliases: []string{"locations", "bl"},
+		Short:   "Manage backup locations: where backups are stored",
+	}
+	cmd.AddCommand(newCmdLocationCreate(f, streams), newCmdLocationGet(f, streams), newCmdLocationDescribe(f, streams),
+		newCmdLocationDelete(f, streams), newCmdLocationExportKey(f, streams), newCmdLocationRotateKey(f, streams),
+		newCmdLocationCheck(f, streams))
+	return cmd
+}
+
+// LocationCreateOptions are the options of `kubectl pxb location create`.
+type LocationCreateOptions struct {
+	Name              string
+	Spec              v1alpha1.BackupLocationSpec
+	Credential        string
+	EncryptionKey     string
+	PassphraseFile    string
+	CACertFile        string
+	AllowedNamespaces []string
+	Output            string
+
+	passphrase []byte
+	client     clients
+	genericiooptions.IOStreams
+}
+
+func newCmdLocationCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &LocationCreateOptions{IOStreams: streams}
+	o.Spec.NFS = &v1alpha1.NFSLocation{}
+	var provider string
+	cmd := &cobra.Command{
+		Use:   "create NAME --provider s3|azure|gcs|nfs",
+		Short: "Create a backup location, with its own encryption key",
+		Long: `Create a BackupLocation in pxb-system.
+
+Every location encrypts what it stores under its own random key, wrapped by a passphrase kept in a Secret.
+Without --encryption-passphrase-file a strong passphrase is generated. Keep a copy of it (kubectl pxb
+location export-key): without it, nobody can read the backups, pxb included.`,
+		Example: `  kubectl pxb location create prod --provider s3 --bucket backups --region eu-west-1 --credential s3-prod
+  kubectl pxb location create lab --provider s3 --bucket pxb --endpoint http://minio.lab:9000 --s3-force-path-style --credential lab
+  kubectl pxb location create blob --provider azure --bucket backups --storage-account acme --credential azure-prod
+  kubectl pxb location create gcs --provider gcs --bucket acme-backups --credential gcs-prod
+  kubectl pxb location create filer --provider nfs --nfs-server filer.lab --nfs-path /export/backups`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Spec.Provider = v1alpha1.Provider(provider)
+			if err := o.Complete(f, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&provider, "provider", provider, "Where the data goes: s3, azure, gcs or nfs.")
+	fl.StringVar(&o.Spec.Bucket, "bucket", "", "The S3 or GCS bucket, or the Azure container.")
+	fl.StringVar(&o.Spec.Prefix, "prefix", "", "Path inside the bucket or export under which backups are stored.")
+	fl.StringVar(&o.Spec.Region, "region", "", "S3 region.")
+	fl.StringVar(&o.Spec.Endpoint, "endpoint", "", "Service URL of an S3-compatible store, an Azure service URL, or a GCS endpoint.")
+	fl.BoolVar(&o.Spec.S3ForcePathStyle, "s3-force-path-style", false, "Address S3 buckets in the path (most S3-compatible stores need this).")
+	fl.StringVar(&o.Spec.StorageAccount, "storage-account", "", "Azure storage account.")
+	fl.BoolVar(&o.Spec.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "Do not verify the endpoint's TLS certificate (tests only).")
+	fl.StringVar(&o.CACertFile, "cacert", "", "PEM file of the CA that signed the endpoint's certificate.")
+	fl.StringVar(&o.Credential, "credential", "", "Credential (kubectl pxb credential create) to use; none means the cluster's workload identity.")
+	fl.StringVar(&o.EncryptionKey, "encryption-key-secret", "", "Existing Secret in pxb-system holding the passphrase (key \"passphrase\"), e.g. to read another cluster's location.")
+	fl.StringVar(&o.PassphraseFile, "encryption-passphrase-file", "", "File (- for standard input) holding the passphrase; a new Secret is made from it.")
+	fl.Int32Var(&o.Spec.ObjectLockDays, "object-lock-days", 0, "Keep every object written immutable for this many days (S3 buckets with object lock).")
+	fl.StringSliceVar(&o.AllowedNamespaces, "allowed-namespaces", nil, "Namespaces whose own Backups may use this location (\"*\" for all); admins in pxb-system always may.")
+	fl.StringVar(&o.Spec.NFS.Server, "nfs-server", "", "NFS server.")
+	fl.StringVar(&o.Spec.NFS.Path, "nfs-path", "", "Exported path on the NFS server.")
+	fl.StringVar(&o.Spec.NFS.SubPath, "nfs-sub-path", "", "Directory inside the export.")
+	fl.StringSliceVar(&o.Spec.NFS.MountOptions, "nfs-mount-options", nil, "NFS mount options, e.g. nfsvers=4.1,hard.")
+	fl.StringVarP(&o.Output, "output", "o", "", "Print the BackupLocation as yaml or json without creating anything.")
+	return cmd
+}
+
+// Complete reads files and fills defaults.
+func (o *LocationCreateOptions) Complete(f cmdutil.Factory, args []string) error {
+	o.Name = args[0]
+	if o.Spec.Provider != v1alpha1.ProviderNFS {
+		o.Spec.NFS = nil
+	}
+	if o.CACertFile != "" {
+		pem, err := os.ReadFile(o.CACertFile)
+		if err != nil {
+			return fmt.Errorf("--cacert: %w", err)
+		}
+		o.Spec.CACert = string(pem)
+	}
+	var err error
+	if o.AllowedNamespaces != nil {
+		if o.Spec.AllowedNamespaces, err = namespacePatterns("--allowed-namespaces", o.AllowedNamespaces, true); err != nil {
+			return err
+		}
+	}
+	if o.Credential != "" {
+		o.Spec.Credential = &v1alpha1.SecretReference{Name: o.Credential}
+	}
+	switch {
+	case o.EncryptionKey != "" && o.PassphraseFile != "":
+		return fmt.Errorf("--encryption-key-secret and --encryption-passphrase-file are mutually exclusive")
+	case o.EncryptionKey != "":
+		o.Spec.EncryptionKey = v1alpha1.SecretReference{Name: o.EncryptionKey}
+	default:
+		o.Spec.EncryptionKey = v1alpha1.SecretReference{Name: o.Name + "-encryption-key"}
+		if o.passphrase, err = readPassphrase(o.PassphraseFile, o.In); err != nil {
+			return err
+		}
+	}
+	if o.Output == "" {
+		o.client, err = newClients(f)
+	}
+	return err
+}
+
+// readPassphrase reads a passphrase from file (- is stdin), or makes a new random one.
+func readPassphrase(file string, in io.Reader) ([]byte, error) {
+	if file == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("generate passphrase: %w", err)
+		}
+		return []byte(base64.RawURLEncoding.EncodeToString(b)), nil
+	}
+	r := in
+	if file != "-" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("--encryption-passphrase-file: %w", err)
+		}
+		defer fh.Close()
+		r = fh
+	}
+	raw, err := io.ReadAll(io.LimitReader(r, 4096))
+	if err != nil {
+		return nil, fmt.Errorf("--encryption-passphrase-file: %w", err)
+	}
+	p := strings.TrimRight(string(raw), "\r\n")
+	if len(p) < 12 {
+		return nil, fmt.Errorf("--encryption-passphrase-file: the passphrase has %d characters; use at least 12", len(p))
+	}
+	return []byte(p), nil
+}
+
+// Validate checks what the API server's schema cannot: that referenced Secrets exist.
+func (o *LocationCreateOptions) Validate() error {
+	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
+		return fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
+	}
+	if o.Spec.Provider == "" {
+		return fmt.Errorf("--provider is required: s3, azure, gcs or nfs")
+	}
+	if o.Output != "" && o.Output != "yaml" && o.Output != "json" {
+		return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
+	}
+	return nil
+}
+
+// Run creates the encryption key Secret (when pxb makes it) and the BackupLocation.
+func (o *LocationCreateOptions) Run(ctx context.Context) error {
+	loc := &v1alpha1.BackupLocation{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocation"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: v1alpha1.SystemNamespace},
+		Spec:       o.Spec,
+	}
+	if o.Output != "" {
+		return printObject(o.Out, o.Output, loc, loc.GroupVersionKind())
+	}
+	if o.Credential != "" {
+		if _, err := listCredentials(ctx, o.client, []string{o.Credential}); err != nil {
+			return fmt.Errorf("--credential: %w", err)
+		}
+	}
+	secrets := o.client.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace)
+	if o.passphrase == nil {
+		gctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+		defer cancel()
+		s, err := secrets.Get(gctx, o.EncryptionKey, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("--encryption-key-secret %s: %w", o.EncryptionKey, err)
+		}
+		if len(s.Data[v1alpha1.EncryptionKeySecretKey]) == 0 {
+			return fmt.Errorf("--encryption-key-secret %s has no %q key", o.EncryptionKey, v1alpha1.EncryptionKeySecretKey)
+		}
+	}
+	// The location first, so that a rejected spec leaves no orphaned key behind.
+	out, err := createObject(ctx, o.client.Dynamic, v1alpha1.BackupLocationsResource, "BackupLocation", loc)
+	if err != nil {
+		return err
+	}
+	if o.passphrase != nil {
+		key := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: o.Spec.EncryptionKey.Name, Namespace: v1alpha1.SystemNamespace,
+				Labels: map[string]string{v1alpha1.EncryptionKeyLabel: o.Name},
+				// Owned by nothing on purpose: deleting the location must not delete the only key to its data.
+			},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{v1alpha1.EncryptionKeySecretKey: o.passphrase},
+		}
+		cctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+		defer cancel()
+		if _, err := secrets.Create(cctx, key, metav1.CreateOptions{FieldManager: "kubectl-pxb"}); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				err = fmt.Errorf("Secret %s already exists: pass --encryption-key-secret %s to use it", key.Name, key.Name)
+			}
+			_ = o.client.Dynamic.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).
+				Delete(context.WithoutCancel(ctx), out.GetName(), metav1.DeleteOptions{})
+			return fmt.Errorf("encryption key of location %s: %w", o.Name, err)
+		}
+		fmt.Fprintf(o.Out, "encryption passphrase stored in Secret %s/%s: keep a copy somewhere safe\n", v1alpha1.SystemNamespace, key.Name)
+	}
+	fmt.Fprintf(o.Out, "backuplocation.pxb.dev/%s created\n", o.Name)
+	return nil
+}
+
+func newCmdLocationGet(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	pf := NewPrintFlags()
+	cmd := &cobra.Command{
+		Use:   "get [NAME...]",
+		Short: "List backup locations",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClients(f)
+			if err != nil {
+				return err
+			}
+			p, err := pf.ToPrinter()
+			if err != nil {
+				return err
+			}
+			if pf.IsTable() {
+				t, err := getTable(cmd.Context(), c.Kube, v1alpha1.BackupLocationsResource, v1alpha1.SystemNamespace, args, "")
+				if err != nil {
+					return fmt.Errorf("get backup locations: %w", err)
+				}
+				return p.PrintObj(t, streams.Out)
+			}
+			locs, err := listLocations(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			list := &v1alpha1.BackupLocationList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocationList"}}
+			for _, l := range locs {
+				if len(args) == 0 || slices.Contains(args, l.Name) {
+					l.SetGroupVersionKind(v1alpha1.SchemeGroupVersion.WithKind("BackupLocation"))
+					list.Items = append(list.Items, l)
+				}
+			}
+			return p.PrintObj(list, streams.Out)
+		},
+	}
+	pf.AddFlags(cmd)
+	return cmd
+}
+
+// listLocations reads every BackupLocation in pxb-system.
+func listLocations(ctx context.Context, c clients) ([]v1alpha1.BackupLocation, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	ul, err := c.Dynamic.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list backup locations: %w", err)
+	}
+	var out []v1alpha1.BackupLocation
+	for _, u := range ul.Items {
+		var l v1alpha1.BackupLocation
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &l); err != nil {
+			return nil, fmt.Errorf("decode BackupLocation %s: %w", u.GetName(), err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// backupsUsing lists "namespace/name" of the Backups, in every namespace, stored in location name.
+func backupsUsing(ctx context.Context, c clients, name string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	ul, err := c.Dynamic.Resource(v1alpha1.BackupsResource).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	var out []string
+	for _, u := range ul.Items {
+		if loc, _, _ := unstructured.NestedString(u.Object, "spec", "location"); loc == name {
+			out = append(out, u.GetNamespace()+"/"+u.GetName())
+		}
+	}
+	return out, nil
+}
+
+func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a backup location: where, how, its state and the backups it holds",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClients(f)
+			if err != nil {
+				return err
+			}
+			locs, err := listLocations(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(locs, func(l v1alpha1.BackupLocation) bool { return l.Name == args[0] })
+			if i < 0 {
+				return fmt.Errorf("BackupLocation %q not found in %s", args[0], v1alpha1.SystemNamespace)
+			}
+			l := locs[i]
+			backups, err := backupsUsing(cmd.Context(), c, l.Name)
+			if err != nil {
+				return err
+			}
+			w := newTabWriter(streams.Out)
+			row := func(k, v string) {
+				if v != "" {
+					fmt.Fprintf(w, "%s:\t%s\n", k, v)
+				}
+			}
+			row("Name", l.Name)
+			row("Provider", string(l.Spec.Provider))
+			row("Bucket", l.Spec.Bucket)
+			row("Prefix", l.Spec.Prefix)
+			row("Region", l.Spec.Region)
+			row("Endpoint", l.Spec.Endpoint)
+			row("Storage account", l.Spec.StorageAccount)
+			if l.Spec.NFS != nil {
+				row("NFS", l.Spec.NFS.Server+":"+l.Spec.NFS.Path)
+				row("NFS sub-path", l.Spec.NFS.SubPath)
+			}
+			if l.Spec.Credential != nil {
+				row("Credential", l.Spec.Credential.Name)
+			} else {
+				row("Credential", "<workload identity>")
+			}
+			row("Encryption key", "Secret "+v1alpha1.SystemNamespace+"/"+l.Spec.EncryptionKey.Name)
+			if l.Spec.ObjectLockDays > 0 {
+				row("Object lock", fmt.Sprintf("%d days", l.Spec.ObjectLockDays))
+			}
+			if l.Spec.CACert != "" {
+				row("TLS", "custom CA")
+			} else if l.Spec.InsecureSkipTLSVerify {
+				row("TLS", "NOT VERIFIED")
+			}
+			phase := string(l.Status.Phase)
+			if phase == "" {
+				phase = "Unchecked"
+			}
+			row("Phase", phase)
+			row("Message", l.Status.Message)
+			if t := l.Status.LastValidationTime; t != nil {
+				row("Last checked", t.UTC().Format("2006-01-02 15:04:05 MST"))
+			}
+			row("Backups", fmt.Sprint(len(backups)))
+			return w.Flush()
+		},
+	}
+}
+
+func newCmdLocationDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	var keepBackups bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a backup location; the data in the bucket and the encryption key are kept",
+		Long: `Delete a BackupLocation. Nothing in the bucket is deleted, and neither is the encryption key Secret, so the
+location can be created again (here or in another cluster) and its backups read.
+
+While Backup resources refer to the location it refuses, unless --keep-backups says to leave those Backups
+in place (they cannot be restored until the location exists again).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClients(f)
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			backups, err := backupsUsing(cmd.Context(), c, name)
+			if err != nil {
+				return err
+			}
+			if len(backups) > 0 && !keepBackups {
+				shown := backups
+				if len(shown) > 5 {
+					shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(backups)-5))
+				}
+				return fmt.Errorf("location %s holds %d backup(s) (%s): delete them with kubectl pxb backup delete, or pass --keep-backups",
+					name, len(backups), strings.Join(shown, ", "))
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
+			defer cancel()
+			err = c.Dynamic.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("BackupLocation %q not found in %s", name, v1alpha1.SystemNamespace)
+			}
+			if err != nil {
+				return fmt.Errorf("delete BackupLocation %s: %w", name, err)
+			}
+			fmt.Fprintf(streams.Out, "backuplocation.pxb.dev/%s deleted (data and encryption key kept)\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&keepBackups, "keep-backups", false, "Delete the location even though Backups refer to it.")
+	return cmd
+}
+
+func newCmdLocationExportKey(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "export-key NAME",
+		Short: "Print what another cluster needs to read a location: its encryption key Secret and the location",
+		Long: `Print, as YAML to apply in another cluster, the location's encryption key Secret and the BackupLocation
+itself. The output holds the passphrase: store it like any other secret. The credential is not included:
+create one in the other cluster with kubectl pxb credential create, under the same name.`,
+		Example: `  kubectl pxb location export-key prod > prod-key.yaml
+  kubectl --context other-cluster apply -f prod-key.yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClients(f)
+			if err != nil {
+				return err
+			}
+			locs, err := listLocations(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(locs, func(l v1alpha1.BackupLocation) bool { return l.Name == args[0] })
+			if i < 0 {
+				return fmt.Errorf("BackupLocation %q not found in %s", args[0], v1alpha1.SystemNamespace)
+			}
+			l := locs[i]
+			ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
+			defer cancel()
+			s, err := c.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(ctx, l.Spec.EncryptionKey.Name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("encryption key of location %s: %w", l.Name, err)
+			}
+			key := &corev1.Secret{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+				ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
+				Type:       corev1.SecretTypeOpaque,
+				Data:       map[string][]byte{v1alpha1.EncryptionKeySecretKey: s.Data[v1alpha1.EncryptionKeySecretKey]},
+			}
+			out := &v1alpha1.BackupLocation{
+				TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocation"},
+				ObjectMeta: metav1.ObjectMeta{Name: l.Name, Namespace: l.Namespace, Labels: l.Labels},
+				Spec:       l.Spec,
+			}
+			if err := printReport(streams.Out, "yaml", key); err != nil {
+				return err
+			}
+			fmt.Fprintln(streams.Out, "---")
+			return printObject(streams.Out, "yaml", out, out.GroupVersionKind())
+		},
+	}
+}
+
+func newTabWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

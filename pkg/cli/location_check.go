@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+)
+
+// LocationCheckOptions are the options of `kubectl pxb location check`.
+type LocationCheckOptions struct {
+	Name    string
+	Wait    bool
+	Timeout time.Duration
+
+	client clients
+	genericiooptions.IOStreams
+}
+
+func newCmdLocationCheck(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &LocationCheckOptions{IOStreams: streams, Wait: true, Timeout: 5 * time.Minute}
+	cmd := &cobra.Command{
+		Use:   "check NAME",
+		Short: "Check from inside the cluster that a backup location can be written, read, listed and deleted",
+		Long: `Run a Job in pxb-system that opens the location over the network path backups use, writes, reads, lists
+and deletes a probe object, and looks up whether the bucket has object lock. The outcome (Available or
+Unavailable, and why in plain words) goes into the location's status; kubectl pxb location describe shows it.
+
+The command exits with an error when the location is Unavailable.`,
+		Example: `  kubectl pxb location check prod
+
+  # Start the check and return; read the outcome later
+  kubectl pxb location check prod --wait=false
+  kubectl pxb location describe prod`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, args); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait for the check's outcome.")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the check's Job.")
+	return cmd
+}
+
+// Complete builds the clients.
+func (o *LocationCheckOptions) Complete(f cmdutil.Factory, args []string) error {
+	o.Name = args[0]
+	var err error
+	o.client, err = newClients(f)
+	return err
+}
+
+// Run launches the check's Job and, with --wait, prints the outcome it wrote into the location's status.
+func (o *LocationCheckOptions) Run(ctx context.Context) error {
+	loc, err := runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
+	if err != nil {
+		return err
+	}
+	cfg, err := jobspec.LoadConfig(ctx, o.client.Kube)
+	if err != nil {
+		return err
+	}
+	job, err := jobspec.LaunchLocationJob(ctx, o.client.Kube, jobspec.KindCheck, loc, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "Job %s/%s checks location %s.\n", job.Namespace, job.Name, o.Name)
+	if !o.Wait {
+		fmt.Fprintf(o.Out, "See the outcome with: kubectl pxb location describe %s\n", o.Name)
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	var st jobspec.State
+	err = wait.PollUntilContextCancel(wctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		st, err = jobspec.Get(ctx, o.client.Kube, job.Namespace, job.Name)
+		return err == nil && (st.Done || st.Failed), nil
+	})
+	if err == nil && st.Failed {
+		err = errors.New(st.Reason)
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("the check of location %s did not finish within %s (Job %s/%s goes on; see kubectl pxb location describe %s)",
+				o.Name, o.Timeout, job.Namespace, job.Name, o.Name)
+		}
+		return fmt.Errorf("the check of location %s failed: %w", o.Name, err)
+	}
+	loc, err = runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
+	if err != nil {
+		return err
+	}
+	return reportCheck(o.Out, loc, job.CreationTimestamp.Time)
+}
+
+// reportCheck prints the outcome of a check that started at since, and fails when the location is unusable.
+func reportCheck(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) error {
+	st := loc.Status
+	// Creation times have whole seconds: a status written in the same second is this check's.
+	if st.LastValidationTime == nil || st.LastValidationTime.Time.Before(since.Truncate(time.Second)) {
+		return fmt.Errorf("the check of location %s ended without writing its outcome into the location's status", loc.Name)
+	}
+	tw := newTabWriter(w)
+	fmt.Fprintf(tw, "Location:\t%s\n", loc.Name)
+	fmt.Fprintf(tw, "Phase:\t%s\n", st.Phase)
+	fmt.Fprintf(tw, "Message:\t%s\n", st.Message)
+	fmt.Fprintf(tw, "Checked:\t%s\n", st.LastValidationTime.UTC().Format("2006-01-02 15:04:05 MST"))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if st.Phase != v1alpha1.LocationAvailable {
+		return fmt.Errorf("location %s is %s: %s", loc.Name, st.Phase, st.Message)
+	}
+	return nil
+}

@@ -1,0 +1,477 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/apply"
+	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+)
+
+// NewCmdRestore returns `kubectl pxb restore` and its subcommands.
+func NewCmdRestore(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Restore backups, and list, inspect and delete restores",
+		Long: `Restore the objects of a Backup into the cluster, into the same namespaces or mapped ones.
+
+A Restore lives in the namespace of its Backup. Existing objects are kept unless
+--existing-resource-policy says otherwise; nothing else in the cluster is deleted.`,
+	}
+	cmd.AddCommand(
+		newCmdRestoreCreate(f, streams),
+		newCmdList(f, streams, "restore", "Restore", v1alpha1.RestoresResource),
+		newCmdRestoreDescribe(f, streams),
+		newCmdRestoreLogs(f, streams),
+		newCmdRestoreDelete(f, streams),
+	)
+	return cmd
+}
+
+// RestoreCreateOptions are the options of `kubectl pxb restore create`.
+type RestoreCreateOptions struct {
+	Name string
+	// Namespace is where the Backup is looked for, and the Restore created; NamespaceSet when -n was given.
+	Namespace    string
+	NamespaceSet bool
+
+	FromBackup             string
+	IncludeNamespaces      []string
+	ExcludeNamespaces      []string
+	IncludeResources       []string
+	ExcludeResources       []string
+	Selector               string
+	NamespaceMappings      []string
+	StorageClassMappings   []string
+	ExistingResourcePolicy string
+	DryRun                 bool
+	Labels                 map[string]string
+	Output                 string
+	Wait                   bool
+	Timeout                time.Duration
+
+	clients clients
+	now     func() time.Time
+	genericiooptions.IOStreams
+}
+
+func newCmdRestoreCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &RestoreCreateOptions{IOStreams: streams, ExistingResourcePolicy: "retain", Timeout: time.Hour, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "create [NAME] --from-backup BACKUP [--namespace-mappings FROM:TO,...] [--wait]",
+		Short: "Restore a backup's objects",
+		Long: `Create a Restore of a Backup and start the Job that carries it out. NAME defaults to BACKUP-TIMESTAMP.
+
+Without -n the Backup is looked for in the current namespace, then in pxb-system. The Backup must be
+Completed (or PartiallySucceeded); the selection and mappings are checked before anything is created.`,
+		Example: `  # Restore everything of a backup and wait until it is done
+  kubectl pxb restore create --from-backup shop-nightly --wait
+
+  # Restore the namespace shop as shop-copy, replacing what exists
+  kubectl pxb restore create --from-backup shop-nightly --namespace-mappings shop:shop-copy --existing-resource-policy replace
+
+  # See what a restore would do, without changing the cluster
+  kubectl pxb restore create --from-backup shop-nightly --dry-run --wait`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.FromBackup, "from-backup", "", "Backup to restore from (required).")
+	fl.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "Namespaces of the backup to restore, or '*' (default: all).")
+	fl.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "Namespaces of the backup not to restore.")
+	fl.StringSliceVar(&o.IncludeResources, "include-resources", nil, "Resource types to restore (default: all in the backup).")
+	fl.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "Resource types not to restore.")
+	fl.StringVarP(&o.Selector, "selector", "l", "", "Restore only objects matching this label selector.")
+	fl.StringSliceVar(&o.NamespaceMappings, "namespace-mappings", nil, "Restore namespaces under other names, as FROM:TO,FROM2:TO2.")
+	fl.StringSliceVar(&o.StorageClassMappings, "storage-class-mappings", nil, "Give restored claims other StorageClasses, as FROM:TO.")
+	fl.StringVar(&o.ExistingResourcePolicy, "existing-resource-policy", o.ExistingResourcePolicy,
+		"What to do with objects that exist: retain (keep them), replace (delete and recreate) or update (bring them to the backup's state).")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "Report what the restore would do without changing the cluster.")
+	fl.StringToStringVar(&o.Labels, "labels", nil, "Labels of the Restore, as k=v,k2=v2.")
+	fl.StringVarP(&o.Output, "output", "o", "", "Print the Restore as yaml or json instead of creating it.")
+	fl.BoolVar(&o.Wait, "wait", false, "Wait until the restore ends, showing its progress; exit non-zero unless it completed.")
+	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
+	return cmd
+}
+
+// Complete names the Restore, finds the namespace of the Backup and builds the clients.
+func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, args []string) error {
+	var err error
+	if o.Namespace, o.NamespaceSet, err = namespaceOf(f); err != nil {
+		return err
+	}
+	if len(args) == 1 {
+		o.Name = args[0]
+	} else if o.FromBackup != "" {
+		o.Name = o.FromBackup + "-" + o.now().UTC().Format("20060102150405")
+	}
+	if o.Output != "" {
+		return nil
+	}
+	if o.clients, err = newClients(f); err != nil {
+		return err
+	}
+	if !o.NamespaceSet && o.FromBackup != "" {
+		// Backups of several namespaces live in pxb-system.
+		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		defer cancel()
+		_, err := o.clients.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(o.Namespace).Get(ctx, o.FromBackup, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			o.Namespace = v1alpha1.SystemNamespace
+		}
+	}
+	return nil
+}
+
+// Validate checks the flags without the cluster; errors name the flag.
+func (o *RestoreCreateOptions) Validate() error {
+	if o.FromBackup == "" {
+		return errors.New("--from-backup is required")
+	}
+	if errs := validation.IsDNS1123Subdomain(o.FromBackup); len(errs) > 0 {
+		return fmt.Errorf("--from-backup %q: %s", o.FromBackup, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
+		return fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
+	}
+	if o.Output != "" && o.Output != "yaml" && o.Output != "json" {
+		return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
+	}
+	if o.Output != "" && o.Wait {
+		return errors.New("--output prints the Restore without creating it: it cannot be combined with --wait")
+	}
+	if o.Timeout <= 0 {
+		return errors.New("--timeout must be positive")
+	}
+	_, err := o.Restore()
+	return err
+}
+
+// Restore is the Restore the flags describe.
+func (o *RestoreCreateOptions) Restore() (*v1alpha1.Restore, error) {
+	r := &v1alpha1.Restore{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Restore"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.Labels},
+		Spec:       v1alpha1.RestoreSpec{BackupName: v1alpha1.ObjectName(o.FromBackup), DryRun: o.DryRun},
+	}
+	s := &r.Spec
+	var err error
+	if s.IncludeNamespaces, err = namespacePatterns("--include-namespaces", o.IncludeNamespaces, true); err != nil {
+		return nil, err
+	}
+	if s.ExcludeNamespaces, err = namespaceNames("--exclude-namespaces", o.ExcludeNamespaces); err != nil {
+		return nil, err
+	}
+	if s.IncludeResources, err = resourcePatterns("--include-resources", o.IncludeResources); err != nil {
+		return nil, err
+	}
+	if s.ExcludeResources, err = resourcePatterns("--exclude-resources", o.ExcludeResources); err != nil {
+		return nil, err
+	}
+	if s.LabelSelector, err = parseSelector("--selector", o.Selector); err != nil {
+		return nil, err
+	}
+	nsMap, err := parseMappings("--namespace-mappings", o.NamespaceMappings, validation.IsDNS1123Label)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string]string{}
+	for _, from := range slices.Sorted(maps.Keys(nsMap)) {
+		to := nsMap[from]
+		if other, dup := targets[to]; dup {
+			return nil, fmt.Errorf("--namespace-mappings: %s and %s both map to %s", other, from, to)
+		}
+		targets[to] = from
+		if s.NamespaceMapping == nil {
+			s.NamespaceMapping = map[string]v1alpha1.NamespaceName{}
+		}
+		s.NamespaceMapping[from] = v1alpha1.NamespaceName(to)
+	}
+	scMap, err := parseMappings("--storage-class-mappings", o.StorageClassMappings, validation.IsDNS1123Subdomain)
+	if err != nil {
+		return nil, err
+	}
+	for from, to := range scMap {
+		if s.StorageClassMapping == nil {
+			s.StorageClassMapping = map[string]v1alpha1.ObjectName{}
+		}
+		s.StorageClassMapping[from] = v1alpha1.ObjectName(to)
+	}
+	switch strings.ToLower(o.ExistingResourcePolicy) {
+	case "retain", "":
+		s.ExistingResourcePolicy = v1alpha1.ExistingRetain
+	case "replace":
+		s.ExistingResourcePolicy = v1alpha1.ExistingReplace
+	case "update":
+		s.ExistingResourcePolicy = v1alpha1.ExistingUpdate
+	default:
+		return nil, fmt.Errorf("--existing-resource-policy must be retain, replace or update, not %q", o.ExistingResourcePolicy)
+	}
+	if err := validateLabels("--labels", o.Labels); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Run prints the Restore, or checks it against its Backup, creates it and starts its Job.
+func (o *RestoreCreateOptions) Run(ctx context.Context) error {
+	r, err := o.Restore()
+	if err != nil {
+		return err
+	}
+	if o.Output != "" {
+		return printObject(o.Out, o.Output, r, v1alpha1.SchemeGroupVersion.WithKind("Restore"))
+	}
+	location, err := o.check(ctx, r)
+	if err != nil {
+		return err
+	}
+	return submit(ctx, o.clients, jobspec.KindRestore, r, location, o.Wait, o.Timeout, o.Out)
+}
+
+// check validates the Restore before anything is created: the Backup exists and is Completed, and, when
+// the location can be read with the user's permissions, the namespaces and types named are in the backup.
+// It returns the Backup's location.
+func (o *RestoreCreateOptions) check(ctx context.Context, r *v1alpha1.Restore) (string, error) {
+	var b v1alpha1.Backup
+	if err := getTyped(ctx, o.clients, v1alpha1.BackupsResource, "Backup", r.Namespace, o.FromBackup, &b); err != nil {
+		return "", fmt.Errorf("--from-backup: %w", err)
+	}
+	if !runjob.Restorable(b.Status.Phase) {
+		return "", fmt.Errorf("--from-backup: Backup %s/%s is %s, not Completed", b.Namespace, b.Name, orDefault(string(b.Status.Phase), string(v1alpha1.BackupPending)))
+	}
+	cctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	_, err := o.clients.Dynamic.Resource(v1alpha1.RestoresResource).Namespace(r.Namespace).Get(cctx, r.Name, metav1.GetOptions{})
+	if err == nil {
+		return "", fmt.Errorf("Restore %s/%s already exists: choose another NAME", r.Namespace, r.Name)
+	}
+	if !apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("get Restore %s/%s: %w", r.Namespace, r.Name, err)
+	}
+	loc, err := openLocation(ctx, o.clients, string(b.Spec.Location))
+	if err != nil {
+		// The Job reads the backup with its own identity and checks the rest.
+		return string(b.Spec.Location), nil
+	}
+	defer loc.Close()
+	m, err := collect.ReadManifest(ctx, runjob.Prefixed(loc.Store, runjob.BackupPrefix(b.Namespace, b.Name)))
+	if err != nil {
+		return "", fmt.Errorf("--from-backup: Backup %s/%s: %w", b.Namespace, b.Name, err)
+	}
+	return string(b.Spec.Location), checkAgainstManifest(r.Spec, m)
+}
+
+// checkAgainstManifest says which namespace or type of the Restore the backup does not hold.
+func checkAgainstManifest(s v1alpha1.RestoreSpec, m *collect.Manifest) error {
+	for _, fl := range []struct {
+		flag  string
+		names []string
+	}{{"--include-namespaces", stringsOf(s.IncludeNamespaces)}, {"--namespace-mappings", slices.Sorted(maps.Keys(s.NamespaceMapping))}} {
+		for _, n := range fl.names {
+			if n != "*" && !slices.Contains(m.Namespaces, n) {
+				return fmt.Errorf("%s: namespace %q is not in the backup (it holds %s)", fl.flag, n, strings.Join(m.Namespaces, ", "))
+			}
+		}
+	}
+	types := make([]collect.Type, len(m.Types))
+	for i, t := range m.Types {
+		types[i] = t.Type
+	}
+	for _, n := range stringsOf(s.IncludeResources) {
+		if err := (collect.ResourceFilter{Include: []string{n}}).Resolve(types); err != nil {
+			return fmt.Errorf("--include-resources: the backup holds no %q", n)
+		}
+	}
+	return nil
+}
+
+func newCmdRestoreDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ObjectOptions{IOStreams: streams}
+	return &cobra.Command{
+		Use:     "describe NAME",
+		Short:   "Show a restore and its summary: what happened to every object",
+		Example: "  kubectl pxb restore describe shop-nightly-20250101120000 -n pxb-system",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(f, args); err != nil {
+				return err
+			}
+			return o.describeRestore(cmd.Context())
+		},
+	}
+}
+
+func (o *ObjectOptions) getRestore(ctx context.Context) (*v1alpha1.Restore, error) {
+	var r v1alpha1.Restore
+	if err := getTyped(ctx, o.clients, v1alpha1.RestoresResource, "Restore", o.Namespace, o.Name, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// restoreLocation is the location of a Restore's Backup, where its summary and log are kept.
+func (o *ObjectOptions) restoreLocation(ctx context.Context, r *v1alpha1.Restore) (string, error) {
+	var b v1alpha1.Backup
+	if err := getTyped(ctx, o.clients, v1alpha1.BackupsResource, "Backup", r.Namespace, string(r.Spec.BackupName), &b); err != nil {
+		return "", err
+	}
+	return string(b.Spec.Location), nil
+}
+
+func (o *ObjectOptions) describeRestore(ctx context.Context) error {
+	r, err := o.getRestore(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+	s, st := r.Spec, r.Status
+	fmt.Fprintf(w, "Name:\t%s\n", r.Name)
+	fmt.Fprintf(w, "Namespace:\t%s\n", r.Namespace)
+	fmt.Fprintf(w, "Backup:\t%s\n", s.BackupName)
+	fmt.Fprintf(w, "Namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeNamespaces), ", "), "*"))
+	fmt.Fprintf(w, "Excluded namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeNamespaces), ", "), "<none>"))
+	fmt.Fprintf(w, "Resources:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeResources), ", "), "*"))
+	fmt.Fprintf(w, "Excluded resources:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeResources), ", "), "<none>"))
+	fmt.Fprintf(w, "Label selector:\t%s\n", selectorText(s.LabelSelector))
+	nsMap := map[string]string{}
+	for k, v := range s.NamespaceMapping {
+		nsMap[k] = string(v)
+	}
+	scMap := map[string]string{}
+	for k, v := range s.StorageClassMapping {
+		scMap[k] = string(v)
+	}
+	fmt.Fprintf(w, "Namespace mappings:\t%s\n", joinMap(nsMap))
+	fmt.Fprintf(w, "Storage class mappings:\t%s\n", joinMap(scMap))
+	fmt.Fprintf(w, "Existing objects:\t%s\n", orDefault(string(s.ExistingResourcePolicy), string(v1alpha1.ExistingRetain)))
+	if s.DryRun {
+		fmt.Fprintf(w, "Dry run:\ttrue (nothing was changed)\n")
+	}
+	fmt.Fprintf(w, "\nPhase:\t%s\n", orDefault(string(st.Phase), string(v1alpha1.RestorePending)))
+	if st.Message != "" {
+		fmt.Fprintf(w, "Message:\t%s\n", st.Message)
+	}
+	fmt.Fprintf(w, "Started:\t%s\n", timeText(st.StartTimestamp))
+	fmt.Fprintf(w, "Completed:\t%s\n", timeText(st.CompletionTimestamp))
+	if c := st.Counts; c != nil {
+		fmt.Fprintf(w, "Objects:\t%d created, %d updated, %d skipped, %d failed\n", c.Created, c.Updated, c.Skipped, c.Failed)
+	}
+	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
+	printMessages(w, "Errors", st.ErrorCount, st.Errors)
+	_ = w.Flush()
+	if st.CompletionTimestamp == nil || st.Phase == v1alpha1.RestoreFailed && st.Counts == nil {
+		return nil
+	}
+	locName, err := o.restoreLocation(ctx, r)
+	if err != nil {
+		fmt.Fprintf(o.Out, "\nSummary: not read (%v)\n", err)
+		return nil
+	}
+	loc, err := openLocation(ctx, o.clients, locName)
+	if err != nil {
+		fmt.Fprintf(o.Out, "\nSummary: not read (%v)\n", err)
+		return nil
+	}
+	defer loc.Close()
+	fmt.Fprintln(o.Out, "\nSummary:")
+	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  OUTCOME\tRESOURCE\tNAME\tREASON")
+	err = apply.ReadSummary(ctx, runjob.Prefixed(loc.Store, runjob.RestorePrefix(r.Namespace, r.Name)), func(e apply.SummaryEntry) error {
+		name := e.Name
+		if e.Namespace != "" {
+			name = e.Namespace + "/" + e.Name
+		}
+		if e.SourceNamespace != "" && e.SourceNamespace != e.Namespace {
+			name += " (from " + e.SourceNamespace + ")"
+		}
+		_, err := fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", e.Outcome, e.Resource, name, e.Reason)
+		return err
+	})
+	_ = w.Flush()
+	if err != nil {
+		fmt.Fprintf(o.Out, "  not read: %v\n", err)
+	}
+	return nil
+}
+
+func newCmdRestoreLogs(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ObjectOptions{IOStreams: streams}
+	return &cobra.Command{
+		Use:     "logs NAME",
+		Short:   "Print the log of a restore's job",
+		Example: "  kubectl pxb restore logs shop-nightly-20250101120000 -n pxb-system",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(f, args); err != nil {
+				return err
+			}
+			r, err := o.getRestore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			locName, err := o.restoreLocation(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			return o.logs(cmd.Context(), locName, runjob.RestorePrefix(r.Namespace, r.Name),
+				jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})
+		},
+	}
+}
+
+func newCmdRestoreDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ObjectOptions{IOStreams: streams}
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a restore, its summary and its log",
+		Long: `Delete a Restore, with its summary and log in the location, and its Job. The restored objects stay in
+the cluster.`,
+		Example: "  kubectl pxb restore delete shop-nightly-20250101120000 -n pxb-system",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.complete(f, args); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			r, err := o.getRestore(ctx)
+			if err != nil {
+				return err
+			}
+			// The summary goes with the Restore; a Backup already deleted has taken its location's data along.
+			if locName, err := o.restoreLocation(ctx, r); err == nil {
+				if loc, err := openLocation(ctx, o.clients, locName); err == nil {
+					defer loc.Close()
+					if _, err := loc.Delete(ctx, runjob.RestorePrefix(r.Namespace, r.Name)); err != nil {
+						return fmt.Errorf("Restore %s/%s kept: its summary could not be deleted: %w", r.Namespace, r.Name, err)
+					}
+				}
+			}
+			return deleteObjectAndJob(ctx, o.clients, v1alpha1.RestoresResource, "Restore", r.Namespace, r.Name, jobspec.KindRestore, o.Out)
+		},
+	}
+}

@@ -1,0 +1,104 @@
+package jobspec
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// State is where a Job stands.
+type State struct {
+	Done   bool
+	Failed bool
+	// Reason says why the Job failed, or why its pod cannot start; never empty when Failed.
+	Reason string
+}
+
+// stuckReasons are waiting states a pod does not leave on its own: the Job would only end at its deadline.
+var stuckReasons = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "ErrImageNeverPull": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true,
+}
+
+// Get reports the state of Job ns/name, with the reason of a failure taken from its pods.
+func Get(ctx context.Context, kube kubernetes.Interface, ns, name string) (State, error) {
+	gctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	job, err := kube.BatchV1().Jobs(ns).Get(gctx, name, metav1.GetOptions{})
+	cancel()
+	if err != nil {
+		return State{}, fmt.Errorf("get Job %s/%s: %w", ns, name, err)
+	}
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete, batchv1.JobSuccessCriteriaMet:
+			return State{Done: true}, nil
+		case batchv1.JobFailed, batchv1.JobFailureTarget:
+			reason := podReason(ctx, kube, job)
+			if reason == "" {
+				reason = strings.TrimSpace(c.Reason + ": " + c.Message)
+			}
+			return State{Done: true, Failed: true, Reason: reason}, nil
+		}
+	}
+	if r := stuckReason(ctx, kube, job); r != "" {
+		return State{Failed: true, Reason: r}, nil
+	}
+	return State{}, nil
+}
+
+func jobPods(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) []corev1.Pod {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pods, err := kube.CoreV1().Pods(job.Namespace).List(lctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/job-name=" + job.Name})
+	if err != nil {
+		return nil
+	}
+	// The latest attempt tells the most.
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)
+	})
+	return pods.Items
+}
+
+// podReason is the termination message (or, with FallbackToLogsOnError, the log's tail) of the latest
+// failed pod of job.
+func podReason(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
+	for _, p := range jobPods(ctx, kube, job) {
+		for _, s := range p.Status.ContainerStatuses {
+			if term := s.State.Terminated; term != nil && term.ExitCode != 0 {
+				msg := strings.TrimSpace(term.Message)
+				if msg == "" {
+					msg = fmt.Sprintf("container %s exited with code %d (%s)", s.Name, term.ExitCode, term.Reason)
+				}
+				return msg
+			}
+		}
+		if p.Status.Reason != "" || p.Status.Message != "" {
+			return strings.TrimSpace(p.Status.Reason + ": " + p.Status.Message)
+		}
+	}
+	return ""
+}
+
+func stuckReason(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
+	pods := jobPods(ctx, kube, job)
+	if len(pods) == 0 {
+		return ""
+	}
+	for _, s := range pods[0].Status.ContainerStatuses {
+		if w := s.State.Waiting; w != nil && stuckReasons[w.Reason] {
+			return fmt.Sprintf("pod %s cannot start: %s: %s", pods[0].Name, w.Reason, w.Message)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,134 @@
+package runjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"gocloud.dev/blob"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/location"
+)
+
+// Condition types of a BackupLocation's status.
+const (
+	// ConditionAvailable is True when the last check could write, read, list and delete in the location.
+	ConditionAvailable = "Available"
+	// ConditionObjectLock is True when the bucket has object lock enabled.
+	ConditionObjectLock = "ObjectLock"
+)
+
+// checkTimeout bounds each step against the store, so an unreachable endpoint ends the check in plain words.
+const checkTimeout = time.Minute
+
+// CheckLocation checks BackupLocation name the way backups will use it (a probe object written, read, listed
+// and deleted; S3 object lock looked up) and writes the outcome into its status. It returns the status
+// written; an error means the status could not be written (or the location not read).
+func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*v1alpha1.BackupLocationStatus, error) {
+	env, err := jobrun.NewEnvForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := GetLocation(ctx, env.Dynamic, name)
+	if err != nil {
+		return nil, err
+	}
+	problem, lock := checkLocation(ctx, env, loc, opts)
+	now := metav1.Now()
+	st := loc.Status.DeepCopy()
+	st.LastValidationTime = &now
+	avail := metav1.Condition{Type: ConditionAvailable}
+	if problem == "" {
+		st.Phase = v1alpha1.LocationAvailable
+		st.Message = "write, read, list and delete of a probe object succeeded; " + lock.Message
+		avail.Status, avail.Reason, avail.Message = metav1.ConditionTrue, "ProbeSucceeded", st.Message
+	} else {
+		st.Phase = v1alpha1.LocationUnavailable
+		st.Message = problem
+		avail.Status, avail.Reason, avail.Message = metav1.ConditionFalse, "ProbeFailed", problem
+	}
+	if len(st.Message) > 4096 {
+		st.Message = st.Message[:4093] + "..."
+		avail.Message = st.Message
+	}
+	avail.ObservedGeneration, lock.ObservedGeneration = loc.Generation, loc.Generation
+	meta.SetStatusCondition(&st.Conditions, avail)
+	if lock.Type != "" {
+		meta.SetStatusCondition(&st.Conditions, lock)
+	}
+	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
+	err = jobrun.UpdateStatusOf(ctx, env, target, func(l *v1alpha1.BackupLocation) error {
+		l.Status.Phase, l.Status.Message, l.Status.LastValidationTime = st.Phase, st.Message, st.LastValidationTime
+		for _, c := range st.Conditions {
+			meta.SetStatusCondition(&l.Status.Conditions, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// checkLocation returns what makes the location unusable ("" when nothing does), and its object lock
+// condition (Type empty when the provider was not asked).
+func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) (string, metav1.Condition) {
+	var creds location.Credentials
+	if ref := loc.Spec.Credential; ref != nil {
+		data, err := secretData(ctx, env.Kube, ref.Name, "credential")
+		if err != nil {
+			return err.Error(), metav1.Condition{}
+		}
+		creds = data
+	}
+	octx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	b, err := location.Open(octx, loc.Spec, creds, opts.Location)
+	if err != nil {
+		return location.Explain(err), metav1.Condition{}
+	}
+	defer b.Close()
+	if err := location.Probe(octx, b); err != nil {
+		return err.Error(), metav1.Condition{}
+	}
+	lock := objectLock(octx, b, loc.Spec)
+	if loc.Spec.ObjectLockDays > 0 && lock.Status != metav1.ConditionTrue {
+		return fmt.Sprintf("objectLockDays is %d but %s", loc.Spec.ObjectLockDays, lock.Message), lock
+	}
+	return "", lock
+}
+
+// objectLock says whether the bucket has S3 object lock enabled. Other providers' retention features are
+// not looked up.
+func objectLock(ctx context.Context, b *blob.Bucket, spec v1alpha1.BackupLocationSpec) metav1.Condition {
+	cond := metav1.Condition{Type: ConditionObjectLock, Status: metav1.ConditionUnknown, Reason: "NotChecked"}
+	var client *s3.Client
+	if spec.Provider != v1alpha1.ProviderS3 || !b.As(&client) {
+		cond.Message = fmt.Sprintf("object lock: not checked on %s locations", spec.Provider)
+		return cond
+	}
+	out, err := client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String(spec.Bucket)})
+	var apiErr smithy.APIError
+	switch {
+	case err == nil && out.ObjectLockConfiguration != nil && out.ObjectLockConfiguration.ObjectLockEnabled == types.ObjectLockEnabledEnabled:
+		cond.Status, cond.Reason = metav1.ConditionTrue, "Enabled"
+		cond.Message = "object lock: enabled on bucket " + spec.Bucket
+	case err == nil, errors.As(err, &apiErr) && apiErr.ErrorCode() == "ObjectLockConfigurationNotFoundError":
+		cond.Status, cond.Reason = metav1.ConditionFalse, "NotEnabled"
+		cond.Message = "object lock: not enabled on bucket " + spec.Bucket + " (it can only be turned on when a bucket is created)"
+	default:
+		cond.Reason = "LookupFailed"
+		cond.Message = "object lock: could not be looked up: " + location.Explain(err)
+	}
+	return cond
+}

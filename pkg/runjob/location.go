@@ -1,0 +1,152 @@
+package runjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/location"
+)
+
+const callTimeout = 30 * time.Second
+
+// Location is an opened BackupLocation.
+type Location struct {
+	Name   string
+	Spec   v1alpha1.BackupLocationSpec
+	Bucket *blob.Bucket
+	// Store writes and reads backups and restores in the location's repository; what is written under a
+	// backup's or restore's prefix becomes readable once Commit seals it.
+	Store collect.Store
+	repo  *repoStore
+}
+
+// Commit seals what was written under prefix (BackupPrefix or RestorePrefix) into the repository.
+func (l *Location) Commit(ctx context.Context, prefix string) error {
+	_, err := l.repo.Commit(ctx, prefix)
+	return err
+}
+
+// Close releases the repository and closes the bucket.
+func (l *Location) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	err := l.repo.Close(ctx)
+	return errors.Join(err, l.Bucket.Close())
+}
+
+// URL says where the location's data is, for people: "s3://bucket/prefix/".
+func (l *Location) URL(key string) string {
+	var base string
+	switch l.Spec.Provider {
+	case v1alpha1.ProviderNFS:
+		base = "nfs://"
+		if l.Spec.NFS != nil {
+			base += l.Spec.NFS.Server + l.Spec.NFS.Path + "/"
+			if l.Spec.NFS.SubPath != "" {
+				base += strings.Trim(l.Spec.NFS.SubPath, "/") + "/"
+			}
+		}
+	case v1alpha1.ProviderAzure:
+		base = "azure://" + l.Spec.StorageAccount + "/" + l.Spec.Bucket + "/"
+	case v1alpha1.ProviderGCS:
+		base = "gs://" + l.Spec.Bucket + "/"
+	default:
+		base = "s3://" + l.Spec.Bucket + "/"
+	}
+	if p := strings.Trim(l.Spec.Prefix, "/"); p != "" {
+		base += p + "/"
+	}
+	return base + key
+}
+
+// GetLocation reads BackupLocation name from pxb-system.
+func GetLocation(ctx context.Context, dyn dynamic.Interface, name string) (*v1alpha1.BackupLocation, error) {
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	u, err := dyn.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).Get(gctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("BackupLocation %q not found in %s", name, v1alpha1.SystemNamespace)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get BackupLocation %s/%s: %w", v1alpha1.SystemNamespace, name, err)
+	}
+	var loc v1alpha1.BackupLocation
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &loc); err != nil {
+		return nil, fmt.Errorf("decode BackupLocation %s: %w", name, err)
+	}
+	return &loc, nil
+}
+
+func secretData(ctx context.Context, kube kubernetes.Interface, name, what string) (map[string][]byte, error) {
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	s, err := kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(gctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("%s Secret %q not found in %s", what, name, v1alpha1.SystemNamespace)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s Secret %s/%s: %w", what, v1alpha1.SystemNamespace, name, err)
+	}
+	return s.Data, nil
+}
+
+// OpenLocation opens BackupLocation name with its credential and encryption key Secrets, and the repository
+// in it; create makes the repository when the location holds none yet. opts carries what a Job mounts (an
+// NFS export).
+func OpenLocation(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, name string, opts location.Options, create bool) (*Location, error) {
+	loc, err := GetLocation(ctx, dyn, name)
+	if err != nil {
+		return nil, err
+	}
+	var creds location.Credentials
+	if ref := loc.Spec.Credential; ref != nil {
+		if creds, err = secretData(ctx, kube, ref.Name, "credential"); err != nil {
+			return nil, err
+		}
+	}
+	key, err := secretData(ctx, kube, loc.Spec.EncryptionKey.Name, "encryption key")
+	if err != nil {
+		return nil, err
+	}
+	passphrase := key[v1alpha1.EncryptionKeySecretKey]
+	if len(passphrase) == 0 {
+		return nil, fmt.Errorf("encryption key Secret %s/%s has no %q key", v1alpha1.SystemNamespace, loc.Spec.EncryptionKey.Name, v1alpha1.EncryptionKeySecretKey)
+	}
+	octx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	b, err := location.Open(octx, loc.Spec, creds, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open BackupLocation %s: %w", name, err)
+	}
+	r, err := openRepo(ctx, b, passphrase, create)
+	if err == nil {
+		var store *repoStore
+		if store, err = newRepoStore(ctx, r); err == nil {
+			return &Location{Name: name, Spec: loc.Spec, Bucket: b, Store: store, repo: store}, nil
+		}
+	}
+	_ = b.Close()
+	return nil, fmt.Errorf("open the repository of BackupLocation %s: %s", name, location.Explain(err))
+}
+
+// Delete removes what is kept under prefix (BackupPrefix or RestorePrefix) from the repository; it returns
+// how many snapshots it deleted. The data itself goes at the repository's next garbage collection.
+func (l *Location) Delete(ctx context.Context, prefix string) (int, error) {
+	n, err := l.repo.Delete(ctx, prefix)
+	if err != nil {
+		return n, fmt.Errorf("delete %s: %s", l.URL(prefix), location.Explain(err))
+	}
+	return n, nil
+}

@@ -1,0 +1,172 @@
+package runjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/apply"
+	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/location"
+)
+
+// Restorable says whether a Backup in this phase can be restored from.
+func Restorable(p v1alpha1.BackupPhase) bool {
+	return p == v1alpha1.BackupCompleted || p == v1alpha1.BackupPartiallySucceeded
+}
+
+// Restore carries out Restore namespace/name from its Backup (in the same namespace) and reports through its
+// status; the per-object summary and the job log go to the backup's location. A Restore that already
+// finished is left alone. The error says why the restore failed; the status then says the same.
+func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts Options) error {
+	env, err := jobrun.NewEnvForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	target := jobrun.Target{Resource: v1alpha1.RestoresResource.Resource, Namespace: namespace, Name: name}
+	var r v1alpha1.Restore
+	if err := get(ctx, env, "Restore", target, &r); err != nil {
+		return err
+	}
+	switch r.Status.Phase {
+	case v1alpha1.RestoreCompleted, v1alpha1.RestorePartiallySucceeded:
+		return nil
+	}
+	log := newJobLog()
+	started := metav1.Now()
+	if err := setRestoreStatus(ctx, env, target, func(s *v1alpha1.RestoreStatus) {
+		*s = v1alpha1.RestoreStatus{Phase: v1alpha1.RestoreInProgress, Stage: v1alpha1.RestoreStageResources, StartTimestamp: &started}
+	}); err != nil {
+		return err
+	}
+	log.Printf("restore %s/%s from backup %s", namespace, name, r.Spec.BackupName)
+
+	res, loc, runErr := runRestore(ctx, env, &r, opts, log)
+	if loc != nil {
+		defer loc.Close()
+	}
+	finished := metav1.Now()
+	if runErr != nil {
+		log.Printf("restore failed: %v", runErr)
+	}
+	if loc != nil {
+		if err := finish(ctx, loc, log, RestorePrefix(namespace, name)); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if runErr != nil {
+		if err := setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
+			s.Phase, s.Message, s.CompletionTimestamp = v1alpha1.RestoreFailed, truncate(runErr.Error(), 4096), &finished
+			s.ErrorCount = max(s.ErrorCount, 1)
+			s.Errors = bounded([]string{runErr.Error()})
+		}); err != nil {
+			log.Printf("%v", err)
+		}
+		return runErr
+	}
+	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
+		*s = RestoreStatus(res, s.StartTimestamp, &finished)
+		if w := unsupported(r.Spec); w != "" {
+			s.WarningCount++
+			s.Warnings = bounded(append([]string{w}, s.Warnings...))
+		}
+	})
+}
+
+// RestoreStatus is the status that reports res.
+func RestoreStatus(res *apply.Result, started, finished *metav1.Time) v1alpha1.RestoreStatus {
+	n := res.Counts
+	counts := &v1alpha1.RestoreCounts{
+		Created: int32(n[apply.OutcomeRestored] + n[apply.OutcomeWouldCreate]),
+		Updated: int32(n[apply.OutcomeUpdated] + n[apply.OutcomeReplaced] + n[apply.OutcomeWouldUpdate] + n[apply.OutcomeWouldReplace]),
+		Skipped: int32(n[apply.OutcomeRetained] + n[apply.OutcomeSkipped] + n[apply.OutcomeWouldRetain]),
+		Failed:  int32(n[apply.OutcomeFailed] + n[apply.OutcomeWouldFail]),
+	}
+	s := v1alpha1.RestoreStatus{
+		Phase:               v1alpha1.RestoreCompleted,
+		Stage:               v1alpha1.RestoreStageDone,
+		StartTimestamp:      started,
+		CompletionTimestamp: finished,
+		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: int32(res.Total), ItemsDone: int32(res.Total)},
+		Counts:              counts,
+		ErrorCount:          int32(res.ErrorCount),
+		Errors:              bounded(itemErrors(res.Errors)),
+		WarningCount:        int32(len(res.Warnings)),
+		Warnings:            bounded(res.Warnings),
+	}
+	verb := "restored"
+	if res.DryRun {
+		verb = "would be restored (dry run)"
+	}
+	s.Message = fmt.Sprintf("%d objects %s: %d created, %d updated, %d skipped, %d failed",
+		res.Total, verb, counts.Created, counts.Updated, counts.Skipped, counts.Failed)
+	switch res.Phase {
+	case collect.PhasePartiallySucceeded:
+		s.Phase = v1alpha1.RestorePartiallySucceeded
+	case collect.PhaseFailed:
+		s.Phase = v1alpha1.RestoreFailed
+	}
+	return s
+}
+
+// unsupported names what of spec this version does not act on yet.
+func unsupported(spec v1alpha1.RestoreSpec) string {
+	if spec.ClusterResources != "" && spec.ClusterResources != v1alpha1.ClusterResourcesAuto {
+		return fmt.Sprintf("spec.clusterResources %s is not applied yet: the backup's cluster-scoped objects were restored as with Auto", spec.ClusterResources)
+	}
+	return ""
+}
+
+func setRestoreStatus(ctx context.Context, env *jobrun.Env, t jobrun.Target, mutate func(*v1alpha1.RestoreStatus)) error {
+	return jobrun.UpdateStatusOf(ctx, env, t, func(r *v1alpha1.Restore) error {
+		mutate(&r.Status)
+		return nil
+	})
+}
+
+func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts Options, log *jobLog) (*apply.Result, *Location, error) {
+	ao, err := RestoreOptions(r.Name, r.Spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	var b v1alpha1.Backup
+	if err := get(ctx, env, "Backup", jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: r.Namespace, Name: string(r.Spec.BackupName)}, &b); err != nil {
+		return nil, nil, err
+	}
+	if !Restorable(b.Status.Phase) {
+		return nil, nil, fmt.Errorf("Backup %s/%s is %s, not Completed: nothing to restore from", b.Namespace, b.Name, phaseOrPending(string(b.Status.Phase)))
+	}
+	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	backup := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
+	out := Prefixed(loc.Store, RestorePrefix(r.Namespace, r.Name))
+	res, err := apply.Run(ctx, env.Config, backup, out, ao)
+	if err != nil {
+		return nil, loc, errors.New(location.Explain(err))
+	}
+	for _, w := range res.Warnings {
+		log.Printf("warning: %s", w)
+	}
+	for _, e := range res.Errors {
+		log.Printf("error: %s", e)
+	}
+	log.Printf("%d objects in %s: %v", res.Total, res.Finished.Sub(res.Started).Round(time.Millisecond), res.Counts)
+	return res, loc, nil
+}
+
+func phaseOrPending(p string) string {
+	if p == "" {
+		return "Pending"
+	}
+	return p
+}
