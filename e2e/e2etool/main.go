@@ -1,0 +1,44 @@
+// Command e2etool runs inside the e2e cluster's test pods (the images have no shell):
+//
+//	e2etool crstatus -group G -resource R -name N   read a custom resource through the in-cluster config and write its status
+//	e2etool write -dir D -seed S -files N -size B    write a deterministic dataset of N files of B bytes into D
+//	e2etool checksum -dir D                          print one SHA-256 over every path, mode and content under D
+//	e2etool get -url U                               print the status code and the start of the body of a GET
+//
+// write, checksum and get also put their result in the termination message, where tests read it from the pod status.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: e2etool crstatus|write|checksum|get [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "crstatus":
+		err = crStatus(os.Args[2:])
+	case "write":
+		err = writeDataset(os.Args[2:])
+	case "checksum":
+		err = checksum(os.Args[2:])
+	case "get":
+		err = httpGet(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2etool:", err)
+		os.Exit(1)
+	}
+}
+
+// result prints s and leaves it as the container's termination message.
+func result(s string) {
+	fmt.Println(s)
+	_ = os.WriteFile("/dev/termination-log", []byte(s), 0o644)
+}

@@ -1,0 +1,71 @@
+//go:build e2e
+
+package framework
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	pluginOnce sync.Once
+	pluginDir  string
+	pluginErr  error
+)
+
+// Pxb runs `kubectl pxb ARGS...` against the cluster, through kubectl's plugin mechanism with the plugin
+// built from this checkout, and returns the combined output.
+func (c *Cluster) Pxb(t testing.TB, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	pluginOnce.Do(func() {
+		pluginDir, pluginErr = os.MkdirTemp("", "pxb-e2e-plugin-")
+		if pluginErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kubectl-pxb"), "./cmd/kubectl-pxb")
+		cmd.Dir = repoRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			pluginErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if pluginErr != nil {
+		t.Fatalf("build kubectl-pxb: %v", pluginErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// kubectl refuses global flags before a plugin's name: the cluster comes from KUBECONFIG.
+	cmd := exec.CommandContext(ctx, c.Kubectl, append([]string{"pxb"}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Install runs `kubectl pxb install` with the locally built pxb-job image.
+func (c *Cluster) Install(t testing.TB) string {
+	t.Helper()
+	out, err := c.Pxb(t, 3*time.Minute, "install", "--image", c.Image)
+	if err != nil {
+		t.Fatalf("kubectl pxb install: %v\n%s", err, out)
+	}
+	return out
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+// repoRoot is the module root, two directories above this file.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
+}

@@ -1,0 +1,207 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pxb-dev/pxb/e2e/framework"
+)
+
+// pauseImage is the sandbox image e2e/cluster.sh imports into every node: a container that runs until stopped.
+const pauseImage = "pxb.local/pause:e2e"
+
+var (
+	pluginOnce sync.Once
+	pluginDir  string
+	pluginErr  error
+)
+
+// plugin builds kubectl-pxb once and returns the directory holding it, for kubectl to find on PATH.
+func plugin(t *testing.T) string {
+	t.Helper()
+	pluginOnce.Do(func() {
+		pluginDir, pluginErr = os.MkdirTemp("", "pxb-e2e-plugin-")
+		if pluginErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kubectl-pxb"), "../cmd/kubectl-pxb").CombinedOutput()
+		if err != nil {
+			pluginErr = fmt.Errorf("build kubectl-pxb: %v\n%s", err, out)
+		}
+	})
+	if pluginErr != nil {
+		t.Fatal(pluginErr)
+	}
+	return pluginDir
+}
+
+// kubectlPxb runs `kubectl pxb ARGS...` as a user would, through kubectl's plugin lookup.
+func kubectlPxb(t *testing.T, c *framework.Cluster, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	// kubectl takes no flags before a plugin's name: the cluster comes from KUBECONFIG.
+	cmd := exec.CommandContext(framework.Context(t, timeout), c.Kubectl, append([]string{"pxb"}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+plugin(t)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	t.Logf("kubectl pxb %s:\n%s", strings.Join(args, " "), out)
+	return string(out), err
+}
+
+// s3Bucket creates a fresh bucket on the clusters' shared S3 server.
+func s3Bucket(t *testing.T, c *framework.Cluster, name string) {
+	t.Helper()
+	client := s3.New(s3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(c.S3.Endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(c.S3.AccessKey, c.S3.SecretKey, ""),
+	})
+	if _, err := client.CreateBucket(framework.Context(t, 30*time.Second), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("create bucket %s: %v", name, err)
+	}
+}
+
+// TestBackupRestoreApplication is the first user journey: install pxb, point it at a bucket, back up an
+// application's namespace, lose the namespace, restore it, and the Deployment is Available again.
+func TestBackupRestoreApplication(t *testing.T) {
+	eachCluster(t, func(t *testing.T, c *framework.Cluster) {
+		if _, err := kubectlPxb(t, c, 3*time.Minute, "install", "--image", c.Image); err != nil {
+			t.Fatalf("install: %v", err)
+		}
+		ns := c.Namespace(t)
+		loc := ns // unique, and a valid bucket and object name
+		s3Bucket(t, c, loc)
+		// The location commands come later; a user can write these objects today.
+		c.Apply(t, "pxb-system", fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: %[1]s-cred, labels: {pxb.dev/credential: "true"}}
+stringData: {accessKeyID: %[2]q, secretAccessKey: %[3]q}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: %[1]s-key, labels: {pxb.dev/encryption-key: "true"}}
+stringData: {passphrase: "e2e passphrase %[1]s"}
+---
+apiVersion: pxb.dev/v1alpha1
+kind: BackupLocation
+metadata: {name: %[1]s}
+spec:
+  provider: s3
+  bucket: %[1]s
+  prefix: cluster-%[4]s
+  endpoint: %[5]s
+  s3ForcePathStyle: true
+  credential: {name: %[1]s-cred}
+  encryptionKey: {name: %[1]s-key}
+`, loc, c.S3.AccessKey, c.S3.SecretKey, c.Name, c.S3.Endpoint))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = c.KubectlCmd(ctx, "delete", "-n", "pxb-system", "backuplocation/"+loc, "secret/"+loc+"-cred", "secret/"+loc+"-key", "--ignore-not-found").Run()
+		})
+
+		c.Apply(t, ns, fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: prod}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db}
+stringData: {password: e2e-secret}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: %s
+        imagePullPolicy: Never
+        envFrom: [{configMapRef: {name: settings}}, {secretRef: {name: db}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+`, pauseImage))
+		waitAvailable(t, c, ns, "web")
+
+		backup := "app-" + ns[len(ns)-5:]
+		out, err := kubectlPxb(t, c, 5*time.Minute, "backup", "create", backup, "--include-namespaces", ns, "--location", loc, "--wait")
+		if err != nil {
+			t.Fatalf("backup create --wait: %v\n%s", err, c.PodLogs(t, "pxb-system", "pxb.dev/job=backup"))
+		}
+		if !strings.Contains(out, "Completed") {
+			t.Errorf("backup create --wait did not report Completed:\n%s", out)
+		}
+		if out, err := kubectlPxb(t, c, time.Minute, "backup", "describe", backup, "-n", "pxb-system"); err != nil || !strings.Contains(out, "deployments.apps") {
+			t.Errorf("backup describe: %v", err)
+		}
+
+		// Lose the whole namespace.
+		ctx := framework.Context(t, 3*time.Minute)
+		if err := c.Kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.WaitFor(t, 3*time.Minute, "namespace "+ns+" gone", func(ctx context.Context) (bool, error) {
+			_, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+
+		out, err = kubectlPxb(t, c, 5*time.Minute, "restore", "create", "--from-backup", backup, "--wait")
+		if err != nil {
+			t.Fatalf("restore create --wait: %v\n%s", err, c.PodLogs(t, "pxb-system", "pxb.dev/job=restore"))
+		}
+		if !strings.Contains(out, "Completed") {
+			t.Errorf("restore create --wait did not report Completed:\n%s", out)
+		}
+		waitAvailable(t, c, ns, "web")
+		cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(framework.Context(t, 30*time.Second), "settings", metav1.GetOptions{})
+		if err != nil || cm.Data["mode"] != "prod" {
+			t.Errorf("restored ConfigMap: %v %v", cm, err)
+		}
+	})
+}
+
+// waitAvailable waits until Deployment ns/name is Available.
+func waitAvailable(t *testing.T, c *framework.Cluster, ns, name string) {
+	t.Helper()
+	framework.WaitFor(t, 3*time.Minute, "Deployment "+ns+"/"+name+" Available", func(ctx context.Context) (bool, error) {
+		d, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		return available(d), nil
+	})
+}
+
+func available(d *appsv1.Deployment) bool {
+	for _, cond := range d.Status.Conditions {
+		if cond.Type == appsv1.DeploymentAvailable && cond.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
