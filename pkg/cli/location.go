@@ -22,6 +22,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
 // NewCmdLocation returns `kubectl pxb location`.
@@ -330,15 +331,10 @@ func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStream
 			if err != nil {
 				return err
 			}
-			locs, err := listLocations(cmd.Context(), c)
+			l, err := runjob.GetLocation(cmd.Context(), c.Dynamic, args[0])
 			if err != nil {
 				return err
 			}
-			i := slices.IndexFunc(locs, func(l v1alpha1.BackupLocation) bool { return l.Name == args[0] })
-			if i < 0 {
-				return fmt.Errorf("BackupLocation %q not found in %s", args[0], v1alpha1.SystemNamespace)
-			}
-			l := locs[i]
 			backups, err := backupsUsing(cmd.Context(), c, l.Name)
 			if err != nil {
 				return err
@@ -450,15 +446,10 @@ create one in the other cluster with kubectl pxb credential create, under the sa
 			if err != nil {
 				return err
 			}
-			locs, err := listLocations(cmd.Context(), c)
+			l, err := runjob.GetLocation(cmd.Context(), c.Dynamic, args[0])
 			if err != nil {
 				return err
 			}
-			i := slices.IndexFunc(locs, func(l v1alpha1.BackupLocation) bool { return l.Name == args[0] })
-			if i < 0 {
-				return fmt.Errorf("BackupLocation %q not found in %s", args[0], v1alpha1.SystemNamespace)
-			}
-			l := locs[i]
 			ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
 			defer cancel()
 			s, err := c.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(ctx, l.Spec.EncryptionKey.Name, metav1.GetOptions{})
