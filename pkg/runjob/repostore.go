@@ -13,6 +13,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
@@ -35,23 +36,34 @@ type repoStore struct {
 const repoConfigObject = "config"
 
 // openRepo opens the location's repository, creating it when create is set and the location holds none.
-func openRepo(ctx context.Context, b *blob.Bucket, passphrase []byte, create bool) (*repo.Repository, error) {
-	r, err := repo.Open(ctx, b, passphrase, repo.Options{})
+func openRepo(ctx context.Context, b *blob.Bucket, passphrase []byte, opts repo.Options, create bool) (*repo.Repository, error) {
+	r, err := repo.Open(ctx, b, passphrase, opts)
 	if err == nil || !create {
 		return r, err
 	}
 	if exists, eerr := b.Exists(ctx, repoConfigObject); eerr != nil || exists {
 		return nil, err
 	}
-	r, ierr := repo.Init(ctx, b, passphrase, repo.InitOptions{}, repo.Options{})
+	r, ierr := repo.Init(ctx, b, passphrase, repo.InitOptions{}, opts)
 	if ierr != nil {
 		// Another job may have created it meanwhile.
-		if r, err := repo.Open(ctx, b, passphrase, repo.Options{}); err == nil {
+		if r, err := repo.Open(ctx, b, passphrase, opts); err == nil {
 			return r, nil
 		}
 		return nil, ierr
 	}
 	return r, nil
+}
+
+// repoOptions are how a location's repository is written: with spec.objectLockDays, every object gets an
+// S3 retention date that far ahead, in compliance mode, so that nobody (an attacker with the credential
+// included) can delete or overwrite a backup before then.
+func repoOptions(spec v1alpha1.BackupLocationSpec) repo.Options {
+	var o repo.Options
+	if spec.ObjectLockDays > 0 {
+		o.ObjectLock = &repo.ObjectLock{Mode: "COMPLIANCE", Period: time.Duration(spec.ObjectLockDays) * 24 * time.Hour}
+	}
+	return o
 }
 
 func newRepoStore(ctx context.Context, r *repo.Repository) (*repoStore, error) {

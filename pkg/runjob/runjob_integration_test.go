@@ -5,6 +5,7 @@ package runjob_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os/exec"
 	"reflect"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,6 +56,12 @@ var (
 // bucket with its credential and encryption key Secrets, as a user would; it returns the location's name.
 func setup(t *testing.T, c *testbed.Cluster) string {
 	t.Helper()
+	return setupOn(t, c, testbed.S3(t), 0)
+}
+
+// setupOn is setup on store st, with objectLockDays set to lockDays.
+func setupOn(t *testing.T, c *testbed.Cluster, st *testbed.Store, lockDays int32) string {
+	t.Helper()
 	ctx := ctxT(t, 2*time.Minute)
 	installOnce.Do(func() {
 		objs, err := install.Objects(install.Options{Image: "pxb.local/pxb-job:test"})
@@ -75,7 +85,6 @@ func setup(t *testing.T, c *testbed.Cluster) string {
 		t.Fatalf("install pxb: %v", installErr)
 	}
 	kube := c.Clientset(t)
-	st := testbed.S3(t)
 	name := st.Bucket // unique per test, and a valid object name
 	secrets := []*corev1.Secret{
 		{ObjectMeta: metav1.ObjectMeta{Name: name + "-cred", Labels: map[string]string{v1alpha1.CredentialLabel: "true"}},
@@ -93,7 +102,7 @@ func setup(t *testing.T, c *testbed.Cluster) string {
 		Spec: v1alpha1.BackupLocationSpec{
 			Provider: v1alpha1.ProviderS3, Bucket: st.Bucket, Endpoint: st.Endpoint, Region: st.Region, S3ForcePathStyle: true,
 			Prefix: "cluster-a", Credential: &v1alpha1.SecretReference{Name: name + "-cred"},
-			EncryptionKey: v1alpha1.SecretReference{Name: name + "-key"},
+			EncryptionKey: v1alpha1.SecretReference{Name: name + "-key"}, ObjectLockDays: lockDays,
 		},
 	})
 	return name
@@ -417,5 +426,65 @@ func TestFailuresAreReported(t *testing.T) {
 	}
 	if err := runjob.Backup(ctxT(t, time.Minute), c.Config, ns, "absent", runjob.Options{}); err == nil || !strings.Contains(err.Error(), "Backup "+ns+"/absent not found") {
 		t.Errorf("backup job for a Backup that does not exist: %v", err)
+	}
+}
+
+// TestObjectLockedLocation backs up into a location with objectLockDays on a bucket with S3 object lock:
+// every object the backup wrote carries a compliance-mode retention date that many days ahead, so the
+// store itself refuses to delete them.
+func TestObjectLockedLocation(t *testing.T) {
+	c := testbed.APIServer(t)
+	st := testbed.S3Locked(t)
+	locName := setupOn(t, c, st, 2)
+	kube := c.Clientset(t)
+	ns := c.Namespace(t)
+	app(t, kube, ns)
+	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
+		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
+	})
+	started := time.Now()
+	if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "locked", runjob.Options{}); err != nil {
+		t.Fatalf("backup job: %v", err)
+	}
+
+	ctx := ctxT(t, time.Minute)
+	b := st.OpenT(t)
+	var client *s3.Client
+	if !b.As(&client) {
+		t.Fatal("not an S3 bucket")
+	}
+	it := b.List(nil)
+	checked := 0
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Writers' leases are deleted when released, so they are the one kind written without retention.
+		if strings.HasPrefix(o.Key, "cluster-a/locks/") {
+			continue
+		}
+		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(o.Key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		until := head.ObjectLockRetainUntilDate
+		if head.ObjectLockMode != s3types.ObjectLockModeCompliance || until == nil ||
+			until.Before(started.Add(47*time.Hour)) || until.After(time.Now().Add(49*time.Hour)) {
+			t.Errorf("%s: lock mode %q until %v, want COMPLIANCE about 2 days ahead", o.Key, head.ObjectLockMode, until)
+		}
+		// The store refuses to remove a locked version, whoever asks.
+		if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(o.Key),
+			VersionId: head.VersionId}); err == nil {
+			t.Errorf("%s: deleting the locked version succeeded", o.Key)
+		}
+		checked++
+	}
+	if checked < 4 {
+		t.Fatalf("only %d objects in the bucket after a backup", checked)
 	}
 }
