@@ -85,33 +85,23 @@ func TestBackupRestoreApplication(t *testing.T) {
 		ns := c.Namespace(t)
 		loc := ns // unique, and a valid bucket and object name
 		s3Bucket(t, c, loc)
-		// The location commands come later; a user can write these objects today.
-		c.Apply(t, "pxb-system", fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata: {name: %[1]s-cred, labels: {pxb.dev/credential: "true"}}
-stringData: {accessKeyID: %[2]q, secretAccessKey: %[3]q}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: %[1]s-key, labels: {pxb.dev/encryption-key: "true"}}
-stringData: {passphrase: "e2e passphrase %[1]s"}
----
-apiVersion: pxb.dev/v1alpha1
-kind: BackupLocation
-metadata: {name: %[1]s}
-spec:
-  provider: s3
-  bucket: %[1]s
-  prefix: cluster-%[4]s
-  endpoint: %[5]s
-  s3ForcePathStyle: true
-  credential: {name: %[1]s-cred}
-  encryptionKey: {name: %[1]s-key}
-`, loc, c.S3.AccessKey, c.S3.SecretKey, c.Name, c.S3.Endpoint))
+		// A credential from an AWS-style file, and a location with a generated passphrase, as a user makes them.
+		credFile := filepath.Join(t.TempDir(), "credentials")
+		if err := os.WriteFile(credFile, []byte(fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+			c.S3.AccessKey, c.S3.SecretKey)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kubectlPxb(t, c, time.Minute, "credential", "create", loc+"-cred", "--provider", "aws", "--from-file", credFile); err != nil {
+			t.Fatalf("credential create: %v", err)
+		}
+		if _, err := kubectlPxb(t, c, time.Minute, "location", "create", loc, "--provider", "s3", "--bucket", loc,
+			"--prefix", "cluster-"+c.Name, "--endpoint", c.S3.Endpoint, "--s3-force-path-style", "--credential", loc+"-cred"); err != nil {
+			t.Fatalf("location create: %v", err)
+		}
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = c.KubectlCmd(ctx, "delete", "-n", "pxb-system", "backuplocation/"+loc, "secret/"+loc+"-cred", "secret/"+loc+"-key", "--ignore-not-found").Run()
+			_ = c.KubectlCmd(ctx, "delete", "-n", "pxb-system", "backuplocation/"+loc, "secret/"+loc+"-cred", "secret/"+loc+"-encryption-key", "--ignore-not-found").Run()
 		})
 
 		c.Apply(t, ns, fmt.Sprintf(`apiVersion: v1
