@@ -15,6 +15,8 @@ export PATH="$ROOT/bin:$PATH"
 
 step "Starting the local cluster (first run builds Kubernetes: several minutes)"
 e2e/cluster.sh up a >/dev/null
+# A cluster left running by an earlier run gets this build's images.
+e2e/cluster.sh images a >/dev/null
 eval "$(e2e/cluster.sh env a)"
 kubectl() { "$PXB_E2E_KUBECTL" "$@"; }
 # kubectl finds its plugins on PATH: make `kubectl pxb` this build's.
@@ -58,6 +60,13 @@ kind: Secret
 metadata: {name: db, labels: {app: shop}}
 stringData: {password: demo-password}
 ---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: orders, labels: {app: shop}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: shop, labels: {app: shop}}
@@ -69,9 +78,14 @@ spec:
     spec:
       containers:
       - name: shop
-        image: pxb.local/pause:e2e
+        image: $PXB_E2E_TOOL_IMAGE
         imagePullPolicy: Never
+        args: [hold]
         envFrom: [{configMapRef: {name: settings}}, {secretRef: {name: db}}]
+        volumeMounts: [{name: orders, mountPath: /data}]
+      volumes:
+      - name: orders
+        persistentVolumeClaim: {claimName: orders}
 ---
 apiVersion: v1
 kind: Service
@@ -86,8 +100,12 @@ fingerprint() {
     -o go-template='{{range .items}}{{.kind}}/{{.metadata.name}} {{.data}} {{.spec.template.spec.containers}}{{"\n"}}{{end}}' |
     sha256sum | cut -c1-16
 }
+step "The application writes its data: 300 files, 20 MiB"
+kubectl -n demo exec deployment/shop -c shop -- /e2etool write -dir /data/orders -seed 42 -files 300 -size 69905
+DATA_BEFORE=$(kubectl -n demo exec deployment/shop -c shop -- /e2etool checksum -dir /data/orders)
 BEFORE=$(fingerprint)
 echo "fingerprint of the application's objects: $BEFORE"
+echo "checksum of its volume: $DATA_BEFORE"
 
 step "Backing it up"
 BACKUP=demo-$(date +%H%M%S)
@@ -101,10 +119,17 @@ step "Restoring"
 run kubectl pxb restore create "$BACKUP-restore" --from-backup "$BACKUP" --wait
 kubectl -n demo rollout status deployment/shop --timeout=3m
 AFTER=$(fingerprint)
+DATA_AFTER=$(kubectl -n demo exec deployment/shop -c shop -- /e2etool checksum -dir /data/orders)
 echo "fingerprint before: $BEFORE"
 echo "fingerprint after:  $AFTER"
+echo "volume before: $DATA_BEFORE"
+echo "volume after:  $DATA_AFTER"
 if [ "$BEFORE" != "$AFTER" ]; then
   echo "demo: the restored objects differ from the originals" >&2
+  exit 1
+fi
+if [ "$DATA_BEFORE" != "$DATA_AFTER" ]; then
+  echo "demo: the restored volume differs from the original" >&2
   exit 1
 fi
 run kubectl -n demo get configmap settings -o jsonpath='{.data.greeting}{"\n"}'

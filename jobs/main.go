@@ -19,12 +19,9 @@ import (
 
 // kinds are the job kinds still to be written; each fails until its implementation lands here.
 var kinds = []struct{ name, short string }{
-	{"upload", "Copy one volume's files into the repository"},
-	{"download", "Write one volume snapshot's files into a new volume"},
 	{"freeze", "Freeze a KubeVirt VM's guest file systems"},
 	{"thaw", "Thaw a KubeVirt VM's guest file systems"},
 	{"schedule", "Create a Backup from a BackupSchedule and apply retention"},
-	{"sync", "Create the Backup objects of a location that the cluster lacks"},
 	{"maintenance", "Verify a repository and collect its garbage"},
 }
 
@@ -50,7 +47,7 @@ func newRootCmd() *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	target.AddFlags(root.PersistentFlags())
 	root.AddCommand(newProbeCmd(target), newBackupCmd(target), newRestoreCmd(target))
-	root.AddCommand(newCheckCmd(target))
+	root.AddCommand(newCheckCmd(target), newSyncCmd(target), newUploadCmd(target), newDownloadCmd(target))
 	for _, k := range kinds {
 		root.AddCommand(&cobra.Command{
 			Use:   k.name,

@@ -37,23 +37,30 @@ func newObjectCmd(target *jobrun.Target, use, resource, short string,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if target.Resource == "" {
-				target.Resource = resource
-			}
-			if target.Resource != resource {
-				return report(fmt.Errorf("pxb-job %s works on %s, not %s", use, resource, target.Resource))
-			}
-			if err := target.Validate(); err != nil {
-				return report(err)
-			}
-			env, err := jobrun.NewEnv()
+			env, opts, err := prepare(target, use, resource)
 			if err != nil {
 				return report(err)
 			}
-			opts := runjob.Options{Location: location.Options{NFSMountPath: jobspec.NFSMountPath}}
 			return report(run(cmd.Context(), env.Config, target.Namespace, target.Name, opts))
 		},
 	}
+}
+
+// prepare checks the target of job kind use, which works on resource, and builds the job's clients and
+// options.
+func prepare(target *jobrun.Target, use, resource string) (*jobrun.Env, runjob.Options, error) {
+	opts := runjob.Options{Location: location.Options{NFSMountPath: jobspec.NFSMountPath}}
+	if target.Resource == "" {
+		target.Resource = resource
+	}
+	if target.Resource != resource {
+		return nil, opts, fmt.Errorf("pxb-job %s works on %s, not %s", use, resource, target.Resource)
+	}
+	if err := target.Validate(); err != nil {
+		return nil, opts, err
+	}
+	env, err := jobrun.NewEnv()
+	return env, opts, err
 }
 
 // report writes a failure's reason where the kubelet picks it up, and returns it.

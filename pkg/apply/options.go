@@ -53,6 +53,9 @@ type Options struct {
 	NamespaceMapping map[string]string
 	// StorageClassMapping maps source StorageClass names to target ones on claims and volumes.
 	StorageClassMapping map[string]string
+	// ClaimVolumes binds restored claims ("namespace/name" in the target cluster) to PersistentVolumes
+	// that already hold their data.
+	ClaimVolumes map[string]string
 	// ExistingPolicy is retain (default), replace or update.
 	ExistingPolicy Policy
 	// DryRun reports what would happen without changing the cluster.

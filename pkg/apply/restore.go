@@ -211,6 +211,7 @@ func (r *restorer) prepare() error {
 	r.rw = Rewriter{
 		BackupName: o.BackupName, RestoreName: o.RestoreName,
 		NamespaceMapping: o.NamespaceMapping, StorageClassMapping: o.StorageClassMapping,
+		ClaimVolumes: o.ClaimVolumes,
 		KeepVolume: func(name string) bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()

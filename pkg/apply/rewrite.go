@@ -15,6 +15,9 @@ type Rewriter struct {
 	// KeepVolume reports whether a PersistentVolume is restored (or exists) under this name, so that a
 	// claim bound to it keeps its binding; other claims are provisioned anew.
 	KeepVolume func(name string) bool
+	// ClaimVolumes binds restored claims ("namespace/name" in the target) to the volumes named here, which
+	// the restore filled with the backed-up data beforehand.
+	ClaimVolumes map[string]string
 }
 
 // Namespace maps a source namespace to the target one.
@@ -138,6 +141,13 @@ func (rw *Rewriter) claim(u *unstructured.Unstructured) {
 	u.SetAnnotations(ann)
 	if sc, found, _ := unstructured.NestedString(u.Object, "spec", "storageClassName"); found && sc != "" {
 		_ = unstructured.SetNestedField(u.Object, rw.storageClass(sc), "spec", "storageClassName")
+	}
+	if pv, ok := rw.ClaimVolumes[u.GetNamespace()+"/"+u.GetName()]; ok {
+		_ = unstructured.SetNestedField(u.Object, pv, "spec", "volumeName")
+		// A claim made from a snapshot or another claim would be provisioned anew, not bound.
+		unstructured.RemoveNestedField(u.Object, "spec", "dataSource")
+		unstructured.RemoveNestedField(u.Object, "spec", "dataSourceRef")
+		return
 	}
 	if vn, _, _ := unstructured.NestedString(u.Object, "spec", "volumeName"); vn != "" && (rw.KeepVolume == nil || !rw.KeepVolume(vn)) {
 		unstructured.RemoveNestedField(u.Object, "spec", "volumeName")

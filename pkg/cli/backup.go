@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,6 +63,8 @@ type BackupCreateOptions struct {
 	IncludeResources        []string
 	ExcludeResources        []string
 	IncludeClusterResources string
+	VolumeMethod            string
+	SnapshotClasses         map[string]string
 	Location                string
 	Labels                  map[string]string
 	Output                  string
@@ -109,6 +112,9 @@ span namespaces. Every selection is checked against the cluster before anything 
 	fl.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "Resource types to leave out.")
 	fl.StringVar(&o.IncludeClusterResources, "include-cluster-resources", o.IncludeClusterResources,
 		"Cluster-scoped objects: auto (those the selected objects use), true (all of the selected types) or false (none).")
+	fl.StringVar(&o.VolumeMethod, "volume-method", "",
+		"How volume data is taken: snapshot (CSI snapshot, then upload), fs (the live files, through the node of the pod using the volume) or none (claims' definitions only). Default: snapshot where the volume's CSI driver has a VolumeSnapshotClass, else fs. A claim's annotation "+v1alpha1.VolumeMethodAnnotation+" overrides it.")
+	fl.StringToStringVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass per CSI driver, as DRIVER=CLASS,DRIVER2=CLASS2 (default: the driver's default class).")
 	fl.StringVar(&o.Location, "location", "", "BackupLocation to store the backup in (default: pxb-config's defaultLocation).")
 	fl.StringToStringVar(&o.Labels, "labels", nil, "Labels of the Backup, as k=v,k2=v2.")
 	fl.StringVarP(&o.Output, "output", "o", "", "Print the Backup as yaml or json instead of creating it.")
@@ -197,6 +203,26 @@ func (o *BackupCreateOptions) Backup() (*v1alpha1.Backup, error) {
 		s.ClusterResources = v1alpha1.ClusterResourcesExclude
 	default:
 		return nil, fmt.Errorf("--include-cluster-resources must be auto, true or false, not %q", o.IncludeClusterResources)
+	}
+	if o.VolumeMethod != "" {
+		if s.VolumeMethod, err = runjob.ParseVolumeMethod(o.VolumeMethod); err != nil {
+			return nil, fmt.Errorf("--volume-method: %w", err)
+		}
+	}
+	if len(o.SnapshotClasses) > 0 {
+		if s.VolumeMethod != "" && s.VolumeMethod != v1alpha1.VolumeSnapshot {
+			return nil, fmt.Errorf("--snapshot-class applies to --volume-method snapshot, not %s", o.VolumeMethod)
+		}
+		s.SnapshotClasses = map[string]v1alpha1.ObjectName{}
+		for driver, class := range o.SnapshotClasses {
+			if errs := validation.IsDNS1123Subdomain(class); len(errs) > 0 {
+				return nil, fmt.Errorf("--snapshot-class %s=%s: %q is not a valid VolumeSnapshotClass name: %s", driver, class, class, strings.Join(errs, "; "))
+			}
+			if driver == "" {
+				return nil, fmt.Errorf("--snapshot-class =%s: name the CSI driver, as DRIVER=CLASS", class)
+			}
+			s.SnapshotClasses[driver] = v1alpha1.ObjectName(class)
+		}
 	}
 	if err := validateLabels("--labels", o.Labels); err != nil {
 		return nil, err
@@ -455,6 +481,14 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 	fmt.Fprintf(w, "Resources:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeResources), ", "), "*"))
 	fmt.Fprintf(w, "Excluded resources:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeResources), ", "), "<none>"))
 	fmt.Fprintf(w, "Cluster resources:\t%s\n", orDefault(string(s.ClusterResources), string(v1alpha1.ClusterResourcesAuto)))
+	fmt.Fprintf(w, "Volume method:\t%s\n", orDefault(string(s.VolumeMethod), "Snapshot where the driver has a VolumeSnapshotClass, else FileSystem"))
+	if len(s.SnapshotClasses) > 0 {
+		classes := map[string]string{}
+		for k, v := range s.SnapshotClasses {
+			classes[k] = string(v)
+		}
+		fmt.Fprintf(w, "Snapshot classes:\t%s\n", joinMap(classes))
+	}
 	fmt.Fprintf(w, "\nPhase:\t%s\n", orDefault(string(st.Phase), string(v1alpha1.BackupPending)))
 	if st.Stage != "" {
 		fmt.Fprintf(w, "Stage:\t%s\n", st.Stage)
@@ -468,11 +502,12 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		fmt.Fprintf(w, "Objects:\t%d of %d (%d%%)\n", p.ItemsDone, p.ItemsTotal, p.Percent)
 	}
 	if st.Size != "" {
-		fmt.Fprintf(w, "Size:\t%s\n", st.Size)
+		fmt.Fprintf(w, "Size:\t%s (%s added to the repository)\n", st.Size, runjob.HumanBytes(st.UploadedBytes))
 	}
 	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
 	printMessages(w, "Errors", st.ErrorCount, st.Errors)
 	_ = w.Flush()
+	printVolumes(o.Out, st.Volumes, st.Progress)
 	if !runjob.Restorable(st.Phase) {
 		return nil
 	}
@@ -584,7 +619,8 @@ func (o *ObjectOptions) logs(ctx context.Context, location, prefix string, t job
 // DeleteOptions are the options of `backup delete`.
 type DeleteOptions struct {
 	ObjectOptions
-	Yes bool
+	Yes        bool
+	DeleteData bool
 }
 
 func newCmdBackupDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
@@ -593,9 +629,19 @@ func newCmdBackupDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *
 		Use:   "delete NAME [--yes]",
 		Short: "Delete a backup and its data in the location",
 		Long: `Delete a Backup: its data in the location first, then the Backup itself and its Job. Objects in the
-cluster are not touched.`,
-		Example: "  kubectl pxb backup delete shop-nightly -n pxb-system --yes",
-		Args:    cobra.ExactArgs(1),
+cluster are not touched.
+
+A Backup made by kubectl pxb location sync (labelled pxb.dev/synced=true) belongs to the cluster that made
+it: deleting it removes the Backup resource alone and leaves the data in the location, unless --delete-data
+is given. A later sync of the location brings such a Backup back.
+
+In a location with object lock (objectLockDays), a backup cannot be deleted before its data unlocks: the
+command refuses, naming the date, and deletes nothing.`,
+		Example: `  kubectl pxb backup delete shop-nightly -n pxb-system --yes
+
+  # A Backup synced from another cluster's location, with its data
+  kubectl pxb backup delete shop-nightly -n shop --delete-data`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.complete(f, args); err != nil {
 				return err
@@ -604,13 +650,30 @@ cluster are not touched.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Delete without asking.")
+	cmd.Flags().BoolVar(&o.DeleteData, "delete-data", false,
+		"Also delete the data of a synced Backup (pxb.dev/synced=true) in its location; other Backups' data is always deleted.")
 	return cmd
 }
 
-// Run asks, deletes the data, then the Backup and its Job.
+// Run asks, deletes the data (unless the Backup is synced and --delete-data not given), then the Backup and
+// its Job.
 func (o *DeleteOptions) Run(ctx context.Context) error {
 	b, err := o.getBackup(ctx)
 	if err != nil {
+		return err
+	}
+	if b.Labels[runjob.LabelSynced] == "true" && !o.DeleteData {
+		if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s? Its data stays in location %s.", b.Namespace, b.Name, b.Spec.Location)) {
+			return errors.New("not deleted")
+		}
+		if err := deleteObjectAndJob(ctx, o.clients, v1alpha1.BackupsResource, "Backup", b.Namespace, b.Name, jobspec.KindBackup, o.Out); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Out, "Its data stays in location %s (the next kubectl pxb location sync %s brings the Backup back); delete it with --delete-data.\n",
+			b.Spec.Location, b.Spec.Location)
+		return nil
+	}
+	if err := o.refuseLocked(ctx, b, time.Now()); err != nil {
 		return err
 	}
 	prefix := runjob.BackupPrefix(b.Namespace, b.Name)
@@ -621,7 +684,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	switch {
 	case err == nil:
 		defer loc.Close()
-		n, err := loc.Delete(ctx, prefix)
+		n, err := loc.DeleteBackup(ctx, b.Namespace, b.Name)
 		if err != nil {
 			return fmt.Errorf("Backup %s/%s kept: its data could not be deleted: %w", b.Namespace, b.Name, err)
 		}
@@ -631,7 +694,35 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	default:
 		return fmt.Errorf("Backup %s/%s kept: its data could not be reached: %w", b.Namespace, b.Name, err)
 	}
-	return deleteObjectAndJob(ctx, o.clients, v1alpha1.BackupsResource, "Backup", b.Namespace, b.Name, jobspec.KindBackup, o.Out)
+	if err := deleteObjectAndJob(ctx, o.clients, v1alpha1.BackupsResource, "Backup", b.Namespace, b.Name, jobspec.KindBackup, o.Out); err != nil {
+		return err
+	}
+	// A Backup deleted while its job ran leaves snapshots, claims and upload Jobs behind.
+	return deleteTemporary(ctx, o.clients, jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name})
+}
+
+// deleteTemporary deletes the temporary objects of a Backup's or Restore's volume work.
+func deleteTemporary(ctx context.Context, c clients, t jobspec.Target) error {
+	snap, err := snapclient.NewForConfig(c.Config)
+	if err != nil {
+		return fmt.Errorf("snapshot client: %w", err)
+	}
+	return runjob.DeleteTemporary(ctx, c.Kube, snap, t)
+}
+
+// refuseLocked refuses to delete the data of b while its location's object lock keeps it. A location that
+// cannot be read is judged by the delete itself.
+func (o *DeleteOptions) refuseLocked(ctx context.Context, b *v1alpha1.Backup, now time.Time) error {
+	loc, err := runjob.GetLocation(ctx, o.clients.Dynamic, string(b.Spec.Location))
+	if err != nil {
+		return nil
+	}
+	until := runjob.LockedUntil(b, loc.Spec.ObjectLockDays, now)
+	if until.IsZero() {
+		return nil
+	}
+	return fmt.Errorf("Backup %s/%s kept: location %s keeps its data under object lock (%d days) until %s (%s); nothing was deleted",
+		b.Namespace, b.Name, loc.Name, loc.Spec.ObjectLockDays, until.UTC().Format(time.RFC3339), runjob.InHuman(until, now))
 }
 
 func deleteObjectAndJob(ctx context.Context, c clients, gvr schema.GroupVersionResource, kind, ns, name string, jk jobspec.Kind, out io.Writer) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
 // progress is what --wait shows of a Backup's or Restore's status (both have these fields).
@@ -26,6 +27,36 @@ type progress struct {
 	Done, Total           int64
 	ErrorCount            int64
 	Errors                []string
+	Volumes               []volumeProgress
+}
+
+// volumeProgress is one volume's line under the bar.
+type volumeProgress struct {
+	Name, Method, Phase string
+	Done, Total         int64
+}
+
+func (v volumeProgress) line() string {
+	s := fmt.Sprintf("volume %s  %s", v.Name, v.Phase)
+	if v.Method != "" {
+		s += " (" + v.Method + ")"
+	}
+	if v.Total > 0 {
+		s += fmt.Sprintf("  %s/%s", runjob.HumanBytes(v.Done), runjob.HumanBytes(v.Total))
+	}
+	return s
+}
+
+func (v volumeProgress) bar(width int) string {
+	pct := int64(0)
+	if v.Total > 0 {
+		pct = min(v.Done*100/v.Total, 100)
+	}
+	if v.Phase == string(v1alpha1.VolumeCompleted) {
+		pct = 100
+	}
+	filled := int(pct) * width / 100
+	return "  [" + strings.Repeat("=", filled) + strings.Repeat(" ", width-filled) + fmt.Sprintf("] %3d%%  ", pct) + v.line()
 }
 
 func progressOf(u *unstructured.Unstructured) progress {
@@ -38,8 +69,26 @@ func progressOf(u *unstructured.Unstructured) progress {
 	p.Total, _, _ = unstructured.NestedInt64(u.Object, "status", "progress", "itemsTotal")
 	p.ErrorCount, _, _ = unstructured.NestedInt64(u.Object, "status", "errorCount")
 	p.Errors, _, _ = unstructured.NestedStringSlice(u.Object, "status", "errors")
+	vols, _, _ := unstructured.NestedSlice(u.Object, "status", "volumes")
+	for _, raw := range vols {
+		m, ok := raw.(map[string]any)
+		if !ok {
+			continue
+		}
+		ns, _, _ := unstructured.NestedString(m, "namespace")
+		pvc, _, _ := unstructured.NestedString(m, "pvc")
+		v := volumeProgress{Name: ns + "/" + pvc}
+		v.Method, _, _ = unstructured.NestedString(m, "method")
+		v.Phase, _, _ = unstructured.NestedString(m, "phase")
+		v.Done, _, _ = unstructured.NestedInt64(m, "bytesDone")
+		v.Total, _, _ = unstructured.NestedInt64(m, "bytesTotal")
+		p.Volumes = append(p.Volumes, v)
+	}
 	return p
 }
+
+// maxVolumeBars is how many volumes --wait draws a bar for.
+const maxVolumeBars = 10
 
 func (p progress) final() bool {
 	switch p.Phase {
@@ -105,14 +154,36 @@ func follow(ctx context.Context, c clients, gvr schema.GroupVersionResource, kin
 	tty := isTerminal(out)
 	label := fmt.Sprintf("%s %s/%s ", kind, ns, name)
 	last := ""
+	lastVolume := map[string]string{}
+	drawn := 0 // lines drawn under the bar, to redraw in place
 	show := func(p progress) {
 		if tty {
+			if drawn > 0 {
+				fmt.Fprintf(out, "\033[%dA", drawn)
+			}
 			fmt.Fprintf(out, "\r\033[K%s%s", label, p.bar(30))
+			drawn = 0
+			for i, v := range p.Volumes {
+				if i == maxVolumeBars {
+					fmt.Fprintf(out, "\n\r\033[K  ... and %d more volumes", len(p.Volumes)-i)
+					drawn++
+					break
+				}
+				fmt.Fprintf(out, "\n\r\033[K%s", v.bar(20))
+				drawn++
+			}
 			return
 		}
 		if l := p.line(); l != last {
 			fmt.Fprintf(out, "%s%s\n", label, l)
 			last = l
+		}
+		// Without a terminal, a volume's line is printed when its phase changes.
+		for _, v := range p.Volumes {
+			if lastVolume[v.Name] != v.Phase {
+				fmt.Fprintf(out, "%s%s\n", label, v.line())
+				lastVolume[v.Name] = v.Phase
+			}
 		}
 	}
 	endLine := func() {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -34,7 +35,7 @@ func NewCmdLocation(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 	}
 	cmd.AddCommand(newCmdLocationCreate(f, streams), newCmdLocationGet(f, streams), newCmdLocationDescribe(f, streams),
 		newCmdLocationDelete(f, streams), newCmdLocationExportKey(f, streams), newCmdLocationRotateKey(f, streams),
-		newCmdLocationCheck(f, streams))
+		newCmdLocationCheck(f, streams), newCmdLocationSync(f, streams))
 	return cmd
 }
 
@@ -378,6 +379,12 @@ func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStream
 			row("Message", l.Status.Message)
 			if t := l.Status.LastValidationTime; t != nil {
 				row("Last checked", t.UTC().Format("2006-01-02 15:04:05 MST"))
+			}
+			if c := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionSynced); c != nil {
+				row("Synced", c.Message)
+			}
+			if t := l.Status.LastSyncTime; t != nil {
+				row("Last synced", t.UTC().Format("2006-01-02 15:04:05 MST"))
 			}
 			row("Backups", fmt.Sprint(len(backups)))
 			return w.Flush()

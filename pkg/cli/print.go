@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
 // Scheme knows the built-in Kubernetes types and pxb's, so printers can name typed objects.
@@ -101,4 +103,26 @@ func printReport(w io.Writer, format string, v any) error {
 		return err
 	}
 	return fmt.Errorf("unknown output format %q", format)
+}
+
+// printVolumes lists the volumes of a Backup's or Restore's status; p says how many there are in all.
+func printVolumes(out io.Writer, vols []v1alpha1.VolumeStatus, p *v1alpha1.Progress) {
+	if len(vols) == 0 {
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nVolumes:")
+	fmt.Fprintln(w, "  CLAIM\tMETHOD\tPHASE\tSIZE\tFILES\tUPLOADED\tSNAPSHOT\tMESSAGE")
+	for _, v := range vols {
+		size := runjob.HumanBytes(v.BytesDone)
+		if v.BytesTotal > v.BytesDone {
+			size += "/" + runjob.HumanBytes(v.BytesTotal)
+		}
+		fmt.Fprintf(w, "  %s/%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Namespace, v.PVC, orDefault(string(v.Method), "-"), v.Phase,
+			size, v.FilesDone, runjob.HumanBytes(v.UploadedBytes), orDefault(v.Snapshot, "-"), v.Message)
+	}
+	if p != nil && int(p.VolumesTotal) > len(vols) {
+		fmt.Fprintf(w, "  ... %d more volumes: the backup's volumes.json lists them all\n", int(p.VolumesTotal)-len(vols))
+	}
+	_ = w.Flush()
 }

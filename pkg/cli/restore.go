@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/utils/ptr"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/apply"
@@ -61,6 +62,7 @@ type RestoreCreateOptions struct {
 	StorageClassMappings   []string
 	ExistingResourcePolicy string
 	DryRun                 bool
+	RestoreVolumes         bool
 	Labels                 map[string]string
 	Output                 string
 	Wait                   bool
@@ -72,7 +74,7 @@ type RestoreCreateOptions struct {
 }
 
 func newCmdRestoreCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &RestoreCreateOptions{IOStreams: streams, ExistingResourcePolicy: "retain", Timeout: time.Hour, now: time.Now}
+	o := &RestoreCreateOptions{IOStreams: streams, ExistingResourcePolicy: "retain", RestoreVolumes: true, Timeout: time.Hour, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "create [NAME] --from-backup BACKUP [--namespace-mappings FROM:TO,...] [--wait]",
 		Short: "Restore a backup's objects",
@@ -110,6 +112,7 @@ Completed (or PartiallySucceeded); the selection and mappings are checked before
 	fl.StringSliceVar(&o.StorageClassMappings, "storage-class-mappings", nil, "Give restored claims other StorageClasses, as FROM:TO.")
 	fl.StringVar(&o.ExistingResourcePolicy, "existing-resource-policy", o.ExistingResourcePolicy,
 		"What to do with objects that exist: retain (keep them), replace (delete and recreate) or update (bring them to the backup's state).")
+	fl.BoolVar(&o.RestoreVolumes, "restore-volumes", true, "Fill restored claims with the backed-up volume data; false restores the claims empty.")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "Report what the restore would do without changing the cluster.")
 	fl.StringToStringVar(&o.Labels, "labels", nil, "Labels of the Restore, as k=v,k2=v2.")
 	fl.StringVarP(&o.Output, "output", "o", "", "Print the Restore as yaml or json instead of creating it.")
@@ -177,6 +180,9 @@ func (o *RestoreCreateOptions) Restore() (*v1alpha1.Restore, error) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Restore"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.Labels},
 		Spec:       v1alpha1.RestoreSpec{BackupName: v1alpha1.ObjectName(o.FromBackup), DryRun: o.DryRun},
+	}
+	if !o.RestoreVolumes {
+		r.Spec.RestoreVolumes = ptr.To(false)
 	}
 	s := &r.Spec
 	var err error
@@ -384,6 +390,7 @@ func (o *ObjectOptions) describeRestore(ctx context.Context) error {
 	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
 	printMessages(w, "Errors", st.ErrorCount, st.Errors)
 	_ = w.Flush()
+	printVolumes(o.Out, st.Volumes, st.Progress)
 	if st.CompletionTimestamp == nil || st.Phase == v1alpha1.RestoreFailed && st.Counts == nil {
 		return nil
 	}
@@ -471,7 +478,10 @@ the cluster.`,
 					}
 				}
 			}
-			return deleteObjectAndJob(ctx, o.clients, v1alpha1.RestoresResource, "Restore", r.Namespace, r.Name, jobspec.KindRestore, o.Out)
+			if err := deleteObjectAndJob(ctx, o.clients, v1alpha1.RestoresResource, "Restore", r.Namespace, r.Name, jobspec.KindRestore, o.Out); err != nil {
+				return err
+			}
+			return deleteTemporary(ctx, o.clients, jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})
 		},
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	ktypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -51,6 +52,8 @@ type Result struct {
 	// Counts is the number of objects per type ("deployments.apps").
 	Counts     map[string]int
 	Namespaces []string
+	// Claims are the PersistentVolumeClaims backed up, sorted: the volumes whose data the backup takes.
+	Claims     []ktypes.NamespacedName
 	Warnings   []string
 	Errors     []ItemError
 	ErrorCount int
@@ -127,6 +130,7 @@ type collector struct {
 	records    map[string]*TypeRecord
 	related    *related
 	clusterW   map[string]bool // cluster-scoped objects written, "type/name"
+	claims     []ktypes.NamespacedName
 	warnings   []string
 	errs       []ItemError
 	errorCount int
@@ -167,13 +171,15 @@ func (c *collector) run(ctx context.Context, dc discovery.DiscoveryInterface) (*
 		return nil, fmt.Errorf("write index: %w", err)
 	}
 	m := c.manifest()
-	if err := putJSON(ctx, c.store, ManifestKey, m); err != nil {
+	if err := PutJSON(ctx, c.store, ManifestKey, m); err != nil {
 		return nil, err
 	}
 	res := &Result{
 		Phase: PhaseCompleted, Started: m.Started, Finished: m.Finished, Total: m.Total, Bytes: m.Bytes,
 		Counts: map[string]int{}, Namespaces: m.Namespaces, Warnings: m.Warnings, Errors: m.Errors, ErrorCount: m.ErrorCount,
+		Claims: c.claims,
 	}
+	slices.SortFunc(res.Claims, func(a, b ktypes.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
 	for _, t := range m.Types {
 		res.Counts[t.String()] = t.Count
 	}
@@ -391,7 +397,15 @@ func (c *collector) take(ctx context.Context, w *typeWriter, t Type, u *unstruct
 		}
 	}
 	c.related.observe(t, u)
-	return w.write(ctx, u)
+	if err := w.write(ctx, u); err != nil {
+		return err
+	}
+	if t.Group == "" && t.Resource == "persistentvolumeclaims" {
+		c.mu.Lock()
+		c.claims = append(c.claims, ktypes.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()})
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 func (c *collector) warn(s string) {

@@ -180,7 +180,8 @@ func ReadJSONLines[T any](ctx context.Context, s Store, key string, fn func(T) e
 	}
 }
 
-func putJSON(ctx context.Context, s Store, key string, v any) error {
+// PutJSON stores v as indented JSON under key in s.
+func PutJSON(ctx context.Context, s Store, key string, v any) error {
 	w := NewStreamWriter(ctx, s, key)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -202,7 +202,8 @@ func TestCRDDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for field, want := range map[string]string{"volumeMethod": "Snapshot", "clusterResources": "Auto"} {
+	// volumeMethod stays unset: each volume then gets a snapshot when its driver can take one.
+	for field, want := range map[string]string{"volumeMethod": "", "clusterResources": "Auto"} {
 		if got, _, _ := unstructured.NestedString(b.Object, "spec", field); got != want {
 			t.Errorf("backup spec.%s = %q, want %q", field, got, want)
 		}

@@ -30,8 +30,10 @@ import (
 type Kind string
 
 const (
-	KindBackup  Kind = "backup"
-	KindRestore Kind = "restore"
+	KindBackup   Kind = "backup"
+	KindRestore  Kind = "restore"
+	KindUpload   Kind = "upload"
+	KindDownload Kind = "download"
 )
 
 // Labels on every Job pxb launches and on its pods.
@@ -58,6 +60,19 @@ const (
 	ConfigActiveDeadlineSeconds = "jobActiveDeadlineSeconds"
 	ConfigTTLSecondsAfterFinish = "jobTTLSecondsAfterFinished"
 	ConfigDNSPolicy             = "jobDNSPolicy"
+	// The data-mover Jobs (upload, download) have their own resources: they hold chunks in memory and
+	// compress and encrypt them.
+	ConfigMoverCPURequest    = "moverCPURequest"
+	ConfigMoverMemoryRequest = "moverMemoryRequest"
+	ConfigMoverCPULimit      = "moverCPULimit"
+	ConfigMoverMemoryLimit   = "moverMemoryLimit"
+	// ConfigVolumeParallelism bounds the data-mover Jobs of one backup or restore running at once.
+	ConfigVolumeParallelism = "volumeParallelism"
+	// ConfigSnapshotTimeoutSeconds bounds the wait for a VolumeSnapshot to become ready to use.
+	ConfigSnapshotTimeoutSeconds = "snapshotTimeoutSeconds"
+	// ConfigKubeletRootDir is the kubelets' --root-dir, through which the FileSystem method reads the
+	// volume of a running pod.
+	ConfigKubeletRootDir = "kubeletRootDir"
 )
 
 // Config is how Jobs are shaped in this installation.
@@ -72,6 +87,14 @@ type Config struct {
 	// TTLAfterFinished is how long a finished Job (and its pod's log) is kept.
 	TTLAfterFinished time.Duration
 	DNSPolicy        corev1.DNSPolicy
+
+	// MoverResources are the upload and download Jobs' requests and limits.
+	MoverResources corev1.ResourceRequirements
+	// VolumeParallelism is how many upload or download Jobs one backup or restore runs at once; 0 sizes
+	// it to the cluster (two per schedulable node, at most 16).
+	VolumeParallelism int
+	SnapshotTimeout   time.Duration
+	KubeletRootDir    string
 }
 
 // DefaultConfig is the shape of Jobs when pxb-config does not say otherwise.
@@ -89,6 +112,12 @@ func DefaultConfig() Config {
 		// Cluster DNS first: object stores are often in-cluster Services (MinIO); without cluster DNS the
 		// kubelet falls back to the node's resolver.
 		DNSPolicy: corev1.DNSClusterFirst,
+		MoverResources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
+		},
+		SnapshotTimeout: 10 * time.Minute,
+		KubeletRootDir:  "/var/lib/kubelet",
 	}
 }
 
@@ -115,6 +144,10 @@ func ParseConfig(data map[string]string) (Config, error) {
 		{ConfigMemoryRequest, c.Resources.Requests, corev1.ResourceMemory},
 		{ConfigCPULimit, c.Resources.Limits, corev1.ResourceCPU},
 		{ConfigMemoryLimit, c.Resources.Limits, corev1.ResourceMemory},
+		{ConfigMoverCPURequest, c.MoverResources.Requests, corev1.ResourceCPU},
+		{ConfigMoverMemoryRequest, c.MoverResources.Requests, corev1.ResourceMemory},
+		{ConfigMoverCPULimit, c.MoverResources.Limits, corev1.ResourceCPU},
+		{ConfigMoverMemoryLimit, c.MoverResources.Limits, corev1.ResourceMemory},
 	} {
 		v := data[q.key]
 		if v == "" {
@@ -133,6 +166,8 @@ func ParseConfig(data map[string]string) (Config, error) {
 		{ConfigBackoffLimit, func(v int64) { c.BackoffLimit = int32(v) }},
 		{ConfigActiveDeadlineSeconds, func(v int64) { c.ActiveDeadline = time.Duration(v) * time.Second }},
 		{ConfigTTLSecondsAfterFinish, func(v int64) { c.TTLAfterFinished = time.Duration(v) * time.Second }},
+		{ConfigVolumeParallelism, func(v int64) { c.VolumeParallelism = int(v) }},
+		{ConfigSnapshotTimeoutSeconds, func(v int64) { c.SnapshotTimeout = time.Duration(v) * time.Second }},
 	} {
 		v := data[n.key]
 		if v == "" {
@@ -143,6 +178,12 @@ func ParseConfig(data map[string]string) (Config, error) {
 			return c, fmt.Errorf("%s %s %q: want a whole number of at least 0", v1alpha1.ConfigMapName, n.key, v)
 		}
 		n.set(i)
+	}
+	if v := data[ConfigKubeletRootDir]; v != "" {
+		if !strings.HasPrefix(v, "/") {
+			return c, fmt.Errorf("%s %s %q: want an absolute path", v1alpha1.ConfigMapName, ConfigKubeletRootDir, v)
+		}
+		c.KubeletRootDir = strings.TrimRight(v, "/")
 	}
 	if v := data[ConfigDNSPolicy]; v != "" {
 		switch p := corev1.DNSPolicy(v); p {
@@ -292,10 +333,14 @@ func Job(t Target, c Config) *batchv1.Job {
 // object; a Job left over from a deleted object of the same name is deleted and replaced. It returns the Job
 // in the cluster.
 func Launch(ctx context.Context, kube kubernetes.Interface, t Target, c Config, loc *v1alpha1.BackupLocation) (*batchv1.Job, error) {
+	return launch(ctx, kube, Job(t, c), t.UID, loc)
+}
+
+// launch creates job, made for the object of UID owner, with loc mounted, or returns the one that exists.
+func launch(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job, owner types.UID, loc *v1alpha1.BackupLocation) (*batchv1.Job, error) {
 	if err := ensureNFSVolume(ctx, kube, loc); err != nil {
 		return nil, err
 	}
-	job := Job(t, c)
 	MountLocation(&job.Spec.Template.Spec, loc)
 	jobs := kube.BatchV1().Jobs(job.Namespace)
 	for attempt := 0; ; attempt++ {
@@ -314,7 +359,7 @@ func Launch(ctx context.Context, kube kubernetes.Interface, t Target, c Config, 
 		if err != nil {
 			return nil, fmt.Errorf("get Job %s/%s: %w", job.Namespace, job.Name, err)
 		}
-		if existing.Annotations[AnnotationOwnerUID] == string(t.UID) {
+		if existing.Annotations[AnnotationOwnerUID] == string(owner) {
 			return existing, nil
 		}
 		if err := deleteAndWait(ctx, kube, existing); err != nil {

@@ -23,6 +23,9 @@ import (
 // KindCheck probes a BackupLocation and writes the outcome into its status.
 const KindCheck Kind = "check"
 
+// KindSync creates the Backups found in a BackupLocation that the cluster lacks.
+const KindSync Kind = "sync"
+
 // LabelLocation names the BackupLocation a location Job works on.
 const LabelLocation = "pxb.dev/location"
 
@@ -32,8 +35,9 @@ const NFSMountPath = "/mnt/location"
 // nfsVolume is the name of the pod volume that holds an NFS location's export.
 const nfsVolume = "location"
 
-// LocationJob renders a Job of kind (KindCheck) for BackupLocation loc. Unlike a Backup's Job, each run is a
-// new Job (generated name), so checking again checks again. The pod mounts the export of an NFS location.
+// LocationJob renders a Job of kind (KindCheck, KindSync) for BackupLocation loc. Unlike a Backup's Job,
+// each run is a new Job (generated name), so checking again checks again. The pod mounts the export of an
+// NFS location.
 func LocationJob(kind Kind, loc *v1alpha1.BackupLocation, c Config) *batchv1.Job {
 	t := Target{Kind: kind, Namespace: v1alpha1.SystemNamespace, Name: loc.Name, UID: loc.UID}
 	job := Job(t, c)

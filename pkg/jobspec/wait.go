@@ -9,6 +9,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -101,4 +102,30 @@ func stuckReason(ctx context.Context, kube kubernetes.Interface, job *batchv1.Jo
 		}
 	}
 	return ""
+}
+
+// Output is the termination message of the pod that completed Job ns/name: what the job reported as its
+// result.
+func Output(ctx context.Context, kube kubernetes.Interface, ns, name string) (string, error) {
+	pods := jobPods(ctx, kube, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
+	for _, p := range pods {
+		for _, s := range p.Status.ContainerStatuses {
+			if term := s.State.Terminated; term != nil && term.ExitCode == 0 {
+				return term.Message, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("Job %s/%s has no completed pod to read its result from", ns, name)
+}
+
+// Delete deletes Job ns/name and its pods; a Job already gone is no error.
+func Delete(ctx context.Context, kube kubernetes.Interface, ns, name string) error {
+	bg := metav1.DeletePropagationBackground
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := kube.BatchV1().Jobs(ns).Delete(dctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Job %s/%s: %w", ns, name, err)
+	}
+	return nil
 }

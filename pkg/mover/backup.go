@@ -31,11 +31,17 @@ type Options struct {
 	// Parent is a snapshot of the same tree: files whose size, mtime, ctime and inode are unchanged reuse
 	// its chunk lists without being read.
 	Parent string
+	// MTimeOnly compares files with the parent by size, mtime, mode and owner only: for a tree mounted from
+	// a new volume made from a snapshot, where every file's inode, device and ctime differ from the last
+	// backup's although its content does not.
+	MTimeOnly bool
 	// Progress, if set, is called about every ProgressInterval (default 1 s) and once at the end.
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 	Host             string
-	Tags             map[string]string
+	// Source names what the snapshot holds (default: dir).
+	Source string
+	Tags   map[string]string
 	// Readers is the number of files read at once (default 2 x GOMAXPROCS).
 	Readers int
 }
@@ -187,7 +193,11 @@ func Backup(ctx context.Context, r *repo.Repository, dir string, opts Options) (
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	snap := &repo.Snapshot{Host: host, Source: dir, Tags: opts.Tags, Parent: opts.Parent, Root: root,
+	source := opts.Source
+	if source == "" {
+		source = dir
+	}
+	snap := &repo.Snapshot{Host: host, Source: source, Tags: opts.Tags, Parent: opts.Parent, Root: root,
 		Stats: repo.SnapshotStats{Files: stats.Files, Dirs: stats.Dirs, Bytes: stats.Bytes, NewBytes: stats.NewBytes, StoredBytes: stats.StoredBytes}}
 	id, err := w.SaveSnapshot(ctx, snap)
 	if err != nil {
@@ -283,9 +293,18 @@ func (b *backup) walkDir(d *dirState, parentTree []repo.ID) {
 		n := &d.entries[i]
 		*n = nodeFromStat(name, &st)
 		prev := parent[name]
-		if n.Type == repo.NodeFile && prev != nil && unchanged(prev, n) && b.allStored(prev.Content) {
-			// ctime covers xattr changes too, so the parent's xattrs are still right.
+		if n.Type == repo.NodeFile && prev != nil && b.unchanged(prev, n) && b.allStored(prev.Content) {
+			// ctime covers xattr changes too, so the parent's xattrs are still right; without ctime they
+			// are read again.
 			n.Content, n.Holes, n.Xattrs = prev.Content, prev.Holes, prev.Xattrs
+			if b.opts.MTimeOnly {
+				x, err := readXattrs(path)
+				if err != nil {
+					b.fail(err)
+					return
+				}
+				n.Xattrs = x
+			}
 			b.nFiles.Add(1)
 			b.reused.Add(1)
 			b.filesTotal.Add(1)
@@ -344,9 +363,14 @@ func (b *backup) walkDir(d *dirState, parentTree []repo.ID) {
 	}
 }
 
-func unchanged(prev, n *repo.Node) bool {
-	return prev.Type == repo.NodeFile && prev.Size == n.Size && prev.MTime == n.MTime && prev.CTime == n.CTime &&
-		prev.Inode == n.Inode && prev.Dev == n.Dev
+func (b *backup) unchanged(prev, n *repo.Node) bool {
+	if prev.Type != repo.NodeFile || prev.Size != n.Size || prev.MTime != n.MTime {
+		return false
+	}
+	if b.opts.MTimeOnly {
+		return prev.Mode == n.Mode && prev.UID == n.UID && prev.GID == n.GID
+	}
+	return prev.CTime == n.CTime && prev.Inode == n.Inode && prev.Dev == n.Dev
 }
 
 func (b *backup) allStored(ids []repo.ID) bool {

@@ -159,8 +159,11 @@ func checkEmptyTarget(target string) error {
 	if err != nil {
 		return fmt.Errorf("restore: target %s: %w", target, err)
 	}
-	if len(entries) > 0 {
-		return fmt.Errorf("restore: target %s is not empty", target)
+	for _, e := range entries {
+		// A new ext4 or xfs volume holds an empty lost+found.
+		if e.Name() != "lost+found" {
+			return fmt.Errorf("restore: target %s is not empty", target)
+		}
 	}
 	return nil
 }

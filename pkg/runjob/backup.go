@@ -58,8 +58,23 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	if runErr != nil {
 		log.Printf("backup failed: %v", runErr)
 	}
+	prefix := BackupPrefix(namespace, name)
+	var final v1alpha1.BackupStatus
+	if runErr == nil {
+		final = BackupStatus(res, &started, &finished, loc.URL(prefix))
+	}
 	if loc != nil {
-		if err := finish(ctx, loc, log, BackupPrefix(namespace, name)); err != nil && runErr == nil {
+		// The record lets another cluster's sync recreate this Backup, failed ones as failed; it is sealed
+		// with the backup.
+		rec := b.DeepCopy()
+		rec.Status = final
+		if runErr != nil {
+			rec.Status = failedBackupStatus(runErr, &started, &finished)
+		}
+		if err := saveRecord(ctx, env, Prefixed(loc.Store, prefix), rec, log); err != nil {
+			log.Printf("warning: %v (a sync in another cluster rebuilds the Backup from its manifest)", err)
+		}
+		if err := finish(ctx, loc, log, prefix); err != nil && runErr == nil {
 			runErr = err
 		}
 	}
@@ -67,32 +82,83 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	defer cancel()
 	if runErr != nil {
 		if err := setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) {
-			s.Phase, s.Message, s.CompletionTimestamp = v1alpha1.BackupFailed, truncate(runErr.Error(), 4096), &finished
-			s.ErrorCount = max(s.ErrorCount, 1)
-			s.Errors = bounded([]string{runErr.Error()})
+			failed := failedBackupStatus(runErr, &started, &finished)
+			// How far the volumes got stays visible.
+			failed.Volumes, failed.Progress = s.Volumes, s.Progress
+			*s = failed
 		}); err != nil {
 			log.Printf("%v", err)
 		}
 		return runErr
 	}
-	return setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) {
-		s.Phase = v1alpha1.BackupCompleted
-		s.Message = fmt.Sprintf("%d objects backed up to %s", res.Total, loc.URL(BackupPrefix(namespace, name)))
-		if res.Phase != collect.PhaseCompleted {
-			s.Phase = v1alpha1.BackupPartiallySucceeded
-			s.Message = fmt.Sprintf("%d objects backed up, %d errors (the first are listed; all are in the job log)", res.Total, res.ErrorCount)
+	return setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) { *s = final })
+}
+
+// failedBackupStatus is the status of a backup that failed with err.
+func failedBackupStatus(err error, started, finished *metav1.Time) v1alpha1.BackupStatus {
+	return v1alpha1.BackupStatus{Phase: v1alpha1.BackupFailed, Message: truncate(err.Error(), 4096),
+		StartTimestamp: started, CompletionTimestamp: finished, ErrorCount: 1, Errors: bounded([]string{err.Error()})}
+}
+
+// saveRecord keeps b, with the cluster it was made in, in its backup's store.
+func saveRecord(ctx context.Context, env *jobrun.Env, s collect.Store, b *v1alpha1.Backup, log *jobLog) error {
+	id, err := ClusterID(ctx, env.Kube)
+	if err != nil {
+		log.Printf("warning: the record of the backup names no origin cluster: %v", err)
+	}
+	return SaveBackupRecord(ctx, s, b, id)
+}
+
+// BackupStatus is the status that reports a finished backup.
+func BackupStatus(res *backupResult, started, finished *metav1.Time, url string) v1alpha1.BackupStatus {
+	total := int32(res.Total)
+	s := v1alpha1.BackupStatus{
+		Phase:               v1alpha1.BackupCompleted,
+		Stage:               v1alpha1.BackupStageDone,
+		StartTimestamp:      started,
+		CompletionTimestamp: finished,
+		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: total, ItemsDone: total},
+		ErrorCount:          int32(res.ErrorCount),
+		WarningCount:        int32(len(res.Warnings)),
+		Warnings:            bounded(res.Warnings),
+	}
+	errs := itemErrors(res.Errors)
+	var volBytes int64
+	volFailed, volDone := 0, 0
+	for i := range res.Volumes {
+		v := &res.Volumes[i]
+		if len(s.Volumes) < v1alpha1.MaxStatusVolumes {
+			s.Volumes = append(s.Volumes, volumeStatus(v, v.Bytes, v.Bytes, v.Files, v.Files))
 		}
-		s.Stage = v1alpha1.BackupStageDone
-		s.CompletionTimestamp = &finished
-		total := int32(res.Total)
-		s.Progress = &v1alpha1.Progress{Percent: 100, ItemsTotal: total, ItemsDone: total}
-		s.TotalBytes = res.Bytes
-		s.Size = HumanBytes(res.Bytes)
-		s.ErrorCount = int32(res.ErrorCount)
-		s.Errors = bounded(itemErrors(res.Errors))
-		s.WarningCount = int32(len(res.Warnings))
-		s.Warnings = bounded(res.Warnings)
-	})
+		volBytes += v.Bytes
+		s.UploadedBytes += v.UploadedBytes
+		if v.Phase == v1alpha1.VolumeFailed {
+			volFailed++
+			errs = append(errs, v.Message)
+		} else {
+			s.Progress.VolumesDone++
+		}
+		if v.Phase == v1alpha1.VolumeCompleted {
+			volDone++
+		}
+	}
+	s.Progress.VolumesTotal = int32(len(res.Volumes))
+	s.Progress.BytesTotal, s.Progress.BytesDone = volBytes, volBytes
+	s.ErrorCount += int32(volFailed)
+	s.Errors = bounded(errs)
+	// The size people see is the data: the volumes' bytes when there are volumes, else the objects'.
+	s.TotalBytes = res.Bytes + volBytes
+	s.Size = HumanBytes(s.TotalBytes)
+	s.Message = fmt.Sprintf("%d objects (%s) backed up to %s", res.Total, s.Size, url)
+	if len(res.Volumes) > 0 {
+		s.Message = fmt.Sprintf("%d objects and %d volumes (%s) backed up to %s", res.Total, volDone, s.Size, url)
+	}
+	if res.Phase != collect.PhaseCompleted || volFailed > 0 {
+		s.Phase = v1alpha1.BackupPartiallySucceeded
+		s.Message = fmt.Sprintf("%d objects and %d of %d volumes backed up, %d errors (the first are listed; all are in the job log)",
+			res.Total, volDone, len(res.Volumes), s.ErrorCount)
+	}
+	return s
 }
 
 // finish keeps the job log under prefix and seals everything the job wrote there into the repository: the
@@ -127,7 +193,13 @@ func get(ctx context.Context, env *jobrun.Env, kind string, t jobrun.Target, obj
 	return err
 }
 
-func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Options, log *jobLog) (*collect.Result, *Location, error) {
+// backupResult is what a backup did: its objects, and its volumes.
+type backupResult struct {
+	*collect.Result
+	Volumes []VolumeRecord
+}
+
+func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Options, log *jobLog) (*backupResult, *Location, error) {
 	co, err := BackupOptions(b.Namespace, b.Name, b.Spec)
 	if err != nil {
 		return nil, nil, err
@@ -136,7 +208,8 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := collect.Run(ctx, env.Config, Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name)), co)
+	store := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
+	res, err := collect.Run(ctx, env.Config, store, co)
 	if err != nil {
 		return nil, loc, errors.New(location.Explain(err))
 	}
@@ -150,5 +223,14 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 		log.Printf("error: %s", e)
 	}
 	log.Printf("backed up %d objects (%s) in %s", res.Total, HumanBytes(res.Bytes), res.Finished.Sub(res.Started).Round(time.Millisecond))
-	return res, loc, nil
+	vols, err := backupVolumes(ctx, env, b, res.Claims, log)
+	if err != nil {
+		return nil, loc, err
+	}
+	if len(vols) > 0 {
+		if err := collect.PutJSON(ctx, store, VolumesKey, vols); err != nil {
+			return nil, loc, err
+		}
+	}
+	return &backupResult{Result: res, Volumes: vols}, loc, nil
 }

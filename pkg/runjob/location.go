@@ -150,3 +150,14 @@ func (l *Location) Delete(ctx context.Context, prefix string) (int, error) {
 	}
 	return n, nil
 }
+
+// DeleteBackup removes Backup namespace/name from the repository: its objects and its volumes' snapshots.
+// It returns how many snapshots it deleted; the data goes at the repository's next garbage collection.
+func (l *Location) DeleteBackup(ctx context.Context, namespace, name string) (int, error) {
+	prefix := BackupPrefix(namespace, name)
+	n, err := l.repo.Delete(ctx, prefix, VolumesPrefix(namespace, name))
+	if err != nil {
+		return n, fmt.Errorf("delete %s: %s", l.URL(prefix), location.Explain(err))
+	}
+	return n, nil
+}

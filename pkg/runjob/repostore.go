@@ -286,15 +286,20 @@ func (s *repoStore) find(ctx context.Context, tree []repo.ID, path []string) (*r
 	return s.find(ctx, found.Tree, path[1:])
 }
 
-// Delete removes the snapshots of unit; their data goes at the repository's next garbage collection.
-func (s *repoStore) Delete(ctx context.Context, unit string) (int, error) {
+// Delete removes the snapshots of unit, and those whose source lies under any of under; their data goes at
+// the repository's next garbage collection.
+func (s *repoStore) Delete(ctx context.Context, unit string, under ...string) (int, error) {
 	snaps, err := s.r.Snapshots(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, sn := range snaps {
-		if sn.Source != unit {
+		match := sn.Source == unit
+		for _, p := range under {
+			match = match || strings.HasPrefix(sn.Source, p)
+		}
+		if !match {
 			continue
 		}
 		if err := s.r.DeleteSnapshot(ctx, sn.ID); err != nil {

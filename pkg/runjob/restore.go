@@ -73,12 +73,54 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 		return runErr
 	}
 	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
-		*s = RestoreStatus(res, s.StartTimestamp, &finished)
+		*s = RestoreStatus(res.Result, s.StartTimestamp, &finished)
+		addVolumes(s, res.Volumes)
+		warnings := res.Warnings
 		if w := unsupported(r.Spec); w != "" {
-			s.WarningCount++
-			s.Warnings = bounded(append([]string{w}, s.Warnings...))
+			warnings = append([]string{w}, warnings...)
 		}
+		s.WarningCount += int32(len(warnings))
+		s.Warnings = bounded(append(warnings, s.Warnings...))
 	})
+}
+
+// restoreResult is what a restore did: its objects, and its volumes.
+type restoreResult struct {
+	*apply.Result
+	Volumes  []VolumeRecord
+	Warnings []string // about volumes
+}
+
+// addVolumes reports the restore's volumes in s: a failed volume is an error and makes the restore
+// PartiallySucceeded.
+func addVolumes(s *v1alpha1.RestoreStatus, vols []VolumeRecord) {
+	if len(vols) == 0 {
+		return
+	}
+	var errs []string
+	done := 0
+	for i := range vols {
+		v := &vols[i]
+		if len(s.Volumes) < v1alpha1.MaxStatusVolumes {
+			s.Volumes = append(s.Volumes, volumeStatus(v, v.Bytes, v.Bytes, v.Files, v.Files))
+		}
+		s.Progress.BytesTotal += v.Bytes
+		switch v.Phase {
+		case v1alpha1.VolumeFailed:
+			errs = append(errs, v.Message)
+		case v1alpha1.VolumeCompleted:
+			done++
+		}
+	}
+	s.Progress.VolumesTotal, s.Progress.VolumesDone, s.Progress.BytesDone = int32(len(vols)), int32(done), s.Progress.BytesTotal
+	s.Message += fmt.Sprintf("; %d of %d volumes restored", done, len(vols))
+	if len(errs) > 0 {
+		s.ErrorCount += int32(len(errs))
+		s.Errors = bounded(append(errs, s.Errors...))
+		if s.Phase == v1alpha1.RestoreCompleted {
+			s.Phase = v1alpha1.RestorePartiallySucceeded
+		}
+	}
 }
 
 // RestoreStatus is the status that reports res.
@@ -132,7 +174,7 @@ func setRestoreStatus(ctx context.Context, env *jobrun.Env, t jobrun.Target, mut
 	})
 }
 
-func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts Options, log *jobLog) (*apply.Result, *Location, error) {
+func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts Options, log *jobLog) (*restoreResult, *Location, error) {
 	ao, err := RestoreOptions(r.Name, r.Spec)
 	if err != nil {
 		return nil, nil, err
@@ -150,6 +192,15 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 	}
 	backup := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
 	out := Prefixed(loc.Store, RestorePrefix(r.Namespace, r.Name))
+	vr, err := restoreVolumes(ctx, env, r, &b, backup, ao, log)
+	if err != nil {
+		return nil, loc, err
+	}
+	ao.ClaimVolumes = vr.claimVolumes()
+	if err := setRestoreStatus(ctx, env, jobrun.Target{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name},
+		func(s *v1alpha1.RestoreStatus) { s.Stage = v1alpha1.RestoreStageResources }); err != nil {
+		log.Printf("%v", err)
+	}
 	res, err := apply.Run(ctx, env.Config, backup, out, ao)
 	if err != nil {
 		return nil, loc, errors.New(location.Explain(err))
@@ -161,7 +212,21 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 		log.Printf("error: %s", e)
 	}
 	log.Printf("%d objects in %s: %v", res.Total, res.Finished.Sub(res.Started).Round(time.Millisecond), res.Counts)
-	return res, loc, nil
+	warnings := vr.settle(ctx)
+	for _, w := range warnings {
+		log.Printf("warning: %s", w)
+	}
+	vols := make([]VolumeRecord, len(vr.vols))
+	for i, v := range vr.vols {
+		vols[i] = *v
+	}
+	// Every volume's outcome is kept with the restore's summary; the status lists the first ones.
+	if len(vols) > 0 {
+		if err := collect.PutJSON(ctx, out, VolumesKey, vols); err != nil {
+			log.Printf("warning: %v", err)
+		}
+	}
+	return &restoreResult{Result: res, Volumes: vols, Warnings: warnings}, loc, nil
 }
 
 func phaseOrPending(p string) string {

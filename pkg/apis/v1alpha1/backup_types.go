@@ -42,7 +42,7 @@ type VirtualMachineSelection struct {
 // BackupSpec says what to back up, how, and where to.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.includeNamespaces) && has(self.namespaceSelector))",message="includeNamespaces and namespaceSelector are mutually exclusive",fieldPath=".namespaceSelector"
-// +kubebuilder:validation:XValidation:rule="!has(self.snapshotClasses) || self.volumeMethod == 'Snapshot'",message="snapshotClasses may only be set when volumeMethod is Snapshot",fieldPath=".snapshotClasses",reason="FieldValueForbidden"
+// +kubebuilder:validation:XValidation:rule="!has(self.snapshotClasses) || !has(self.volumeMethod) || self.volumeMethod == 'Snapshot'",message="snapshotClasses may only be set when volumeMethod is Snapshot or unset",fieldPath=".snapshotClasses",reason="FieldValueForbidden"
 type BackupSpec struct {
 	// includeNamespaces are the namespaces to back up; "*" is every namespace. Empty means the Backup's
 	// own namespace. A Backup outside pxb-system can only back up its own namespace.
@@ -81,9 +81,10 @@ type BackupSpec struct {
 	// +optional
 	VirtualMachines *VirtualMachineSelection `json:"virtualMachines,omitempty"`
 
-	// volumeMethod is how volume data is taken.
+	// volumeMethod is how volume data is taken. Unset, each volume is snapshotted when its CSI driver has a
+	// VolumeSnapshotClass and read live (FileSystem) otherwise. The annotation pxb.dev/volume-method on a
+	// PersistentVolumeClaim (snapshot, fs or none) overrides it for that claim.
 	// +optional
-	// +kubebuilder:default=Snapshot
 	VolumeMethod VolumeMethod `json:"volumeMethod,omitempty"`
 	// snapshotClasses maps a CSI driver name to the VolumeSnapshotClass used for its volumes; a driver not
 	// listed uses its class annotated snapshot.storage.kubernetes.io/is-default-class.

@@ -122,6 +122,22 @@ type VolumeStatus struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	BytesDone int64 `json:"bytesDone,omitempty"`
+	// filesTotal is the number of files in the volume.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FilesTotal int64 `json:"filesTotal,omitempty"`
+	// filesDone is the number of files moved so far.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FilesDone int64 `json:"filesDone,omitempty"`
+	// uploadedBytes is what the volume added to the repository after deduplication and compression.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	UploadedBytes int64 `json:"uploadedBytes,omitempty"`
+	// snapshot is the ID of the volume's snapshot in the location's repository.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Snapshot string `json:"snapshot,omitempty"`
 	// message explains a failure or a skip.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024

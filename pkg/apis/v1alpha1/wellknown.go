@@ -31,3 +31,7 @@ const (
 	// GCS: a service account's JSON key.
 	GCSServiceAccountJSON = "serviceAccount.json"
 )
+
+// VolumeMethodAnnotation on a PersistentVolumeClaim overrides its Backup's volumeMethod for that claim:
+// "snapshot", "fs" or "none" (the long names Snapshot, FileSystem and None are accepted too).
+const VolumeMethodAnnotation = "pxb.dev/volume-method"

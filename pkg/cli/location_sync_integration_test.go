@@ -1,0 +1,268 @@
+//go:build integration
+
+package cli_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/testbed"
+)
+
+// runSyncWhenLaunched stands in for the Job controller and the kubelet, which the test bed lacks: once
+// `location sync` has created a new sync Job for location name (one not there before), it runs the Job's
+// code in-process, as the pod would, and marks the Job complete.
+func runSyncWhenLaunched(t *testing.T, c *testbed.Cluster, name string) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	jobs := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace)
+	selector := metav1.ListOptions{LabelSelector: "pxb.dev/location=" + name + ",pxb.dev/job=sync"}
+	before, err := jobs.List(ctx, selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, j := range before.Items {
+		seen[j.Name] = true
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		var job *batchv1.Job
+		err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			list, err := jobs.List(ctx, selector)
+			if err != nil {
+				return false, nil
+			}
+			for i := range list.Items {
+				if !seen[list.Items[i].Name] {
+					job = &list.Items[i]
+				}
+			}
+			return job != nil, nil
+		})
+		if err == nil {
+			started := metav1.Now()
+			if _, err = runjob.SyncLocation(ctx, c.Config, name, runjob.Options{}); err == nil {
+				now := metav1.Now()
+				job.Status = batchv1.JobStatus{StartTime: &started, CompletionTime: &now, Succeeded: 1, Conditions: []batchv1.JobCondition{
+					{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now},
+					{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now},
+				}}
+				_, err = jobs.UpdateStatus(ctx, job, metav1.UpdateOptions{})
+			}
+		}
+		done <- err
+	}()
+	return done
+}
+
+// syncCLI runs `kubectl pxb location sync name` with its Job run in-process, and returns its output.
+func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
+	t.Helper()
+	job := runSyncWhenLaunched(t, c, name)
+	out := mustPxb(t, c, "location", "sync", name)
+	if err := <-job; err != nil {
+		t.Fatalf("sync job: %v", err)
+	}
+	return out
+}
+
+// backupIn makes Backup ns/name in location loc the way the backup Job does, in-process.
+func backupIn(t *testing.T, c *testbed.Cluster, ns, name, loc string) *v1alpha1.Backup {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "Backup",
+		"metadata": map[string]any{"name": name, "namespace": ns},
+		"spec":     map[string]any{"location": loc},
+	}}
+	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Create(ctx, u, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runjob.Backup(ctx, c.Config, ns, name, runjob.Options{}); err != nil {
+		t.Fatalf("backup %s: %v", name, err)
+	}
+	return getBackup(t, c, ns, name)
+}
+
+func getBackup(t *testing.T, c *testbed.Cluster, ns, name string) *v1alpha1.Backup {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b v1alpha1.Backup
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+// forget deletes the Backup resource alone, as if the backup had been made by another cluster.
+func forget(t *testing.T, c *testbed.Cluster, ns, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inLocation says whether location loc still holds the backup ns/name.
+func inLocation(t *testing.T, c *testbed.Cluster, loc, ns, name string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := runjob.OpenLocation(ctx, c.Clientset(t), c.Dynamic(t), loc, location.Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = collect.ReadManifest(ctx, runjob.Prefixed(l.Store, runjob.BackupPrefix(ns, name)))
+	if err != nil && !errors.Is(err, collect.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestLocationSync drives `location sync` and the deletion of synced and object-locked Backups the way a
+// user would. One cluster plays both sides: a Backup made through location src is forgotten by the
+// cluster (its resource deleted, its data kept), as if another cluster had made it, and location mirror on
+// the same bucket and key syncs it back. TestSyncBetweenClusters in pkg/runjob syncs between two real
+// control planes. It installs pxb and uninstalls it at the end.
+func TestLocationSync(t *testing.T) {
+	c := testbed.APIServer(t)
+	mustPxb(t, c, "install")
+	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
+
+	t.Run("sync and delete", func(t *testing.T) {
+		store := testbed.S3(t)
+		s3Location(t, c, "src", store, store.AccessKeyID, store.SecretAccessKey)
+		mustPxb(t, c, "location", "create", "mirror", "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
+			"--region", store.Region, "--s3-force-path-style", "--credential", "src", "--encryption-key-secret", "src-encryption-key")
+		ns := c.Namespace(t)
+		made := backupIn(t, c, ns, "app", "src")
+		forget(t, c, ns, "app")
+
+		out := syncCLI(t, c, "mirror")
+		wantLines(t, out, "runs the sync of location mirror")
+		wantStatus(t, out, "Location", "mirror", "Synced", "1 backup, 1 new ("+ns+"/app), 0 already present")
+		synced := getBackup(t, c, ns, "app")
+		if synced.Labels["pxb.dev/synced"] != "true" || synced.Spec.Location != "mirror" || synced.Status.Phase != v1alpha1.BackupCompleted ||
+			synced.Status.Progress == nil || synced.Status.Progress.ItemsDone != made.Status.Progress.ItemsDone {
+			t.Fatalf("synced Backup: labels %v spec %+v status %+v", synced.Labels, synced.Spec, synced.Status)
+		}
+		if !lineHasAll(mustPxb(t, c, "backup", "get", "-n", ns), "app", "Completed", "mirror") {
+			t.Error("backup get does not list the synced Backup")
+		}
+		wantStatus(t, mustPxb(t, c, "location", "describe", "mirror"), "Synced", "1 backup, 1 new ("+ns+"/app), 0 already present")
+		// Again: present, not new.
+		wantStatus(t, syncCLI(t, c, "mirror"), "Synced", "1 backup, 0 new, 1 already present")
+
+		// Deleting a synced Backup leaves its data; a later sync brings it back.
+		out, err := pxb(t, c, "backup", "delete", "app", "-n", ns)
+		if err == nil || !strings.Contains(out, "Its data stays in location mirror. [y/N]") {
+			t.Errorf("delete without an answer: %v\n%s", err, out)
+		}
+		wantLines(t, mustPxb(t, c, "backup", "delete", "app", "-n", ns, "--yes"), "Backup "+ns+"/app deleted", "Its data stays in location mirror")
+		if !inLocation(t, c, "mirror", ns, "app") {
+			t.Fatal("deleting the synced Backup deleted its data")
+		}
+		wantStatus(t, syncCLI(t, c, "mirror"), "Synced", "1 backup, 1 new ("+ns+"/app), 0 already present")
+
+		// --delete-data deletes the data too; then there is nothing left to sync.
+		wantLines(t, mustPxb(t, c, "backup", "delete", "app", "-n", ns, "--yes", "--delete-data"), "Deleted 1 snapshots", "Backup "+ns+"/app deleted")
+		if inLocation(t, c, "mirror", ns, "app") {
+			t.Fatal("delete --delete-data left the data")
+		}
+		wantStatus(t, syncCLI(t, c, "mirror"), "Synced", "0 backups, 0 new, 0 already present")
+
+		// --wait=false returns once the Job exists; the Job is shaped like the check's.
+		wantLines(t, mustPxb(t, c, "location", "sync", "mirror", "--wait=false"), "kubectl pxb location describe mirror")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		jobs, err := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "pxb.dev/location=mirror,pxb.dev/job=sync"})
+		if err != nil || len(jobs.Items) != 5 {
+			t.Fatalf("sync Jobs: %v, %v", jobs, err)
+		}
+		pod := jobs.Items[0].Spec.Template.Spec
+		if got := strings.Join(pod.Containers[0].Args, " "); got != "sync --resource backuplocations --namespace pxb-system --name mirror" ||
+			pod.ServiceAccountName != v1alpha1.JobServiceAccount {
+			t.Errorf("sync Job runs %q as %s", got, pod.ServiceAccountName)
+		}
+		if out, err := pxb(t, c, "location", "sync", "mirror", "--timeout", "2s"); err == nil || !strings.Contains(err.Error(), "did not finish within 2s") {
+			t.Errorf("sync that cannot run: err=%v out=%s", err, out)
+		}
+		if out, err := pxb(t, c, "location", "sync", "nope"); err == nil || !strings.Contains(err.Error(), `BackupLocation "nope" not found`) {
+			t.Errorf("sync of a missing location: err=%v out=%s", err, out)
+		}
+	})
+
+	t.Run("locked", func(t *testing.T) {
+		store := testbed.S3Locked(t)
+		s3Location(t, c, "vaultcred", store, store.AccessKeyID, store.SecretAccessKey)
+		mustPxb(t, c, "location", "create", "vault", "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
+			"--region", store.Region, "--s3-force-path-style", "--credential", "vaultcred", "--object-lock-days", "2")
+		ns := c.Namespace(t)
+		b := backupIn(t, c, ns, "sealed", "vault")
+
+		// Refused before anything is deleted, naming the date.
+		refusal := func(b *v1alpha1.Backup) string {
+			until := b.Status.CompletionTimestamp.Add(48 * time.Hour).UTC().Format(time.RFC3339)
+			return "location vault keeps its data under object lock (2 days) until " + until + " (in 2 days); nothing was deleted"
+		}
+		out, err := pxb(t, c, "backup", "delete", "sealed", "-n", ns, "--yes")
+		if err == nil || !strings.Contains(err.Error(), refusal(b)) {
+			t.Fatalf("delete of a locked backup: err=%v, want %q\n%s", err, refusal(b), out)
+		}
+		if getBackup(t, c, ns, "sealed").Status.Phase != v1alpha1.BackupCompleted || !inLocation(t, c, "vault", ns, "sealed") {
+			t.Fatal("the refused delete deleted something")
+		}
+
+		// A synced Backup of a locked location: the resource may go, the data may not.
+		forget(t, c, ns, "sealed")
+		if _, err := runjob.SyncLocation(context.Background(), c.Config, "vault", runjob.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		synced := getBackup(t, c, ns, "sealed")
+		out, err = pxb(t, c, "backup", "delete", "sealed", "-n", ns, "--yes", "--delete-data")
+		if err == nil || !strings.Contains(err.Error(), refusal(synced)) {
+			t.Fatalf("delete --delete-data of a locked synced backup: err=%v, want %q\n%s", err, refusal(synced), out)
+		}
+		wantLines(t, mustPxb(t, c, "backup", "delete", "sealed", "-n", ns, "--yes"), "Its data stays in location vault")
+		if !inLocation(t, c, "vault", ns, "sealed") {
+			t.Fatal("the locked data is gone")
+		}
+	})
+}
+
+func lineHasAll(out string, words ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,111 @@
+package jobspec
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+)
+
+// MoverPath is where a data-mover Job's pod mounts the volume it reads or writes.
+const MoverPath = "/data"
+
+// AnnotationVolume on a data-mover Job names the claim ("namespace/name", as in the backup) it moves.
+const AnnotationVolume = "pxb.dev/volume"
+
+// Mover is the work of one upload or download Job: the data of one volume of a Backup or a Restore.
+type Mover struct {
+	// Kind is KindUpload or KindDownload.
+	Kind Kind
+	// Owner is the Backup (upload) or Restore (download) the volume belongs to.
+	Owner Target
+	// Volume is the claim whose data moves, "namespace/name" as in the backup.
+	Volume string
+	// Claim is the PersistentVolumeClaim in pxb-system mounted at MoverPath: made from a snapshot for an
+	// upload, the new volume for a download.
+	Claim string
+	// HostPath and Node replace Claim for the FileSystem method: the directory of a running pod's volume on
+	// the node that runs it.
+	HostPath string
+	Node     string
+	// Method is how an upload's volume is mounted: Snapshot (a new volume made from a snapshot) or
+	// FileSystem (the live volume).
+	Method v1alpha1.VolumeMethod
+	// Snapshot is the repository snapshot a download writes.
+	Snapshot string
+}
+
+// MoverName is the Job's name: stable for an owner and a volume, so a retried backup finds the Job it
+// launched before.
+func MoverName(m Mover) string {
+	sum := sha256.Sum256([]byte(string(m.Kind) + "\x00" + m.Owner.Namespace + "/" + m.Owner.Name + "\x00" + m.Volume))
+	suffix := hex.EncodeToString(sum[:5])
+	base := "pxb-" + string(m.Kind) + "-" + m.Owner.Name
+	if max := validation.DNS1123LabelMaxLength - len(suffix) - 1; len(base) > max {
+		base = base[:max]
+	}
+	return strings.TrimRight(strings.ReplaceAll(base, ".", "-"), "-") + "-" + suffix
+}
+
+// MoverJob renders the Job of m. Its pod runs as root with only the capabilities the copy needs: reading
+// every file whatever its owner and mode (upload), or writing files with their owners, modes and times
+// (download). It sets no fsGroup, so the kubelet never changes the ownership of the volume's files.
+func MoverJob(m Mover, c Config) *batchv1.Job {
+	job := Job(m.Owner, c)
+	job.Name = MoverName(m)
+	for _, l := range []map[string]string{job.Labels, job.Spec.Template.Labels} {
+		l[LabelJob] = string(m.Kind)
+	}
+	job.Annotations[AnnotationVolume] = m.Volume
+	pod := &job.Spec.Template.Spec
+	pod.SecurityContext = &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(false),
+		RunAsUser:      ptr.To(int64(0)),
+		RunAsGroup:     ptr.To(int64(0)),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	ctr := &pod.Containers[0]
+	ctr.Resources = c.MoverResources
+	ctr.Args = []string{string(m.Kind), "--resource", m.Owner.Resource(), "--namespace", m.Owner.Namespace,
+		"--name", m.Owner.Name, "--volume", m.Volume, "--path", MoverPath}
+	caps := []corev1.Capability{"DAC_READ_SEARCH"}
+	if m.Kind == KindUpload {
+		ctr.Args = append(ctr.Args, "--method", string(m.Method))
+	}
+	if m.Kind == KindDownload {
+		ctr.Args = append(ctr.Args, "--snapshot", m.Snapshot)
+		caps = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "MKNOD", "SETFCAP"}
+	}
+	ctr.SecurityContext.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: caps}
+	mount := corev1.VolumeMount{Name: "volume", MountPath: MoverPath, ReadOnly: m.Kind == KindUpload}
+	vol := corev1.Volume{Name: "volume"}
+	if m.HostPath != "" {
+		vol.HostPath = &corev1.HostPathVolumeSource{Path: m.HostPath, Type: ptr.To(corev1.HostPathDirectory)}
+		// The pod's volume is mounted on the node before this pod starts; see it as it is.
+		mount.MountPropagation = ptr.To(corev1.MountPropagationHostToContainer)
+		pod.NodeName = m.Node
+	} else {
+		vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: m.Claim, ReadOnly: m.Kind == KindUpload}
+	}
+	pod.Volumes = append(pod.Volumes, vol)
+	ctr.VolumeMounts = append(ctr.VolumeMounts, mount)
+	return job
+}
+
+// LaunchMover creates the Job of m, working with location loc, unless it exists already for the same owner.
+func LaunchMover(ctx context.Context, kube kubernetes.Interface, m Mover, c Config, loc *v1alpha1.BackupLocation) (*batchv1.Job, error) {
+	if m.Kind != KindUpload && m.Kind != KindDownload {
+		return nil, fmt.Errorf("data-mover Job kind %q: want upload or download", m.Kind)
+	}
+	job := MoverJob(m, c)
+	return launch(ctx, kube, job, m.Owner.UID, loc)
+}

@@ -1,0 +1,92 @@
+package jobspec
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+)
+
+func TestMoverJobUploadFromSnapshotClaim(t *testing.T) {
+	m := Mover{Kind: KindUpload, Owner: Target{Kind: KindBackup, Namespace: "shop", Name: "nightly", UID: "u1"},
+		Volume: "shop/data", Claim: "pxb-copy-1", Method: v1alpha1.VolumeSnapshot}
+	job := MoverJob(m, DefaultConfig())
+	if errs := validation.IsDNS1123Label(job.Name); len(errs) > 0 {
+		t.Errorf("name %q: %v", job.Name, errs)
+	}
+	if job.Namespace != v1alpha1.SystemNamespace {
+		t.Errorf("namespace %q, want %s", job.Namespace, v1alpha1.SystemNamespace)
+	}
+	if job.Labels[LabelJob] != "upload" || job.Labels[LabelBackup] != "nightly" || job.Labels[LabelNamespace] != "shop" {
+		t.Errorf("labels %v", job.Labels)
+	}
+	pod := job.Spec.Template.Spec
+	ctr := pod.Containers[0]
+	if got := strings.Join(ctr.Args, " "); got != "upload --resource backups --namespace shop --name nightly --volume shop/data --path /data --method Snapshot" {
+		t.Errorf("args %q", got)
+	}
+	if pod.SecurityContext.FSGroup != nil {
+		t.Error("an fsGroup would make the kubelet change the ownership of the volume's files")
+	}
+	if caps := ctr.SecurityContext.Capabilities; !slices.Equal(caps.Add, []corev1.Capability{"DAC_READ_SEARCH"}) || !slices.Equal(caps.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("capabilities %+v, want only DAC_READ_SEARCH", caps)
+	}
+	vol := pod.Volumes[len(pod.Volumes)-1]
+	if vol.PersistentVolumeClaim == nil || vol.PersistentVolumeClaim.ClaimName != "pxb-copy-1" || !vol.PersistentVolumeClaim.ReadOnly {
+		t.Errorf("volume %+v, want claim pxb-copy-1 read-only", vol)
+	}
+	if mnt := ctr.VolumeMounts[len(ctr.VolumeMounts)-1]; mnt.MountPath != MoverPath || !mnt.ReadOnly {
+		t.Errorf("mount %+v", mnt)
+	}
+	if got := ctr.Resources.Limits.Memory().String(); got != "2Gi" {
+		t.Errorf("memory limit %s, want the mover's 2Gi", got)
+	}
+}
+
+func TestMoverJobFileSystemAndDownload(t *testing.T) {
+	owner := Target{Kind: KindBackup, Namespace: "shop", Name: "nightly"}
+	fs := MoverJob(Mover{Kind: KindUpload, Owner: owner, Volume: "shop/data", Method: v1alpha1.VolumeFileSystem,
+		HostPath: "/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pv1/mount", Node: "node-1"}, DefaultConfig())
+	pod := fs.Spec.Template.Spec
+	vol := pod.Volumes[len(pod.Volumes)-1]
+	if pod.NodeName != "node-1" || vol.HostPath == nil || vol.HostPath.Path != "/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pv1/mount" {
+		t.Errorf("fs upload: node %q volume %+v", pod.NodeName, vol)
+	}
+	if mnt := pod.Containers[0].VolumeMounts[len(pod.Containers[0].VolumeMounts)-1]; mnt.MountPropagation == nil || *mnt.MountPropagation != corev1.MountPropagationHostToContainer {
+		t.Errorf("fs upload mount %+v: want HostToContainer propagation", mnt)
+	}
+
+	dl := MoverJob(Mover{Kind: KindDownload, Owner: Target{Kind: KindRestore, Namespace: "shop", Name: "r1"}, Volume: "shop/data",
+		Claim: "pxb-restore-1", Snapshot: "s1"}, DefaultConfig())
+	ctr := dl.Spec.Template.Spec.Containers[0]
+	if !strings.HasSuffix(strings.Join(ctr.Args, " "), "--snapshot s1") || ctr.Args[2] != "restores" {
+		t.Errorf("download args %q", ctr.Args)
+	}
+	if !slices.Contains(ctr.SecurityContext.Capabilities.Add, "CHOWN") || ctr.VolumeMounts[len(ctr.VolumeMounts)-1].ReadOnly {
+		t.Errorf("download must write owners into a writable mount: %+v %+v", ctr.SecurityContext.Capabilities, ctr.VolumeMounts)
+	}
+	if dl.Labels[LabelRestore] != "r1" || dl.Labels[LabelJob] != "download" {
+		t.Errorf("download labels %v", dl.Labels)
+	}
+	if MoverName(Mover{Kind: KindUpload, Owner: owner, Volume: "shop/a"}) == MoverName(Mover{Kind: KindUpload, Owner: owner, Volume: "shop/b"}) {
+		t.Error("two volumes of a backup share a Job name")
+	}
+}
+
+func TestParseConfigMoverKeys(t *testing.T) {
+	c, err := ParseConfig(map[string]string{ConfigMoverMemoryLimit: "3Gi", ConfigVolumeParallelism: "3",
+		ConfigSnapshotTimeoutSeconds: "60", ConfigKubeletRootDir: "/data/kubelet/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MoverResources.Limits.Memory().String() != "3Gi" || c.VolumeParallelism != 3 || c.SnapshotTimeout.Seconds() != 60 || c.KubeletRootDir != "/data/kubelet" {
+		t.Errorf("config %+v", c)
+	}
+	if _, err := ParseConfig(map[string]string{ConfigKubeletRootDir: "kubelet"}); err == nil || !strings.Contains(err.Error(), "kubeletRootDir") {
+		t.Errorf("relative kubeletRootDir: err %v, want one naming the key", err)
+	}
+}

@@ -1,0 +1,191 @@
+package runjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/mover"
+	"github.com/pxb-dev/pxb/pkg/repo"
+)
+
+// Tags of a volume's snapshot in the repository.
+const (
+	tagVolume = "pxb.dev/volume"  // the claim, "namespace/name"
+	tagPVCUID = "pxb.dev/pvc-uid" // the claim's UID: the next backup of the same claim builds on it
+	tagBackup = "pxb.dev/backup"  // "namespace/name" of the Backup
+)
+
+// moverProgressInterval is how often a data-mover Job reports its progress into the status.
+const moverProgressInterval = 5 * time.Second
+
+// MoverRequest is one upload or download: the volume (claim "namespace/name", as in the backup) of a
+// Backup or Restore, mounted at Path.
+type MoverRequest struct {
+	Namespace, Name string // the Backup or Restore
+	Volume          string
+	Path            string
+	// Method (uploads) is how Path was mounted: a volume made from a snapshot, or the live one.
+	Method v1alpha1.VolumeMethod
+	// Snapshot (downloads) is the repository snapshot to write.
+	Snapshot string
+}
+
+func splitVolume(v string) (string, string, error) {
+	ns, name, ok := strings.Cut(v, "/")
+	if !ok || ns == "" || name == "" {
+		return "", "", fmt.Errorf("--volume %q: want namespace/claim", v)
+	}
+	return ns, name, nil
+}
+
+// Upload copies the files of a backup's volume into its location, building on the last snapshot of the
+// same claim, and returns what it stored. Its progress goes into the Backup's status. A killed upload
+// leaves no snapshot behind (a snapshot is written last), and the Job's next attempt starts over, finding
+// the data already stored.
+func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Options) (*MoverResult, error) {
+	ns, pvc, err := splitVolume(req.Volume)
+	if err != nil {
+		return nil, err
+	}
+	env, err := jobrun.NewEnvForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	target := jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: req.Namespace, Name: req.Name}
+	var b v1alpha1.Backup
+	if err := get(ctx, env, "Backup", target, &b); err != nil {
+		return nil, err
+	}
+	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	if err != nil {
+		return nil, err
+	}
+	defer loc.Close()
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	claim, err := env.Kube.CoreV1().PersistentVolumeClaims(ns).Get(gctx, pvc, metav1.GetOptions{})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", req.Volume, err)
+	}
+	r := loc.repo.r
+	parent, err := lastSnapshot(ctx, r, string(claim.UID))
+	if err != nil {
+		return nil, fmt.Errorf("find the last backup of %s: %s", req.Volume, location.Explain(err))
+	}
+	report := progressReporter(ctx, env, target, req.Volume)
+	id, st, err := mover.Backup(ctx, r, req.Path, mover.Options{
+		Parent:           parent,
+		MTimeOnly:        req.Method == v1alpha1.VolumeSnapshot,
+		Progress:         report,
+		ProgressInterval: moverProgressInterval,
+		Host:             req.Volume,
+		Source:           VolumesPrefix(req.Namespace, req.Name) + req.Volume,
+		Tags:             map[string]string{tagVolume: req.Volume, tagPVCUID: string(claim.UID), tagBackup: req.Namespace + "/" + req.Name},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %s", req.Volume, location.Explain(err))
+	}
+	return &MoverResult{Snapshot: id, Files: st.Files, Bytes: st.Bytes, NewBytes: st.NewBytes, StoredBytes: st.StoredBytes,
+		Reused: st.ReusedFiles, Seconds: st.Duration.Seconds()}, nil
+}
+
+// lastSnapshot is the latest volume snapshot of the claim with UID uid, or "".
+func lastSnapshot(ctx context.Context, r *repo.Repository, uid string) (string, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return "", err
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if snaps[i].Tags[tagPVCUID] == uid {
+			return snaps[i].ID, nil
+		}
+	}
+	return "", nil
+}
+
+// progressReporter writes a mover's progress into the volume's entry of the target's status.
+func progressReporter(ctx context.Context, env *jobrun.Env, target jobrun.Target, volume string) func(mover.Progress) {
+	ns, pvc, _ := strings.Cut(volume, "/")
+	return func(p mover.Progress) {
+		uctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		err := env.UpdateStatus(uctx, target, func(u *unstructured.Unstructured) error {
+			return mutateVolumes(u, func(list *[]v1alpha1.VolumeStatus, _ **v1alpha1.Progress) {
+				for i := range *list {
+					s := &(*list)[i]
+					if string(s.Namespace) == ns && string(s.PVC) == pvc && s.Phase == v1alpha1.VolumeInProgress {
+						s.BytesDone, s.BytesTotal, s.FilesDone, s.FilesTotal = p.BytesDone, p.BytesTotal, p.FilesDone, p.FilesTotal
+					}
+				}
+			})
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "report progress: %v\n", err)
+		}
+	}
+}
+
+// Download writes a volume snapshot of a restore's backup into the new volume mounted at req.Path. The
+// volume is pxb's own until the restore hands it to the claim, so whatever an earlier attempt left in it
+// is removed first.
+func Download(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Options) (*MoverResult, error) {
+	env, err := jobrun.NewEnvForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	target := jobrun.Target{Resource: v1alpha1.RestoresResource.Resource, Namespace: req.Namespace, Name: req.Name}
+	var rs v1alpha1.Restore
+	if err := get(ctx, env, "Restore", target, &rs); err != nil {
+		return nil, err
+	}
+	var b v1alpha1.Backup
+	if err := get(ctx, env, "Backup", jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: rs.Namespace, Name: string(rs.Spec.BackupName)}, &b); err != nil {
+		return nil, err
+	}
+	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	if err != nil {
+		return nil, err
+	}
+	defer loc.Close()
+	if err := emptyDir(req.Path); err != nil {
+		return nil, err
+	}
+	st, err := mover.Restore(ctx, loc.repo.r, req.Snapshot, "", req.Path, mover.RestoreOptions{
+		Progress:         progressReporter(ctx, env, target, req.Volume),
+		ProgressInterval: moverProgressInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %s", req.Volume, location.Explain(err))
+	}
+	return &MoverResult{Snapshot: req.Snapshot, Files: st.Files, Bytes: st.Bytes, Seconds: st.Duration.Seconds()}, nil
+}
+
+// emptyDir removes everything in dir but lost+found.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read the new volume: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if e.Name() != "lost+found" {
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("empty the new volume of an earlier attempt: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,346 @@
+package runjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/location"
+)
+
+// ConditionSynced of a BackupLocation says how its last sync went: True when every backup in the location
+// has its Backup in the cluster, False when some could not be made or the location could not be read.
+const ConditionSynced = "Synced"
+
+// SyncResult is what a sync found and did.
+type SyncResult struct {
+	// Backups is the number of backups the location holds.
+	Backups int
+	// New are the Backups ("namespace/name") created by this sync.
+	New []string
+	// Present are the backups whose Backup the cluster already had.
+	Present []string
+	// Failed are the backups that could not be made, with why ("namespace/name: reason").
+	Failed []string
+}
+
+// maxNamed bounds the backups named in a status message; the counts are always complete.
+const maxNamed = 10
+
+// Message sums the result up for a status: "3 backups, 1 new (shop/nightly), 2 already present".
+func (r *SyncResult) Message() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d backup%s, %d new", r.Backups, plural(r.Backups), len(r.New))
+	if len(r.New) > 0 {
+		b.WriteString(" (" + names(r.New) + ")")
+	}
+	fmt.Fprintf(&b, ", %d already present", len(r.Present))
+	if len(r.Failed) > 0 {
+		fmt.Fprintf(&b, ", %d could not be synced: %s", len(r.Failed), names(r.Failed))
+	}
+	return truncate(b.String(), 4096)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func names(list []string) string {
+	if len(list) <= maxNamed {
+		return strings.Join(list, ", ")
+	}
+	return strings.Join(list[:maxNamed], ", ") + fmt.Sprintf(" and %d more", len(list)-maxNamed)
+}
+
+// SyncLocation lists the backups in BackupLocation name and creates, for each one this cluster lacks, a
+// Backup marked as synced (LabelSynced, AnnotationOriginCluster) whose status is the one the backup ended
+// with; a Backup that exists is left alone. The outcome goes into the location's status (ConditionSynced,
+// lastSyncTime). An error means the location could not be read or the status not written; backups that
+// could not be synced are reported in the result and the status, not as an error.
+func SyncLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*SyncResult, error) {
+	env, err := jobrun.NewEnvForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := GetLocation(ctx, env.Dynamic, name)
+	if err != nil {
+		return nil, err
+	}
+	res, syncErr := syncLocation(ctx, env, loc, opts)
+	now := metav1.Now()
+	cond := metav1.Condition{Type: ConditionSynced, ObservedGeneration: loc.Generation}
+	switch {
+	case syncErr != nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "LocationUnreadable", truncate(syncErr.Error(), 4096)
+	case len(res.Failed) > 0:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "SomeBackupsNotSynced", res.Message()
+	default:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "Synced", res.Message()
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
+	err = jobrun.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
+		// The backups were listed into the cluster only when the location could be read.
+		if syncErr == nil {
+			l.Status.LastSyncTime = &now
+		}
+		meta.SetStatusCondition(&l.Status.Conditions, cond)
+		return nil
+	})
+	return res, errors.Join(syncErr, err)
+}
+
+func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (*SyncResult, error) {
+	res := &SyncResult{}
+	empty, err := holdsNoRepository(ctx, env, bl, opts)
+	if err != nil || empty {
+		return res, err
+	}
+	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, bl.Name, opts.Location, false)
+	if err != nil {
+		return res, err
+	}
+	defer loc.Close()
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	snaps, err := loc.repo.r.Snapshots(lctx)
+	if err != nil {
+		return res, fmt.Errorf("list the backups in %s: %s", loc.URL(""), location.Explain(err))
+	}
+	// A backup retried after a failed seal has several snapshots; it is one backup.
+	seen := map[string]bool{}
+	for _, sn := range snaps {
+		if _, _, ok := parseBackupPrefix(sn.Source); ok {
+			seen[sn.Source] = true
+		}
+	}
+	units := slices.Sorted(maps.Keys(seen))
+	res.Backups = len(units)
+	for _, unit := range units {
+		ns, name, _ := parseBackupPrefix(unit)
+		id := ns + "/" + name
+		created, err := syncBackup(ctx, env, loc, ns, name)
+		switch {
+		case err != nil:
+			res.Failed = append(res.Failed, id+": "+err.Error())
+		case created:
+			res.New = append(res.New, id)
+		default:
+			res.Present = append(res.Present, id)
+		}
+	}
+	return res, nil
+}
+
+// holdsNoRepository says whether the location is empty (no backup was ever written to it), which is a
+// sync of nothing rather than a failure.
+func holdsNoRepository(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (bool, error) {
+	var creds location.Credentials
+	if ref := bl.Spec.Credential; ref != nil {
+		data, err := secretData(ctx, env.Kube, ref.Name, "credential")
+		if err != nil {
+			return false, err
+		}
+		creds = data
+	}
+	octx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	b, err := location.Open(octx, bl.Spec, creds, opts.Location)
+	if err != nil {
+		return false, fmt.Errorf("open BackupLocation %s: %s", bl.Name, location.Explain(err))
+	}
+	defer b.Close()
+	exists, err := b.Exists(octx, repoConfigObject)
+	if err != nil {
+		return false, fmt.Errorf("BackupLocation %s: %s", bl.Name, location.Explain(err))
+	}
+	return !exists, nil
+}
+
+// parseBackupPrefix is the inverse of BackupPrefix: the namespace and name of the backup kept under unit.
+func parseBackupPrefix(unit string) (namespace, name string, ok bool) {
+	rest, ok := strings.CutPrefix(unit, backupsDir+"/")
+	if !ok {
+		return "", "", false
+	}
+	rest, ok = strings.CutSuffix(rest, "/")
+	if !ok {
+		return "", "", false
+	}
+	namespace, name, ok = strings.Cut(rest, "/")
+	if !ok || len(validation.IsDNS1123Label(namespace)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return "", "", false
+	}
+	return namespace, name, true
+}
+
+// syncBackup makes Backup namespace/name from what the location keeps of it, unless the cluster has it;
+// it says whether it created it. A synced Backup whose status was not written yet (a sync that stopped
+// half-way) gets it now.
+func syncBackup(ctx context.Context, env *jobrun.Env, loc *Location, namespace, name string) (bool, error) {
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	existing, err := env.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(namespace).Get(gctx, name, metav1.GetOptions{})
+	cancel()
+	found := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("get Backup: %w", err)
+	}
+	if found {
+		phase, _, _ := unstructured.NestedString(existing.Object, "status", "phase")
+		if existing.GetLabels()[LabelSynced] != "true" || phase != "" {
+			return false, nil
+		}
+	}
+	want, err := readSynced(ctx, loc, namespace, name)
+	if err != nil {
+		return false, err
+	}
+	if !found {
+		created, err := createSynced(ctx, env, want)
+		if err != nil || !created {
+			return false, err
+		}
+	}
+	target := jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
+	sctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	err = jobrun.UpdateStatusOf(sctx, env, target, func(b *v1alpha1.Backup) error {
+		b.Status = want.Status
+		return nil
+	})
+	return !found, err
+}
+
+// readSynced is the Backup that sync makes for the backup kept under namespace/name in loc: from its
+// record, or rebuilt from its manifest for a backup made before records were kept.
+func readSynced(ctx context.Context, loc *Location, namespace, name string) (*v1alpha1.Backup, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	store := Prefixed(loc.Store, BackupPrefix(namespace, name))
+	rec, err := ReadBackupRecord(ctx, store)
+	if err == nil {
+		return SyncedBackup(rec, loc.Name, namespace, name), nil
+	}
+	if !errors.Is(err, collect.ErrNotFound) {
+		return nil, errors.New(location.Explain(err))
+	}
+	m, err := collect.ReadManifest(ctx, store)
+	if err != nil && !errors.Is(err, collect.ErrNotFound) {
+		return nil, errors.New(location.Explain(err))
+	}
+	return BackupFromManifest(m, loc.Name, namespace, name), nil
+}
+
+// createSynced creates the Backup b (without its status, which only the status subresource takes), and
+// the namespace it lives in when the cluster lacks it: a Backup can only be restored from its own
+// namespace, and in a cluster the backups migrate to, that namespace often does not exist yet (the restore
+// is what brings the application back). It reports false when the Backup was made meanwhile (by a user, or
+// another sync), which is then left alone.
+func createSynced(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.Namespace}}
+	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return false, fmt.Errorf("create namespace %s: %w", b.Namespace, err)
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(b)
+	if err != nil {
+		return false, fmt.Errorf("encode Backup: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	unstructured.RemoveNestedField(u.Object, "status")
+	_, err = env.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(b.Namespace).Create(ctx, u, metav1.CreateOptions{FieldManager: "pxb-job"})
+	if apierrors.IsAlreadyExists(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create Backup: %w", err)
+	}
+	return true, nil
+}
+
+// syncedMeta is the metadata of a synced Backup.
+func syncedMeta(namespace, name, clusterID string) metav1.ObjectMeta {
+	m := metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{LabelSynced: "true"}}
+	if clusterID != "" {
+		m.Annotations = map[string]string{AnnotationOriginCluster: clusterID}
+	}
+	return m
+}
+
+// SyncedBackup is the Backup that sync creates from rec, in BackupLocation locName of this cluster: the
+// spec and status the backup ended with, its location the local one. Labels of the original are not
+// copied: in this cluster they could make it count as another schedule's backup.
+func SyncedBackup(rec *BackupRecord, locName, namespace, name string) *v1alpha1.Backup {
+	b := &v1alpha1.Backup{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: syncedMeta(namespace, name, rec.ClusterID),
+		Spec:       *rec.Backup.Spec.DeepCopy(),
+		Status:     *rec.Backup.Status.DeepCopy(),
+	}
+	b.Spec.Location = v1alpha1.ObjectName(locName)
+	return b
+}
+
+// BackupFromManifest rebuilds, for a backup made before records were kept, what its manifest tells: when
+// it ran, what it holds, its errors. A backup without a manifest (m nil) stopped before it finished.
+func BackupFromManifest(m *collect.Manifest, locName, namespace, name string) *v1alpha1.Backup {
+	b := &v1alpha1.Backup{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Backup"},
+		ObjectMeta: syncedMeta(namespace, name, ""),
+		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
+	}
+	if m == nil {
+		b.Status = v1alpha1.BackupStatus{
+			Phase:   v1alpha1.BackupFailed,
+			Message: "synced from the location, which holds no manifest of this backup: it did not finish",
+		}
+		return b
+	}
+	if n := len(m.Namespaces); n > 0 && n <= 1024 {
+		b.Spec.IncludeNamespaces = make([]v1alpha1.NamespacePattern, n)
+		for i, ns := range m.Namespaces {
+			b.Spec.IncludeNamespaces[i] = v1alpha1.NamespacePattern(ns)
+		}
+	}
+	started, finished := metav1.NewTime(m.Started), metav1.NewTime(m.Finished)
+	total := int32(m.Total)
+	b.Status = v1alpha1.BackupStatus{
+		Phase:               v1alpha1.BackupCompleted,
+		Stage:               v1alpha1.BackupStageDone,
+		Message:             fmt.Sprintf("%d objects; synced from the location, status rebuilt from the backup's manifest (it has no record of its Backup)", m.Total),
+		StartTimestamp:      &started,
+		CompletionTimestamp: &finished,
+		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: total, ItemsDone: total},
+		TotalBytes:          m.Bytes,
+		Size:                HumanBytes(m.Bytes),
+		ErrorCount:          int32(m.ErrorCount),
+		Errors:              bounded(itemErrors(m.Errors)),
+		WarningCount:        int32(len(m.Warnings)),
+		Warnings:            bounded(m.Warnings),
+	}
+	if m.ErrorCount > 0 {
+		b.Status.Phase = v1alpha1.BackupPartiallySucceeded
+	}
+	return b
+}

@@ -1,0 +1,204 @@
+package runjob
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/collect"
+)
+
+func TestParseBackupPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		unit, ns, name string
+		ok             bool
+	}{
+		{BackupPrefix("shop", "nightly"), "shop", "nightly", true},
+		{BackupPrefix("pxb-system", "all.v2"), "pxb-system", "all.v2", true},
+		{RestorePrefix("shop", "back"), "", "", false},
+		{"backups/shop/", "", "", false},
+		{"backups/shop/nightly", "", "", false},
+		{"backups/shop/nightly/volumes/", "", "", false},
+		{"backups/Shop/nightly/", "", "", false},
+		{"/mnt/volume", "", "", false},
+	} {
+		ns, name, ok := parseBackupPrefix(tc.unit)
+		if ns != tc.ns || name != tc.name || ok != tc.ok {
+			t.Errorf("parseBackupPrefix(%q) = %q, %q, %v; want %q, %q, %v", tc.unit, ns, name, ok, tc.ns, tc.name, tc.ok)
+		}
+	}
+}
+
+// memStore is a collect.Store in memory.
+type memStore map[string][]byte
+
+func (m memStore) Put(_ context.Context, key string, r io.Reader) error {
+	data, err := io.ReadAll(r)
+	m[key] = data
+	return err
+}
+
+func (m memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
+	data, ok := m[key]
+	if !ok {
+		return nil, fmt.Errorf("read %s: %w", key, collect.ErrNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func TestBackupRecordRoundTrip(t *testing.T) {
+	start, end := metav1.NewTime(time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)), metav1.NewTime(time.Date(2026, 3, 1, 2, 5, 0, 0, time.UTC))
+	b := &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "shop", UID: "uid-1", ResourceVersion: "42",
+			Labels: map[string]string{"pxb.dev/schedule": "daily"}, Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+		Spec: v1alpha1.BackupSpec{Location: "prod", IncludeResources: []v1alpha1.ResourcePattern{"deployments.apps"}, VolumeMethod: v1alpha1.VolumeFileSystem},
+		Status: v1alpha1.BackupStatus{Phase: v1alpha1.BackupCompleted, Stage: v1alpha1.BackupStageDone, StartTimestamp: &start, CompletionTimestamp: &end,
+			Progress: &v1alpha1.Progress{Percent: 100, ItemsTotal: 7, ItemsDone: 7}, TotalBytes: 2048, UploadedBytes: 512, Size: "2.0 KiB",
+			Volumes: []v1alpha1.VolumeStatus{{Namespace: "shop", PVC: "data", Method: v1alpha1.VolumeFileSystem, BytesTotal: 2048}}, WarningCount: 1, Warnings: []string{"w"}},
+	}
+	s := memStore{}
+	ctx := context.Background()
+	if _, err := ReadBackupRecord(ctx, s); !errors.Is(err, collect.ErrNotFound) {
+		t.Fatalf("no record yet: %v, want ErrNotFound", err)
+	}
+	if err := SaveBackupRecord(ctx, s, b, "cluster-a-uid"); err != nil {
+		t.Fatal(err)
+	}
+	raw := string(s[RecordKey])
+	for _, leak := range []string{"uid-1", "last-applied", `"42"`} {
+		if strings.Contains(raw, leak) {
+			t.Errorf("record keeps cluster-local metadata %q:\n%s", leak, raw)
+		}
+	}
+	rec, err := ReadBackupRecord(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.ClusterID != "cluster-a-uid" || rec.PxbVersion == "" || rec.Backup.Name != "nightly" || rec.Backup.Namespace != "shop" {
+		t.Errorf("record %+v", rec)
+	}
+
+	got := SyncedBackup(rec, "dr", "shop", "nightly")
+	if got.Labels[LabelSynced] != "true" || got.Annotations[AnnotationOriginCluster] != "cluster-a-uid" || len(got.Labels) != 1 {
+		t.Errorf("synced metadata: labels %v annotations %v", got.Labels, got.Annotations)
+	}
+	if got.Spec.Location != "dr" || got.Spec.VolumeMethod != v1alpha1.VolumeFileSystem || !reflect.DeepEqual(got.Spec.IncludeResources, b.Spec.IncludeResources) {
+		t.Errorf("synced spec %+v", got.Spec)
+	}
+	// Compared as JSON: times come back in the local zone.
+	if gotJSON, wantJSON := mustJSON(t, got.Status), mustJSON(t, b.Status); gotJSON != wantJSON {
+		t.Errorf("synced status %s\nwant %s", gotJSON, wantJSON)
+	}
+
+	s[RecordKey] = []byte(`{"formatVersion": 9}`)
+	if _, err := ReadBackupRecord(ctx, s); err == nil || !strings.Contains(err.Error(), "format version 9") {
+		t.Errorf("record of a newer format: %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func TestBackupFromManifest(t *testing.T) {
+	m := &collect.Manifest{
+		FormatVersion: collect.FormatVersion, Started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Finished: time.Date(2025, 1, 2, 3, 6, 0, 0, time.UTC),
+		Namespaces: []string{"shop", "shop-db"}, Total: 12, Bytes: 3 << 20, Warnings: []string{"api down"},
+		Errors: []collect.ItemError{{Resource: "secrets", Namespace: "shop", Name: "tls", Reason: "forbidden"}}, ErrorCount: 1,
+	}
+	b := BackupFromManifest(m, "dr", "pxb-system", "old")
+	if b.Labels[LabelSynced] != "true" || len(b.Annotations) != 0 || b.Spec.Location != "dr" ||
+		!reflect.DeepEqual(b.Spec.IncludeNamespaces, []v1alpha1.NamespacePattern{"shop", "shop-db"}) {
+		t.Errorf("rebuilt Backup %+v", b.ObjectMeta)
+	}
+	s := b.Status
+	if s.Phase != v1alpha1.BackupPartiallySucceeded || !s.StartTimestamp.Time.Equal(m.Started) || !s.CompletionTimestamp.Time.Equal(m.Finished) ||
+		s.Progress.ItemsDone != 12 || s.TotalBytes != 3<<20 || s.Size != "3.0 MiB" || s.ErrorCount != 1 ||
+		!reflect.DeepEqual(s.Errors, []string{"secrets shop/tls: forbidden"}) || s.WarningCount != 1 || !strings.Contains(s.Message, "manifest") {
+		t.Errorf("rebuilt status %+v", s)
+	}
+	m.ErrorCount, m.Errors = 0, nil
+	if p := BackupFromManifest(m, "dr", "pxb-system", "old").Status.Phase; p != v1alpha1.BackupCompleted {
+		t.Errorf("phase without errors: %s", p)
+	}
+	none := BackupFromManifest(nil, "dr", "shop", "broken")
+	if none.Status.Phase != v1alpha1.BackupFailed || !strings.Contains(none.Status.Message, "did not finish") {
+		t.Errorf("backup without a manifest: %+v", none.Status)
+	}
+}
+
+func TestSyncResultMessage(t *testing.T) {
+	r := &SyncResult{Backups: 3, New: []string{"shop/nightly"}, Present: []string{"a/b", "c/d"}}
+	if got := r.Message(); got != "3 backups, 1 new (shop/nightly), 2 already present" {
+		t.Errorf("message %q", got)
+	}
+	r = &SyncResult{Backups: 1, Failed: []string{"shop/x: create Backup: forbidden"}}
+	if got := r.Message(); got != "1 backup, 0 new, 0 already present, 1 could not be synced: shop/x: create Backup: forbidden" {
+		t.Errorf("message %q", got)
+	}
+	r = &SyncResult{Backups: 12}
+	for i := range 12 {
+		r.New = append(r.New, fmt.Sprintf("ns/b%d", i))
+	}
+	if got := r.Message(); !strings.HasPrefix(got, "12 backups, 12 new (ns/b0, ") || !strings.Contains(got, "ns/b9 and 2 more)") {
+		t.Errorf("message %q", got)
+	}
+}
+
+func TestLockedUntil(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
+	for _, tc := range []struct {
+		name   string
+		status v1alpha1.BackupStatus
+		days   int32
+		want   time.Time
+	}{
+		{"no lock", v1alpha1.BackupStatus{CompletionTimestamp: at(-time.Hour)}, 0, time.Time{}},
+		{"completed an hour ago", v1alpha1.BackupStatus{StartTimestamp: at(-2 * time.Hour), CompletionTimestamp: at(-time.Hour)}, 2, now.Add(47 * time.Hour)},
+		{"expired", v1alpha1.BackupStatus{CompletionTimestamp: at(-49 * time.Hour)}, 2, time.Time{}},
+		{"running", v1alpha1.BackupStatus{StartTimestamp: at(-time.Minute)}, 1, now.Add(24 * time.Hour)},
+		{"never ran", v1alpha1.BackupStatus{}, 30, time.Time{}},
+	} {
+		got := LockedUntil(&v1alpha1.Backup{Status: tc.status}, tc.days, now)
+		if !got.Equal(tc.want) {
+			t.Errorf("%s: LockedUntil = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestInHuman(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	for d, want := range map[time.Duration]string{
+		47*time.Hour + 59*time.Minute: "in 2 days",
+		48 * time.Hour:                "in 2 days",
+		24 * time.Hour:                "in 1 day",
+		35 * time.Hour:                "in 1 day",
+		36 * time.Hour:                "in 2 days",
+		90 * time.Minute:              "in 2 hours",
+		89 * time.Minute:              "in 1 hour",
+		time.Hour:                     "in 1 hour",
+		59 * time.Minute:              "in 59 minutes",
+		time.Second:                   "in 1 minute",
+		90 * time.Second:              "in 2 minutes",
+	} {
+		if got := InHuman(now.Add(d), now); got != want {
+			t.Errorf("InHuman(+%s) = %q, want %q", d, got, want)
+		}
+	}
+}
