@@ -4,7 +4,7 @@
 # versions, so a fresh machine builds exactly what CI built.
 #
 # Names: etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
-#        snapshot-controller csi-snapshotter versitygw fake-gcs-server azurite restic kopia controller-gen
+#        snapshot-controller csi-snapshotter versitygw minio fake-gcs-server azurite restic kopia controller-gen
 set -euo pipefail
 
 K8S_VERSION=v1.34.4
@@ -13,6 +13,8 @@ ETCD_VERSION=v3.5.21
 SNAPSHOTTER_VERSION=v8.7.0
 SNAPSHOTTER_K8S_VERSION=v0.37.0
 VERSITYGW_VERSION=v1.8.0
+# MinIO publishes no module versions any more; this is the proxy's latest, pinned.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 FAKE_GCS_VERSION=v1.56.1
 AZURITE_VERSION=3.37.0
 RESTIC_VERSION=v0.19.1
@@ -189,6 +191,10 @@ path_of() {
     bin="$CACHE/versitygw-$VERSITYGW_VERSION"
     need "$bin/versitygw" go_install "$bin" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
     echo "$bin/versitygw" ;;
+  minio)
+    bin="$CACHE/minio-$MINIO_VERSION"
+    need "$bin/minio" go_install "$bin" "github.com/minio/minio@$MINIO_VERSION"
+    echo "$bin/minio" ;;
   fake-gcs-server)
     bin="$CACHE/fake-gcs-server-$FAKE_GCS_VERSION"
     need "$bin/fake-gcs-server" go_install "$bin" "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION"

@@ -57,7 +57,7 @@ func open(t *testing.T, st *testbed.Store) (context.Context, v1alpha1.BackupLoca
 
 func TestProbeEveryProvider(t *testing.T) {
 	for name, mk := range map[string]func(testing.TB) *testbed.Store{
-		"s3": testbed.S3, "azure": testbed.Azure, "gcs": testbed.GCS, "nfs": testbed.Dir,
+		"s3": testbed.S3, "minio": testbed.MinIO, "azure": testbed.Azure, "gcs": testbed.GCS, "nfs": testbed.Dir,
 	} {
 		t.Run(name, func(t *testing.T) {
 			st := mk(t)

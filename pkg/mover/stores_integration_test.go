@@ -26,6 +26,7 @@ func TestStores(t *testing.T) {
 		store func(testing.TB) *testbed.Store
 	}{
 		{"s3", testbed.S3},
+		{"minio", testbed.MinIO},
 		{"azure", testbed.Azure},
 		{"gcs", testbed.GCS},
 		{"dir", testbed.Dir},
@@ -78,9 +79,14 @@ func TestStores(t *testing.T) {
 // TestObjectLock writes with S3 retention: every data object carries the retention date, and deleting under
 // it never damages the repository.
 func TestObjectLock(t *testing.T) {
+	for name, store := range map[string]func(testing.TB) *testbed.Store{"versitygw": testbed.S3Locked, "minio": testbed.MinIOLocked} {
+		t.Run(name, func(t *testing.T) { testObjectLock(t, store(t)) })
+	}
+}
+
+func testObjectLock(t *testing.T, st *testbed.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	st := testbed.S3Locked(t)
 	b := st.OpenT(t)
 	opts := repo.Options{ObjectLock: &repo.ObjectLock{Mode: "GOVERNANCE", Period: time.Hour}}
 	r, err := repo.Init(ctx, b, testPass, repo.InitOptions{KDF: fastKDF}, opts)

@@ -433,8 +433,13 @@ func TestFailuresAreReported(t *testing.T) {
 // every object the backup wrote carries a compliance-mode retention date that many days ahead, so the
 // store itself refuses to delete them.
 func TestObjectLockedLocation(t *testing.T) {
+	for name, store := range map[string]func(testing.TB) *testbed.Store{"versitygw": testbed.S3Locked, "minio": testbed.MinIOLocked} {
+		t.Run(name, func(t *testing.T) { testObjectLockedLocation(t, store(t)) })
+	}
+}
+
+func testObjectLockedLocation(t *testing.T, st *testbed.Store) {
 	c := testbed.APIServer(t)
-	st := testbed.S3Locked(t)
 	locName := setupOn(t, c, st, 2)
 	kube := c.Clientset(t)
 	ns := c.Namespace(t)

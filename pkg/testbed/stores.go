@@ -118,6 +118,11 @@ func (s *server) get(t testing.TB, run func(s *server) error) *server {
 // start starts the named tool on a fresh port and waits until it answers HTTP at the endpoint. args gets the
 // port and an empty directory for the server's data.
 func (s *server) start(name string, args func(port int, dir string) ([]string, error)) error {
+	return s.startEnv(name, nil, args)
+}
+
+// startEnv is start with env added to the server's environment.
+func (s *server) startEnv(name string, env []string, args func(port int, dir string) ([]string, error)) error {
 	bin, err := tool(name)
 	if err != nil {
 		return err
@@ -141,7 +146,7 @@ func (s *server) start(name string, args func(port int, dir string) ([]string, e
 		if err != nil {
 			return nil, err
 		}
-		p, err := start(name, filepath.Join(dir, name+".log"), bin, argv...)
+		p, err := startEnv(name, filepath.Join(dir, name+".log"), bin, env, argv...)
 		if err != nil {
 			return nil, err
 		}
@@ -200,10 +205,42 @@ func newS3Bucket(t testing.TB, lock bool) *Store {
 			}, nil
 		})
 	})
+	return s3Bucket(t, srv.endpoint, lock)
+}
+
+var minioSrv server
+
+// MinIO returns a fresh bucket on MinIO, the other S3 server users run themselves.
+func MinIO(t testing.TB) *Store {
+	t.Helper()
+	return newMinIOBucket(t, false)
+}
+
+// MinIOLocked returns a fresh MinIO bucket created with object lock enabled.
+func MinIOLocked(t testing.TB) *Store {
+	t.Helper()
+	return newMinIOBucket(t, true)
+}
+
+func newMinIOBucket(t testing.TB, lock bool) *Store {
+	t.Helper()
+	srv := minioSrv.get(t, func(s *server) error {
+		env := []string{"MINIO_ROOT_USER=" + s3AccessKeyID, "MINIO_ROOT_PASSWORD=" + s3SecretAccessKey,
+			"MINIO_REGION=" + s3Region, "MINIO_BROWSER=off", "MINIO_UPDATE=off"}
+		return s.startEnv("minio", env, func(port int, dir string) ([]string, error) {
+			return []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), dir}, nil
+		})
+	})
+	return s3Bucket(t, srv.endpoint, lock)
+}
+
+// s3Bucket makes a fresh bucket on the S3 server at endpoint.
+func s3Bucket(t testing.TB, endpoint string, lock bool) *Store {
+	t.Helper()
 	st := &Store{
 		Provider:        ProviderS3,
 		Bucket:          uniqueName(t, 63),
-		Endpoint:        srv.endpoint,
+		Endpoint:        endpoint,
 		Region:          s3Region,
 		PathStyle:       true,
 		ObjectLock:      lock,

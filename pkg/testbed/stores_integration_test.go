@@ -46,6 +46,8 @@ func TestStoresRoundTrip(t *testing.T) {
 	}{
 		{"s3", testbed.S3, testbed.ProviderS3},
 		{"s3-locked", testbed.S3Locked, testbed.ProviderS3},
+		{"minio", testbed.MinIO, testbed.ProviderS3},
+		{"minio-locked", testbed.MinIOLocked, testbed.ProviderS3},
 		{"azure", testbed.Azure, testbed.ProviderAzure},
 		{"gcs", testbed.GCS, testbed.ProviderGCS},
 		{"dir", testbed.Dir, testbed.ProviderFile},

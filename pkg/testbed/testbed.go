@@ -202,6 +202,11 @@ func startOnLauncher(cmd *exec.Cmd) error {
 // start runs a server in its own process group (so a stop reaches its children), killed if this test process
 // dies, with stdout and stderr appended to logPath.
 func start(name, logPath, bin string, args ...string) (*process, error) {
+	return startEnv(name, logPath, bin, nil, args...)
+}
+
+// startEnv is start with env added to the server's environment.
+func startEnv(name, logPath, bin string, env []string, args ...string) (*process, error) {
 	procsMu.Lock()
 	if stopped {
 		procsMu.Unlock()
@@ -217,6 +222,9 @@ func start(name, logPath, bin string, args ...string) (*process, error) {
 	fmt.Fprintf(logFile, "testbed: %s %s\n", bin, strings.Join(args, " "))
 
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
