@@ -16,12 +16,25 @@ import (
 // writes the outcome into its status. An unavailable location is a result, not a failure of the Job: the
 // Job fails only when it cannot report.
 func newCheckCmd(target *jobrun.Target) *cobra.Command {
-	return newObjectCmd(target, "check", v1alpha1.BackupLocationsResource.Resource,
-		"Probe a backup location and write Available or Unavailable into its status",
-		func(ctx context.Context, cfg *rest.Config, _, name string, opts runjob.Options) error {
+	return newLocationCmd(target, "check", "Probe a backup location and write Available or Unavailable into its status",
+		func(ctx context.Context, cfg *rest.Config, name string, opts runjob.Options) (string, error) {
 			st, err := runjob.CheckLocation(ctx, cfg, name, opts)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s: %s", st.Phase, st.Message), nil
+		})
+}
+
+// newLocationCmd is a job kind that works on one BackupLocation (named by --name) and writes its outcome
+// into the location's status; run returns that outcome in a line, which the job prints.
+func newLocationCmd(target *jobrun.Target, use, short string,
+	run func(ctx context.Context, cfg *rest.Config, name string, opts runjob.Options) (string, error)) *cobra.Command {
+	return newObjectCmd(target, use, v1alpha1.BackupLocationsResource.Resource, short,
+		func(ctx context.Context, cfg *rest.Config, _, name string, opts runjob.Options) error {
+			outcome, err := run(ctx, cfg, name, opts)
 			if err == nil {
-				fmt.Printf("backuplocation %s: %s: %s\n", name, st.Phase, st.Message)
+				fmt.Printf("backuplocation %s: %s\n", name, outcome)
 			}
 			return err
 		})

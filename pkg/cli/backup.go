@@ -474,6 +474,10 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 	fmt.Fprintf(w, "Namespace:\t%s\n", b.Namespace)
 	fmt.Fprintf(w, "Labels:\t%s\n", joinMap(b.Labels))
 	fmt.Fprintf(w, "Location:\t%s\n", s.Location)
+	fmt.Fprintf(w, "Synced:\t%s\n", syncedText(b))
+	if b.Labels[v1alpha1.SyncedLabel] == "true" {
+		fmt.Fprintf(w, "Origin cluster:\t%s\n", orDefault(b.Annotations[v1alpha1.OriginClusterAnnotation], "<unknown: the backup has no record of it>"))
+	}
 	fmt.Fprintf(w, "Namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeNamespaces), ", "), b.Namespace))
 	fmt.Fprintf(w, "Excluded namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeNamespaces), ", "), "<none>"))
 	fmt.Fprintf(w, "Namespace selector:\t%s\n", selectorText(s.NamespaceSelector))
@@ -531,6 +535,14 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		fmt.Fprintf(w, "  %s\t%d\n", t.String(), t.Count)
 	}
 	return w.Flush()
+}
+
+// syncedText says whether b was made in this cluster or brought in by a sync of its location.
+func syncedText(b *v1alpha1.Backup) string {
+	if b.Labels[v1alpha1.SyncedLabel] != "true" {
+		return "no (made in this cluster)"
+	}
+	return "yes (found in location " + string(b.Spec.Location) + " by a sync; deleting the Backup keeps its data unless --delete-data)"
 }
 
 func printMessages(w io.Writer, title string, count int32, msgs []string) {
@@ -662,7 +674,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if b.Labels[runjob.LabelSynced] == "true" && !o.DeleteData {
+	if b.Labels[v1alpha1.SyncedLabel] == "true" && !o.DeleteData {
 		if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s? Its data stays in location %s.", b.Namespace, b.Name, b.Spec.Location)) {
 			return errors.New("not deleted")
 		}

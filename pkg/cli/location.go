@@ -386,6 +386,7 @@ func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStream
 			if t := l.Status.LastSyncTime; t != nil {
 				row("Last synced", t.UTC().Format("2006-01-02 15:04:05 MST"))
 			}
+			row("Sync schedule", syncScheduleRow(cmd.Context(), c, l.Name))
 			row("Backups", fmt.Sprint(len(backups)))
 			return w.Flush()
 		},

@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
@@ -65,42 +63,11 @@ func (o *LocationCheckOptions) Complete(f cmdutil.Factory, args []string) error 
 
 // Run launches the check's Job and, with --wait, prints the outcome it wrote into the location's status.
 func (o *LocationCheckOptions) Run(ctx context.Context) error {
+	job, err := runLocationJob(ctx, o.client, jobspec.KindCheck, o.Name, "check", o.Wait, o.Timeout, o.Out)
+	if err != nil || job == nil {
+		return err
+	}
 	loc, err := runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
-	if err != nil {
-		return err
-	}
-	cfg, err := jobspec.LoadConfig(ctx, o.client.Kube)
-	if err != nil {
-		return err
-	}
-	job, err := jobspec.LaunchLocationJob(ctx, o.client.Kube, jobspec.KindCheck, loc, cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.Out, "Job %s/%s checks location %s.\n", job.Namespace, job.Name, o.Name)
-	if !o.Wait {
-		fmt.Fprintf(o.Out, "See the outcome with: kubectl pxb location describe %s\n", o.Name)
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	var st jobspec.State
-	err = wait.PollUntilContextCancel(wctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		var err error
-		st, err = jobspec.Get(ctx, o.client.Kube, job.Namespace, job.Name)
-		return err == nil && (st.Done || st.Failed), nil
-	})
-	if err == nil && st.Failed {
-		err = errors.New(st.Reason)
-	}
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("the check of location %s did not finish within %s (Job %s/%s goes on; see kubectl pxb location describe %s)",
-				o.Name, o.Timeout, job.Namespace, job.Name, o.Name)
-		}
-		return fmt.Errorf("the check of location %s failed: %w", o.Name, err)
-	}
-	loc, err = runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
 	if err != nil {
 		return err
 	}

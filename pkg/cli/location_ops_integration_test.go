@@ -203,7 +203,7 @@ func TestLocationOperations(t *testing.T) {
 		// The command launches a Job per check, shaped like the other Jobs; the test bed runs no pods, so it
 		// cannot finish here (the e2e suite runs it on a real cluster).
 		out := mustPxb(t, c, "location", "check", "avail", "--wait=false")
-		wantLines(t, out, "checks location avail", "kubectl pxb location describe avail")
+		wantLines(t, out, "runs the check of location avail", "kubectl pxb location describe avail")
 		jobs, err := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "pxb.dev/location=avail"})
 		if err != nil || len(jobs.Items) != 1 {
 			t.Fatalf("check Jobs: %v, %v", jobs, err)
@@ -228,7 +228,7 @@ func TestLocationOperations(t *testing.T) {
 		defer cancel()
 		mustPxb(t, c, "location", "create", "filer", "--provider", "nfs", "--nfs-server", "filer.lab", "--nfs-path", "/export/backups",
 			"--nfs-mount-options", "nfsvers=4.1,hard")
-		wantLines(t, mustPxb(t, c, "location", "check", "filer", "--wait=false"), "checks location filer")
+		wantLines(t, mustPxb(t, c, "location", "check", "filer", "--wait=false"), "runs the check of location filer")
 		kube := c.Clientset(t)
 		jobs, err := kube.BatchV1().Jobs(v1alpha1.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: "pxb.dev/location=filer"})
 		if err != nil || len(jobs.Items) != 1 {

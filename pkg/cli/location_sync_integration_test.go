@@ -11,6 +11,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -173,12 +174,19 @@ func TestLocationSync(t *testing.T) {
 		if !lineHasAll(mustPxb(t, c, "backup", "get", "-n", ns), "app", "Completed", "mirror") {
 			t.Error("backup get does not list the synced Backup")
 		}
+		id, err := runjob.ClusterID(context.Background(), c.Clientset(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = mustPxb(t, c, "backup", "describe", "app", "-n", ns)
+		wantStatus(t, out, "Origin cluster", id)
+		wantLines(t, out, "yes (found in location mirror by a sync; deleting the Backup keeps its data unless --delete-data)")
 		wantStatus(t, mustPxb(t, c, "location", "describe", "mirror"), "Synced", "1 backup, 1 new ("+ns+"/app), 0 already present")
 		// Again: present, not new.
 		wantStatus(t, syncCLI(t, c, "mirror"), "Synced", "1 backup, 0 new, 1 already present")
 
 		// Deleting a synced Backup leaves its data; a later sync brings it back.
-		out, err := pxb(t, c, "backup", "delete", "app", "-n", ns)
+		out, err = pxb(t, c, "backup", "delete", "app", "-n", ns)
 		if err == nil || !strings.Contains(out, "Its data stays in location mirror. [y/N]") {
 			t.Errorf("delete without an answer: %v\n%s", err, out)
 		}
@@ -216,6 +224,75 @@ func TestLocationSync(t *testing.T) {
 		}
 	})
 
+	t.Run("schedule", func(t *testing.T) {
+		store := testbed.S3(t)
+		s3Location(t, c, "timed", store, store.AccessKeyID, store.SecretAccessKey)
+		cronJobs := c.Clientset(t).BatchV1().CronJobs(v1alpha1.SystemNamespace)
+		cronJob := func() (*batchv1.CronJob, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return cronJobs.Get(ctx, "pxb-sync-timed", metav1.GetOptions{})
+		}
+		wantStatus(t, mustPxb(t, c, "location", "describe", "timed"), "Sync schedule", "none")
+
+		wantLines(t, mustPxb(t, c, "location", "sync", "timed", "--every", "1h"),
+			"CronJob pxb-system/pxb-sync-timed syncs location timed every 1h (0 * * * *).")
+		cj, err := cronJob()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := cj.Spec.JobTemplate.Spec.Template.Spec
+		if got := strings.Join(pod.Containers[0].Args, " "); cj.Spec.Schedule != "0 * * * *" ||
+			got != "sync --resource backuplocations --namespace pxb-system --name timed" || pod.ServiceAccountName != v1alpha1.JobServiceAccount ||
+			len(cj.OwnerReferences) != 1 || cj.OwnerReferences[0].Name != "timed" {
+			t.Errorf("CronJob schedule %q runs %q as %s, owners %+v", cj.Spec.Schedule, got, pod.ServiceAccountName, cj.OwnerReferences)
+		}
+		wantStatus(t, mustPxb(t, c, "location", "describe", "timed"), "Sync schedule", "every 1h (0 * * * *), CronJob pxb-system/pxb-sync-timed")
+
+		// Scheduling again updates the CronJob.
+		wantLines(t, mustPxb(t, c, "location", "sync", "timed", "--schedule", "*/30 * * * *"),
+			`CronJob pxb-system/pxb-sync-timed syncs location timed on schedule "*/30 * * * *".`)
+		again, err := cronJob()
+		if err != nil || again.UID != cj.UID || again.Spec.Schedule != "*/30 * * * *" || len(again.Annotations) != 0 {
+			t.Errorf("CronJob after --schedule: %v, %+v %+v", err, again.ObjectMeta, again.Spec)
+		}
+
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--every", "45m"}, "--every: every 45m0s has no cron schedule"},
+			{[]string{"--every", "1h", "--unschedule"}, "--every, --schedule and --unschedule are mutually exclusive"},
+			{[]string{"--schedule", "hourly"}, `--schedule "hourly": want the 5 fields of a cron schedule`},
+		} {
+			if out, err := pxb(t, c, append([]string{"location", "sync", "timed"}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("sync %v: err=%v, want %q\n%s", tc.args, err, tc.want, out)
+			}
+		}
+		if out, err := pxb(t, c, "location", "sync", "nope", "--every", "1h"); err == nil || !strings.Contains(err.Error(), `BackupLocation "nope" not found`) {
+			t.Errorf("schedule of a missing location: err=%v out=%s", err, out)
+		}
+
+		wantLines(t, mustPxb(t, c, "location", "sync", "timed", "--every", "0"),
+			"Location timed is no longer synced on a schedule (CronJob pxb-system/pxb-sync-timed deleted).")
+		if _, err := cronJob(); !apierrors.IsNotFound(err) {
+			t.Errorf("CronJob after --every 0: %v", err)
+		}
+		wantLines(t, mustPxb(t, c, "location", "sync", "timed", "--unschedule"), "Location timed was not synced on a schedule.")
+		wantStatus(t, mustPxb(t, c, "location", "describe", "timed"), "Sync schedule", "none")
+
+		// The CronJob goes with its location.
+		mustPxb(t, c, "location", "sync", "timed", "--every", "15m")
+		mustPxb(t, c, "location", "delete", "timed")
+		err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			_, err := cronJob()
+			return apierrors.IsNotFound(err), nil
+		})
+		if err != nil {
+			t.Errorf("the sync CronJob outlived its location: %v", err)
+		}
+	})
+
 	t.Run("locked", func(t *testing.T) {
 		store := testbed.S3Locked(t)
 		s3Location(t, c, "vaultcred", store, store.AccessKeyID, store.SecretAccessKey)
@@ -235,6 +312,10 @@ func TestLocationSync(t *testing.T) {
 		}
 		if getBackup(t, c, ns, "sealed").Status.Phase != v1alpha1.BackupCompleted || !inLocation(t, c, "vault", ns, "sealed") {
 			t.Fatal("the refused delete deleted something")
+		}
+
+		if out := mustPxb(t, c, "backup", "describe", "sealed", "-n", ns); !strings.Contains(out, "no (made in this cluster)") || strings.Contains(out, "Origin cluster") {
+			t.Errorf("describe of a Backup made here:\n%s", out)
 		}
 
 		// A synced Backup of a locked location: the resource may go, the data may not.

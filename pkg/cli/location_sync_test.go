@@ -46,3 +46,39 @@ func TestReportSync(t *testing.T) {
 		}
 	}
 }
+
+func TestLocationSyncValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		o        LocationSyncOptions
+		schedule string
+		err      string
+	}{
+		{"sync now", LocationSyncOptions{}, "", ""},
+		{"every hour", LocationSyncOptions{Every: time.Hour, everySet: true}, "0 * * * *", ""},
+		{"every 0 unschedules", LocationSyncOptions{everySet: true}, "", ""},
+		{"schedule", LocationSyncOptions{Schedule: "*/30 * * * *"}, "*/30 * * * *", ""},
+		{"macro", LocationSyncOptions{Schedule: "@daily"}, "@daily", ""},
+		{"every 0 and a schedule", LocationSyncOptions{everySet: true, Schedule: "* * * * *"}, "", "mutually exclusive"},
+		{"every and unschedule", LocationSyncOptions{Every: time.Hour, everySet: true, Unschedule: true}, "", "mutually exclusive"},
+		{"negative", LocationSyncOptions{Every: -time.Hour, everySet: true}, "", "--every -1h0m0s: the interval must not be negative"},
+		{"no cron form", LocationSyncOptions{Every: 90 * time.Minute, everySet: true}, "", "--every: every 1h30m0s has no cron schedule"},
+		{"short schedule", LocationSyncOptions{Schedule: "0 *"}, "", `--schedule "0 *": want the 5 fields`},
+	} {
+		err := tc.o.Validate()
+		if tc.err == "" && (err != nil || tc.o.Schedule != tc.schedule) {
+			t.Errorf("%s: schedule %q, err %v; want %q", tc.name, tc.o.Schedule, err, tc.schedule)
+		}
+		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Minute: "1m", 30 * time.Minute: "30m", time.Hour: "1h", 24 * time.Hour: "24h", 90 * time.Second: "1m30s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

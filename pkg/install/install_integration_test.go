@@ -178,6 +178,7 @@ func TestJobCanDoWhatRBACPromises(t *testing.T) {
 		{"list", "", "secrets", "", true},
 		{"create", "batch", "jobs", v1alpha1.SystemNamespace, true},
 		{"update", "pxb.dev", "backups/status", "default", true},
+		{"create", "", "namespaces", "", true},
 		{"create", "", "pods/exec", "default", true},
 		{"impersonate", "", "users", "", false},
 		{"deletecollection", "", "secrets", "default", false},

@@ -208,6 +208,7 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 	if err != nil {
 		return nil, nil, err
 	}
+	syncBeforeWork(ctx, env, loc, log)
 	store := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
 	res, err := collect.Run(ctx, env.Config, store, co)
 	if err != nil {

@@ -35,11 +35,7 @@ const checkTimeout = time.Minute
 // and deleted; S3 object lock looked up) and writes the outcome into its status. It returns the status
 // written; an error means the status could not be written (or the location not read).
 func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*v1alpha1.BackupLocationStatus, error) {
-	env, err := jobrun.NewEnvForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	loc, err := GetLocation(ctx, env.Dynamic, name)
+	env, loc, err := locationEnv(ctx, cfg, name)
 	if err != nil {
 		return nil, err
 	}
@@ -83,19 +79,11 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 // checkLocation returns what makes the location unusable ("" when nothing does), and its object lock
 // condition (Type empty when the provider was not asked).
 func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) (string, metav1.Condition) {
-	var creds location.Credentials
-	if ref := loc.Spec.Credential; ref != nil {
-		data, err := secretData(ctx, env.Kube, ref.Name, "credential")
-		if err != nil {
-			return err.Error(), metav1.Condition{}
-		}
-		creds = data
-	}
 	octx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	b, err := location.Open(octx, loc.Spec, creds, opts.Location)
+	b, err := openBucket(octx, env, loc, opts)
 	if err != nil {
-		return location.Explain(err), metav1.Condition{}
+		return err.Error(), metav1.Condition{}
 	}
 	defer b.Close()
 	if err := location.Probe(octx, b); err != nil {
@@ -106,6 +94,36 @@ func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLoc
 		return fmt.Sprintf("objectLockDays is %d but %s", loc.Spec.ObjectLockDays, lock.Message), lock
 	}
 	return "", lock
+}
+
+// locationEnv builds the clients of a job that works on BackupLocation name, and reads the location.
+func locationEnv(ctx context.Context, cfg *rest.Config, name string) (*jobrun.Env, *v1alpha1.BackupLocation, error) {
+	env, err := jobrun.NewEnvForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	loc, err := GetLocation(ctx, env.Dynamic, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, loc, nil
+}
+
+// openBucket opens the bucket of loc with its credential (not its repository); the error is in plain words.
+func openBucket(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) (*blob.Bucket, error) {
+	var creds location.Credentials
+	if ref := loc.Spec.Credential; ref != nil {
+		data, err := secretData(ctx, env.Kube, ref.Name, "credential")
+		if err != nil {
+			return nil, err
+		}
+		creds = data
+	}
+	b, err := location.Open(ctx, loc.Spec, creds, opts.Location)
+	if err != nil {
+		return nil, errors.New(location.Explain(err))
+	}
+	return b, nil
 }
 
 // objectLock says whether the bucket has S3 object lock enabled. Other providers' retention features are

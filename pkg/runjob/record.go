@@ -23,12 +23,6 @@ const (
 	RecordKey = "backup.json"
 	// recordFormatVersion is bumped when BackupRecord changes incompatibly.
 	recordFormatVersion = 1
-
-	// LabelSynced marks a Backup that sync created from what it found in a location: the data belongs to
-	// the location, so deleting the Backup leaves it there unless asked otherwise.
-	LabelSynced = "pxb.dev/synced"
-	// AnnotationOriginCluster on a synced Backup is the ID (see ClusterID) of the cluster that made it.
-	AnnotationOriginCluster = "pxb.dev/origin-cluster"
 )
 
 // BackupRecord is what RecordKey holds.

@@ -190,6 +190,7 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 	if err != nil {
 		return nil, nil, err
 	}
+	syncBeforeWork(ctx, env, loc, log)
 	backup := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
 	out := Prefixed(loc.Store, RestorePrefix(r.Namespace, r.Name))
 	vr, err := restoreVolumes(ctx, env, r, &b, backup, ao, log)

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/pager"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
@@ -72,22 +73,44 @@ func names(list []string) string {
 }
 
 // SyncLocation lists the backups in BackupLocation name and creates, for each one this cluster lacks, a
-// Backup marked as synced (LabelSynced, AnnotationOriginCluster) whose status is the one the backup ended
-// with; a Backup that exists is left alone. The outcome goes into the location's status (ConditionSynced,
-// lastSyncTime). An error means the location could not be read or the status not written; backups that
-// could not be synced are reported in the result and the status, not as an error.
+// Backup marked as synced (v1alpha1.SyncedLabel, v1alpha1.OriginClusterAnnotation) whose status is the one
+// the backup ended with; a Backup that exists is left alone. The outcome goes into the location's status
+// (ConditionSynced, lastSyncTime). An error means the location could not be read or the status not written;
+// backups that could not be synced are reported in the result and the status, not as an error.
 func SyncLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*SyncResult, error) {
-	env, err := jobrun.NewEnvForConfig(cfg)
+	env, bl, err := locationEnv(ctx, cfg, name)
 	if err != nil {
 		return nil, err
 	}
-	loc, err := GetLocation(ctx, env.Dynamic, name)
-	if err != nil {
-		return nil, err
+	res, syncErr := syncLocation(ctx, env, bl, opts)
+	return res, errors.Join(syncErr, recordSync(ctx, env, name, res, syncErr))
+}
+
+// syncBeforeWork syncs loc, which a backup or restore job has just opened, so that every cluster using a
+// location sees the backups the others wrote there without a manual sync. It costs a listing of the
+// repository's snapshots and of the cluster's Backups, plus a read for each backup new to the cluster. It
+// never fails the job: a sync that went wrong is a warning in the job log (and in the location's status).
+// The job's own Backup exists, so it is never made again as a synced one (nor is its backup listed yet: it
+// is sealed at the end).
+func syncBeforeWork(ctx context.Context, env *jobrun.Env, loc *Location, log *jobLog) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	res, err := syncOpened(ctx, env, loc)
+	if err = errors.Join(err, recordSync(ctx, env, loc.Name, res, err)); err != nil {
+		log.Printf("warning: sync of location %s: %v", loc.Name, err)
+		return
 	}
-	res, syncErr := syncLocation(ctx, env, loc, opts)
+	if len(res.Failed) > 0 {
+		log.Printf("warning: sync of location %s: %s", loc.Name, res.Message())
+		return
+	}
+	log.Printf("sync of location %s: %s", loc.Name, res.Message())
+}
+
+// recordSync writes the outcome of a sync of BackupLocation name into its status.
+func recordSync(ctx context.Context, env *jobrun.Env, name string, res *SyncResult, syncErr error) error {
 	now := metav1.Now()
-	cond := metav1.Condition{Type: ConditionSynced, ObservedGeneration: loc.Generation}
+	cond := metav1.Condition{Type: ConditionSynced}
 	switch {
 	case syncErr != nil:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "LocationUnreadable", truncate(syncErr.Error(), 4096)
@@ -99,28 +122,33 @@ func SyncLocation(ctx context.Context, cfg *rest.Config, name string, opts Optio
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
-	err = jobrun.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
+	return jobrun.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
 		// The backups were listed into the cluster only when the location could be read.
 		if syncErr == nil {
 			l.Status.LastSyncTime = &now
 		}
+		cond.ObservedGeneration = l.Generation
 		meta.SetStatusCondition(&l.Status.Conditions, cond)
 		return nil
 	})
-	return res, errors.Join(syncErr, err)
 }
 
 func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (*SyncResult, error) {
-	res := &SyncResult{}
 	empty, err := holdsNoRepository(ctx, env, bl, opts)
 	if err != nil || empty {
-		return res, err
+		return &SyncResult{}, err
 	}
 	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, bl.Name, opts.Location, false)
 	if err != nil {
-		return res, err
+		return &SyncResult{}, err
 	}
 	defer loc.Close()
+	return syncOpened(ctx, env, loc)
+}
+
+// syncOpened is the sync of the opened location loc. The result is never nil.
+func syncOpened(ctx context.Context, env *jobrun.Env, loc *Location) (*SyncResult, error) {
+	res := &SyncResult{}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	snaps, err := loc.repo.r.Snapshots(lctx)
@@ -136,10 +164,23 @@ func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocat
 	}
 	units := slices.Sorted(maps.Keys(seen))
 	res.Backups = len(units)
+	if len(units) == 0 {
+		return res, nil
+	}
+	have, err := backupsInCluster(lctx, env)
+	if err != nil {
+		return res, err
+	}
 	for _, unit := range units {
 		ns, name, _ := parseBackupPrefix(unit)
 		id := ns + "/" + name
-		created, err := syncBackup(ctx, env, loc, ns, name)
+		b, found := have[id]
+		// A Backup of this cluster, or a synced one complete with its status, is left alone.
+		if found && (!b.synced || b.phase != "") {
+			res.Present = append(res.Present, id)
+			continue
+		}
+		created, err := syncBackup(ctx, env, loc, ns, name, found)
 		switch {
 		case err != nil:
 			res.Failed = append(res.Failed, id+": "+err.Error())
@@ -152,22 +193,43 @@ func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocat
 	return res, nil
 }
 
+// clusterBackup is what sync needs to know of a Backup in the cluster.
+type clusterBackup struct {
+	synced bool
+	phase  string
+}
+
+// backupsInCluster lists the Backups of every namespace, by "namespace/name": one paged list rather than a
+// request per backup, so that syncing a location that holds many backups stays cheap.
+func backupsInCluster(ctx context.Context, env *jobrun.Env) (map[string]clusterBackup, error) {
+	backups := env.Dynamic.Resource(v1alpha1.BackupsResource)
+	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return backups.List(ctx, o)
+	})
+	have := map[string]clusterBackup{}
+	err := p.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return fmt.Errorf("list Backups: unexpected %T", obj)
+		}
+		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+		have[u.GetNamespace()+"/"+u.GetName()] = clusterBackup{synced: u.GetLabels()[v1alpha1.SyncedLabel] == "true", phase: phase}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list Backups: %w", err)
+	}
+	return have, nil
+}
+
 // holdsNoRepository says whether the location is empty (no backup was ever written to it), which is a
 // sync of nothing rather than a failure.
 func holdsNoRepository(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (bool, error) {
-	var creds location.Credentials
-	if ref := bl.Spec.Credential; ref != nil {
-		data, err := secretData(ctx, env.Kube, ref.Name, "credential")
-		if err != nil {
-			return false, err
-		}
-		creds = data
-	}
 	octx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	b, err := location.Open(octx, bl.Spec, creds, opts.Location)
+	b, err := openBucket(octx, env, bl, opts)
 	if err != nil {
-		return false, fmt.Errorf("open BackupLocation %s: %s", bl.Name, location.Explain(err))
+		return false, fmt.Errorf("open BackupLocation %s: %w", bl.Name, err)
 	}
 	defer b.Close()
 	exists, err := b.Exists(octx, repoConfigObject)
@@ -194,23 +256,10 @@ func parseBackupPrefix(unit string) (namespace, name string, ok bool) {
 	return namespace, name, true
 }
 
-// syncBackup makes Backup namespace/name from what the location keeps of it, unless the cluster has it;
-// it says whether it created it. A synced Backup whose status was not written yet (a sync that stopped
-// half-way) gets it now.
-func syncBackup(ctx context.Context, env *jobrun.Env, loc *Location, namespace, name string) (bool, error) {
-	gctx, cancel := context.WithTimeout(ctx, callTimeout)
-	existing, err := env.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(namespace).Get(gctx, name, metav1.GetOptions{})
-	cancel()
-	found := err == nil
-	if err != nil && !apierrors.IsNotFound(err) {
-		return false, fmt.Errorf("get Backup: %w", err)
-	}
-	if found {
-		phase, _, _ := unstructured.NestedString(existing.Object, "status", "phase")
-		if existing.GetLabels()[LabelSynced] != "true" || phase != "" {
-			return false, nil
-		}
-	}
+// syncBackup makes Backup namespace/name from what the location keeps of it, unless the cluster has it
+// (found: a synced Backup whose status was not written yet, by a sync that stopped half-way, which gets it
+// now); it says whether it created it.
+func syncBackup(ctx context.Context, env *jobrun.Env, loc *Location, namespace, name string, found bool) (bool, error) {
 	want, err := readSynced(ctx, loc, namespace, name)
 	if err != nil {
 		return false, err
@@ -281,9 +330,9 @@ func createSynced(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup) (boo
 
 // syncedMeta is the metadata of a synced Backup.
 func syncedMeta(namespace, name, clusterID string) metav1.ObjectMeta {
-	m := metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{LabelSynced: "true"}}
+	m := metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{v1alpha1.SyncedLabel: "true"}}
 	if clusterID != "" {
-		m.Annotations = map[string]string{AnnotationOriginCluster: clusterID}
+		m.Annotations = map[string]string{v1alpha1.OriginClusterAnnotation: clusterID}
 	}
 	return m
 }

@@ -5,6 +5,7 @@ package runjob_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -165,7 +167,7 @@ func TestSyncBetweenClusters(t *testing.T) {
 	for _, orig := range a.Backups {
 		var b v1alpha1.Backup
 		get(t, c, v1alpha1.BackupsResource, ns, orig.Name, &b)
-		if b.Labels[runjob.LabelSynced] != "true" || b.Annotations[runjob.AnnotationOriginCluster] != a.ClusterID {
+		if b.Labels[v1alpha1.SyncedLabel] != "true" || b.Annotations[v1alpha1.OriginClusterAnnotation] != a.ClusterID {
 			t.Errorf("Backup %s: labels %v annotations %v, want synced from %s", b.Name, b.Labels, b.Annotations, a.ClusterID)
 		}
 		if b.Spec.Location != v1alpha1.ObjectName(locName) || !reflect.DeepEqual(b.Spec.IncludeResources, orig.Spec.IncludeResources) {
@@ -269,7 +271,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: ns},
 		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "resumed", Namespace: ns,
-		Labels: map[string]string{runjob.LabelSynced: "true"}}, Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
+		Labels: map[string]string{v1alpha1.SyncedLabel: "true"}}, Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
 
 	res, err = runjob.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, runjob.Options{})
 	if err != nil {
@@ -282,7 +284,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	var old v1alpha1.Backup
 	get(t, c, v1alpha1.BackupsResource, ns, "old", &old)
 	s := old.Status
-	if old.Labels[runjob.LabelSynced] != "true" || old.Annotations[runjob.AnnotationOriginCluster] != "" || s.Phase != v1alpha1.BackupCompleted ||
+	if old.Labels[v1alpha1.SyncedLabel] != "true" || old.Annotations[v1alpha1.OriginClusterAnnotation] != "" || s.Phase != v1alpha1.BackupCompleted ||
 		s.StartTimestamp == nil || !s.StartTimestamp.Time.Equal(started) || s.CompletionTimestamp == nil || !s.CompletionTimestamp.Time.Equal(started.Add(90*time.Second)) ||
 		s.Progress == nil || s.Progress.ItemsDone != 9 || s.TotalBytes != 4096 || s.Size != "4.0 KiB" {
 		t.Errorf("Backup rebuilt from its manifest: %+v %+v", old.ObjectMeta, s)
@@ -294,7 +296,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	}
 	var mine v1alpha1.Backup
 	get(t, c, v1alpha1.BackupsResource, ns, "mine", &mine)
-	if mine.Labels[runjob.LabelSynced] != "" || mine.Status.Phase != "" {
+	if mine.Labels[v1alpha1.SyncedLabel] != "" || mine.Status.Phase != "" {
 		t.Errorf("sync changed this cluster's own Backup: labels %v status %+v", mine.Labels, mine.Status)
 	}
 	var resumed v1alpha1.Backup
@@ -334,4 +336,135 @@ func TestSyncUnreadableLocation(t *testing.T) {
 	if cond == nil || cond.Status != metav1.ConditionFalse || !strings.Contains(cond.Message, "access denied") || l.Status.LastSyncTime != nil {
 		t.Errorf("location status after a failed sync: %+v", l.Status)
 	}
+}
+
+// jobLogOf reads the job log that the backup or restore kept under prefix in location locName.
+func jobLogOf(t *testing.T, c *testbed.Cluster, locName, prefix string) string {
+	t.Helper()
+	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), c.Clientset(t), c.Dynamic(t), locName, location.Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	var log bytes.Buffer
+	if err := runjob.ReadLog(ctxT(t, time.Minute), runjob.Prefixed(loc.Store, prefix), &log); err != nil {
+		t.Fatal(err)
+	}
+	return log.String()
+}
+
+// TestJobsSyncTheirLocation: a backup Job syncs its location before it starts, so the cluster gets back a
+// backup it had forgotten (as if another cluster had made it) without a manual sync, and the backup being
+// written is never made into a synced Backup; a restore Job syncs too. A sync that goes wrong is a warning
+// in the job log and the location's status, never a failure of the backup.
+func TestJobsSyncTheirLocation(t *testing.T) {
+	c := testbed.APIServer(t)
+	locName := setup(t, c)
+	kube, dyn := c.Clientset(t), c.Dynamic(t)
+	ns := c.Namespace(t)
+	app(t, kube, ns)
+	backup := func(ns, name string) v1alpha1.Backup {
+		t.Helper()
+		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
+		if err := runjob.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, runjob.Options{}); err != nil {
+			t.Fatalf("backup %s/%s: %v", ns, name, err)
+		}
+		var b v1alpha1.Backup
+		get(t, c, v1alpha1.BackupsResource, ns, name, &b)
+		return b
+	}
+	forget := func(ns, name string) {
+		t.Helper()
+		if err := dyn.Resource(v1alpha1.BackupsResource).Namespace(ns).Delete(ctxT(t, time.Minute), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced := func(want string) {
+		t.Helper()
+		l, err := runjob.GetLocation(ctxT(t, time.Minute), dyn, locName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cond := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionSynced)
+		if cond == nil || !strings.Contains(cond.Reason+": "+cond.Message, want) || l.Status.LastSyncTime == nil {
+			t.Errorf("location status: %+v, want a Synced condition with %q", l.Status, want)
+		}
+	}
+	clusterID, err := runjob.ClusterID(ctxT(t, time.Minute), kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The first backup's job finds an empty location, and does not sync the backup it writes.
+	first := backup(ns, "first")
+	if first.Status.Phase != v1alpha1.BackupCompleted || first.Labels[v1alpha1.SyncedLabel] != "" {
+		t.Fatalf("first backup: labels %v status %+v", first.Labels, first.Status)
+	}
+	synced("Synced: 0 backups, 0 new, 0 already present")
+
+	forget(ns, "first")
+	second := backup(ns, "second")
+	if second.Status.Phase != v1alpha1.BackupCompleted || second.Labels[v1alpha1.SyncedLabel] != "" {
+		t.Fatalf("second backup: labels %v status %+v", second.Labels, second.Status)
+	}
+	var back v1alpha1.Backup
+	get(t, c, v1alpha1.BackupsResource, ns, "first", &back)
+	if back.Labels[v1alpha1.SyncedLabel] != "true" || back.Annotations[v1alpha1.OriginClusterAnnotation] != clusterID ||
+		back.Status.Phase != v1alpha1.BackupCompleted || back.Status.Progress.ItemsDone != first.Status.Progress.ItemsDone {
+		t.Errorf("the forgotten backup after the next backup's job: labels %v annotations %v status %+v", back.Labels, back.Annotations, back.Status)
+	}
+	want := "sync of location " + locName + ": 1 backup, 1 new (" + ns + "/first), 0 already present"
+	synced("Synced: 1 backup, 1 new (" + ns + "/first), 0 already present")
+	if log := jobLogOf(t, c, locName, runjob.BackupPrefix(ns, "second")); !strings.Contains(log, want) {
+		t.Errorf("job log of the second backup lacks %q:\n%s", want, log)
+	}
+
+	// A restore job syncs before it restores: the forgotten second backup is back when it ends.
+	forget(ns, "second")
+	create(t, c, v1alpha1.RestoresResource, &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "again", Namespace: ns},
+		Spec: v1alpha1.RestoreSpec{BackupName: "first"}})
+	if err := runjob.Restore(ctxT(t, 3*time.Minute), jobIdentity(t, c), ns, "again", runjob.Options{}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	get(t, c, v1alpha1.BackupsResource, ns, "second", &back)
+	if back.Labels[v1alpha1.SyncedLabel] != "true" || back.Status.Phase != v1alpha1.BackupCompleted {
+		t.Errorf("the forgotten backup after a restore's job: labels %v status %+v", back.Labels, back.Status)
+	}
+	want = "sync of location " + locName + ": 2 backups, 1 new (" + ns + "/second), 1 already present"
+	if log := jobLogOf(t, c, locName, runjob.RestorePrefix(ns, "again")); !strings.Contains(log, want) {
+		t.Errorf("job log of the restore lacks %q:\n%s", want, log)
+	}
+
+	// A backup whose Backup cannot be made again (its namespace is being deleted) is a warning of the next
+	// backup, which completes.
+	doomed := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "doomed-"}, Spec: corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{"pxb.dev/test"}}}
+	doomed, err = kube.CoreV1().Namespaces().Create(ctxT(t, time.Minute), doomed, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, doomed.Name, metav1.GetOptions{})
+		if err == nil {
+			ns.Spec.Finalizers = nil
+			_, _ = kube.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{})
+		}
+		_ = kube.CoreV1().Namespaces().Delete(ctx, doomed.Name, metav1.DeleteOptions{})
+	})
+	backup(doomed.Name, "lost")
+	forget(doomed.Name, "lost")
+	if err := kube.CoreV1().Namespaces().Delete(ctxT(t, time.Minute), doomed.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	third := backup(ns, "third")
+	if third.Status.Phase != v1alpha1.BackupCompleted {
+		t.Fatalf("a backup whose sync went wrong: %+v", third.Status)
+	}
+	want = "warning: sync of location " + locName + ": 3 backups, 0 new, 2 already present, 1 could not be synced: " + doomed.Name + "/lost: create Backup:"
+	if log := jobLogOf(t, c, locName, runjob.BackupPrefix(ns, "third")); !strings.Contains(log, want) {
+		t.Errorf("job log of the third backup lacks %q:\n%s", want, log)
+	}
+	synced("SomeBackupsNotSynced: 3 backups, 0 new, 2 already present, 1 could not be synced: " + doomed.Name + "/lost")
 }

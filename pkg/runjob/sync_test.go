@@ -3,7 +3,6 @@ package runjob
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
@@ -89,30 +89,21 @@ func TestBackupRecordRoundTrip(t *testing.T) {
 	}
 
 	got := SyncedBackup(rec, "dr", "shop", "nightly")
-	if got.Labels[LabelSynced] != "true" || got.Annotations[AnnotationOriginCluster] != "cluster-a-uid" || len(got.Labels) != 1 {
+	if got.Labels[v1alpha1.SyncedLabel] != "true" || got.Annotations[v1alpha1.OriginClusterAnnotation] != "cluster-a-uid" || len(got.Labels) != 1 {
 		t.Errorf("synced metadata: labels %v annotations %v", got.Labels, got.Annotations)
 	}
 	if got.Spec.Location != "dr" || got.Spec.VolumeMethod != v1alpha1.VolumeFileSystem || !reflect.DeepEqual(got.Spec.IncludeResources, b.Spec.IncludeResources) {
 		t.Errorf("synced spec %+v", got.Spec)
 	}
-	// Compared as JSON: times come back in the local zone.
-	if gotJSON, wantJSON := mustJSON(t, got.Status), mustJSON(t, b.Status); gotJSON != wantJSON {
-		t.Errorf("synced status %s\nwant %s", gotJSON, wantJSON)
+	// Semantic equality: times come back in the local zone.
+	if !equality.Semantic.DeepEqual(got.Status, b.Status) {
+		t.Errorf("synced status %+v\nwant %+v", got.Status, b.Status)
 	}
 
 	s[RecordKey] = []byte(`{"formatVersion": 9}`)
 	if _, err := ReadBackupRecord(ctx, s); err == nil || !strings.Contains(err.Error(), "format version 9") {
 		t.Errorf("record of a newer format: %v", err)
 	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	data, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
 }
 
 func TestBackupFromManifest(t *testing.T) {
@@ -122,7 +113,7 @@ func TestBackupFromManifest(t *testing.T) {
 		Errors: []collect.ItemError{{Resource: "secrets", Namespace: "shop", Name: "tls", Reason: "forbidden"}}, ErrorCount: 1,
 	}
 	b := BackupFromManifest(m, "dr", "pxb-system", "old")
-	if b.Labels[LabelSynced] != "true" || len(b.Annotations) != 0 || b.Spec.Location != "dr" ||
+	if b.Labels[v1alpha1.SyncedLabel] != "true" || len(b.Annotations) != 0 || b.Spec.Location != "dr" ||
 		!reflect.DeepEqual(b.Spec.IncludeNamespaces, []v1alpha1.NamespacePattern{"shop", "shop-db"}) {
 		t.Errorf("rebuilt Backup %+v", b.ObjectMeta)
 	}

@@ -35,3 +35,13 @@ const (
 // VolumeMethodAnnotation on a PersistentVolumeClaim overrides its Backup's volumeMethod for that claim:
 // "snapshot", "fs" or "none" (the long names Snapshot, FileSystem and None are accepted too).
 const VolumeMethodAnnotation = "pxb.dev/volume-method"
+
+// Marks of a Backup that a sync created from what it found in a location (kubectl pxb location sync).
+const (
+	// SyncedLabel ("true") marks a synced Backup: its data belongs to the location, so deleting the Backup
+	// leaves the data there unless asked otherwise.
+	SyncedLabel = "pxb.dev/synced"
+	// OriginClusterAnnotation on a synced Backup is the ID of the cluster that made the backup: the UID of
+	// that cluster's kube-system namespace.
+	OriginClusterAnnotation = "pxb.dev/origin-cluster"
+)
