@@ -4,7 +4,12 @@ package framework
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +19,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // PVC creates a claim of storageClass (empty: the default class), from dataSource when not nil, and waits
@@ -92,12 +101,17 @@ func (c *Cluster) Checksum(t testing.TB, ns, pvc string) string {
 // runOnVolume runs the e2etool with args in a pod mounting pvc at /data and returns its termination message.
 func (c *Cluster) runOnVolume(t testing.TB, ns, pvc string, readOnly bool, args ...string) string {
 	t.Helper()
+	return c.RunPod(t, ns, c.volumePod(pvc, readOnly, args...))
+}
+
+// volumePod is a pod running the e2etool with args, with pvc mounted at /data.
+func (c *Cluster) volumePod(pvc string, readOnly bool, args ...string) *corev1.Pod {
 	pod := c.toolPod(fmt.Sprintf("%s-%s-%d", args[0], pvc, time.Now().UnixNano()%100000), args...)
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data", ReadOnly: readOnly}}
 	pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc, ReadOnly: readOnly},
 	}}}
-	return c.RunPod(t, ns, pod)
+	return pod
 }
 
 // RunTool runs the e2etool with args in a pod and returns its result (the termination message).
@@ -121,9 +135,27 @@ func (c *Cluster) toolPod(name string, args ...string) *corev1.Pod {
 	}
 }
 
+// RootTool runs the e2etool with args as root (it gives files other owners) in a pod mounting pvc at /data,
+// and returns its termination message and its log.
+func (c *Cluster) RootTool(t testing.TB, ns, pvc string, readOnly bool, timeout time.Duration, args ...string) (string, string) {
+	t.Helper()
+	pod := c.volumePod(pvc, readOnly, args...)
+	root := int64(0)
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &root, RunAsGroup: &root}
+	return c.runPod(t, ns, pod, timeout, true)
+}
+
 // RunPod runs a pod to completion, deletes it, and returns its container's termination message; the test
 // fails with the pod's logs if it fails.
 func (c *Cluster) RunPod(t testing.TB, ns string, pod *corev1.Pod) string {
+	t.Helper()
+	msg, _ := c.runPod(t, ns, pod, 2*time.Minute, false)
+	return msg
+}
+
+// runPod runs a pod to completion within timeout, deletes it, and returns its container's termination
+// message and, when withLog is set, its log.
+func (c *Cluster) runPod(t testing.TB, ns string, pod *corev1.Pod, timeout time.Duration, withLog bool) (string, string) {
 	t.Helper()
 	name := pod.Name
 	if pod.Labels == nil {
@@ -135,7 +167,7 @@ func (c *Cluster) RunPod(t testing.TB, ns string, pod *corev1.Pod) string {
 		t.Fatalf("create pod %s/%s: %v", ns, name, err)
 	}
 	var msg string
-	WaitFor(t, 2*time.Minute, fmt.Sprintf("pod %s/%s", ns, name), func(ctx context.Context) (bool, error) {
+	WaitFor(t, timeout, fmt.Sprintf("pod %s/%s", ns, name), func(ctx context.Context) (bool, error) {
 		got, err := pods.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -153,6 +185,14 @@ func (c *Cluster) RunPod(t testing.TB, ns string, pod *corev1.Pod) string {
 		}
 		return false, nil
 	})
+	var log string
+	if withLog {
+		out, err := pods.GetLogs(name, &corev1.PodLogOptions{}).DoRaw(Context(t, time.Minute))
+		if err != nil {
+			t.Fatalf("log of pod %s/%s: %v", ns, name, err)
+		}
+		log = string(out)
+	}
 	// The pod is done; it must not keep the volume busy for the next step.
 	ctx := Context(t, time.Minute)
 	if err := pods.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
@@ -161,5 +201,247 @@ func (c *Cluster) RunPod(t testing.TB, ns string, pod *corev1.Pod) string {
 	if msg == "" {
 		t.Fatalf("pod %s/%s left no result", ns, name)
 	}
-	return msg
+	return msg, log
+}
+
+// VolumeStatus is one entry of a Backup's or Restore's status.volumes, as a user reads it.
+type VolumeStatus struct {
+	Namespace     string `json:"namespace"`
+	PVC           string `json:"pvc"`
+	Driver        string `json:"driver"`
+	Method        string `json:"method"`
+	Phase         string `json:"phase"`
+	BytesTotal    int64  `json:"bytesTotal"`
+	BytesDone     int64  `json:"bytesDone"`
+	FilesTotal    int64  `json:"filesTotal"`
+	FilesDone     int64  `json:"filesDone"`
+	UploadedBytes int64  `json:"uploadedBytes"`
+	Snapshot      string `json:"snapshot"`
+	Message       string `json:"message"`
+}
+
+func (v VolumeStatus) String() string {
+	return fmt.Sprintf("%s/%s driver=%s method=%s phase=%s bytes=%d/%d files=%d/%d uploaded=%d snapshot=%q message=%q",
+		v.Namespace, v.PVC, v.Driver, v.Method, v.Phase, v.BytesDone, v.BytesTotal, v.FilesDone, v.FilesTotal,
+		v.UploadedBytes, v.Snapshot, v.Message)
+}
+
+// Ended reports whether a Backup or Restore has ended: Completed, PartiallySucceeded or Failed.
+func Ended(obj *unstructured.Unstructured) bool {
+	return slices.Contains([]string{"Completed", "PartiallySucceeded", "Failed"}, Phase(obj))
+}
+
+// WaitForEnd waits until the Backup or Restore ns/name has ended (Completed, PartiallySucceeded or Failed) and
+// returns it.
+func (c *Cluster) WaitForEnd(t testing.TB, gvr schema.GroupVersionResource, ns, name string, timeout time.Duration) *unstructured.Unstructured {
+	t.Helper()
+	var obj *unstructured.Unstructured
+	WaitFor(t, timeout, fmt.Sprintf("%s %s/%s to end", gvr.Resource, ns, name), func(ctx context.Context) (bool, error) {
+		o, err := c.Dynamic.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil // not created yet, or a passing API error
+		}
+		obj = o
+		return Ended(o), nil
+	})
+	return obj
+}
+
+// Get returns the Backup or Restore ns/name.
+func (c *Cluster) Get(t testing.TB, gvr schema.GroupVersionResource, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	obj, err := c.Dynamic.Resource(gvr).Namespace(ns).Get(Context(t, 30*time.Second), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get %s %s/%s: %v", gvr.Resource, ns, name, err)
+	}
+	return obj
+}
+
+// Phase is status.phase of a Backup or Restore.
+func Phase(obj *unstructured.Unstructured) string {
+	p, _, _ := unstructured.NestedString(obj.Object, "status", "phase")
+	return p
+}
+
+// Volumes returns status.volumes of a Backup or Restore.
+func Volumes(t testing.TB, obj *unstructured.Unstructured) []VolumeStatus {
+	t.Helper()
+	raw, _, err := unstructured.NestedSlice(obj.Object, "status", "volumes")
+	if err != nil {
+		t.Fatalf("status.volumes of %s: %v", obj.GetName(), err)
+	}
+	data, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vols []VolumeStatus
+	if err := json.Unmarshal(data, &vols); err != nil {
+		t.Fatalf("status.volumes of %s: %v", obj.GetName(), err)
+	}
+	return vols
+}
+
+// Volume returns the status.volumes entry of PVC pvc in one of namespaces (a restore may name the source or
+// the target namespace), failing the test when there is none.
+func Volume(t testing.TB, obj *unstructured.Unstructured, pvc string, namespaces ...string) VolumeStatus {
+	t.Helper()
+	vols := Volumes(t, obj)
+	for _, v := range vols {
+		if v.PVC == pvc && slices.Contains(namespaces, v.Namespace) {
+			return v
+		}
+	}
+	t.Fatalf("%s %s has no status.volumes entry for PVC %s in %v: %v (status %v)", obj.GetKind(), obj.GetName(), pvc, namespaces, vols, obj.Object["status"])
+	return VolumeStatus{}
+}
+
+// SetConfig sets key in pxb-system/pxb-config; `kubectl pxb install` applies its own keys server-side and
+// keeps this one.
+func (c *Cluster) SetConfig(t testing.TB, key, value string) {
+	t.Helper()
+	patch, err := json.Marshal(map[string]any{"data": map[string]string{key: value}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Kube.CoreV1().ConfigMaps("pxb-system").Patch(Context(t, 30*time.Second), "pxb-config",
+		types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("set %s in pxb-config: %v", key, err)
+	}
+}
+
+// KubeletRootDir is the --root-dir of the cluster's kubelet, which pxb reads live volumes through:
+// e2e/cluster.sh keeps it beside the kubeconfig, and the tests run on the node's host.
+func (c *Cluster) KubeletRootDir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(c.Kubeconfig), "kubelet")
+	if _, err := os.Stat(filepath.Join(dir, "pods")); err != nil {
+		t.Fatalf("kubelet root dir of cluster %s: %v", c.Name, err)
+	}
+	return dir
+}
+
+// Inventory names the VolumeSnapshotContents, PersistentVolumes, and PersistentVolumeClaims of pxb-system
+// that exist at one time, each with the pxb owner labels it carries ("pxb.dev/backup=NAME",
+// "pxb.dev/restore=NAME"; a volume those of its pxb-system claim), so that temporary objects a backup or
+// restore failed to label still show as leftovers, while those of other backups and restores running beside
+// the test do not.
+type Inventory map[string][]string
+
+// ownerLabels are the labels that tie a temporary object to its backup or restore.
+var ownerLabels = []string{"pxb.dev/backup", "pxb.dev/restore"}
+
+func owners(labels map[string]string) []string {
+	var out []string
+	for _, k := range ownerLabels {
+		if v, ok := labels[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
+// Inventory lists what exists now.
+func (c *Cluster) Inventory(t testing.TB) Inventory {
+	t.Helper()
+	inv, err := c.inventory(Context(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func (c *Cluster) inventory(ctx context.Context) (Inventory, error) {
+	inv := Inventory{}
+	vsc, err := c.Snapshots.SnapshotV1().VolumeSnapshotContents().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list VolumeSnapshotContents: %w", err)
+	}
+	for _, o := range vsc.Items {
+		inv["VolumeSnapshotContent "+o.Name] = owners(o.Labels)
+	}
+	pvcs, err := c.Kube.CoreV1().PersistentVolumeClaims("pxb-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list PVCs: %w", err)
+	}
+	claims := map[string][]string{}
+	for _, o := range pvcs.Items {
+		claims[o.Name] = owners(o.Labels)
+		inv["PersistentVolumeClaim pxb-system/"+o.Name] = claims[o.Name]
+	}
+	pvs, err := c.Kube.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list PersistentVolumes: %w", err)
+	}
+	for _, o := range pvs.Items {
+		// Volumes of applications' claims come and go with the tests; pxb's temporary ones are in pxb-system.
+		switch ref := o.Spec.ClaimRef; {
+		case ref == nil:
+			inv["PersistentVolume "+o.Name] = owners(o.Labels)
+		case ref.Namespace == "pxb-system":
+			inv["PersistentVolume "+o.Name] = append(owners(o.Labels), claims[ref.Name]...)
+		}
+	}
+	return inv, nil
+}
+
+// Leftovers lists the temporary objects of a backup or restore that still exist: those carrying its owner
+// label (selector, e.g. "pxb.dev/backup=nightly") — VolumeSnapshots in any namespace, VolumeSnapshotContents,
+// PersistentVolumeClaims, upload and download Jobs and their pods in pxb-system — and the
+// VolumeSnapshotContents, pxb-system claims and their PersistentVolumes that did not exist before and carry
+// no other backup's or restore's label.
+func (c *Cluster) Leftovers(ctx context.Context, selector string, before Inventory) ([]string, error) {
+	seen := map[string]bool{}
+	sel := metav1.ListOptions{LabelSelector: selector}
+	movers := metav1.ListOptions{LabelSelector: selector + ",pxb.dev/job in (upload,download)"}
+	vs, err := c.Snapshots.SnapshotV1().VolumeSnapshots("").List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("list VolumeSnapshots: %w", err)
+	}
+	for _, o := range vs.Items {
+		seen["VolumeSnapshot "+o.Namespace+"/"+o.Name] = true
+	}
+	jobs, err := c.Kube.BatchV1().Jobs("pxb-system").List(ctx, movers)
+	if err != nil {
+		return nil, fmt.Errorf("list Jobs: %w", err)
+	}
+	for _, o := range jobs.Items {
+		seen["Job pxb-system/"+o.Name] = true
+	}
+	pods, err := c.Kube.CoreV1().Pods("pxb-system").List(ctx, movers)
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	for _, o := range pods.Items {
+		seen["Pod pxb-system/"+o.Name] = true
+	}
+	now, err := c.inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for name, own := range now {
+		if _, existed := before[name]; slices.Contains(own, selector) || (!existed && len(own) == 0) {
+			seen[name] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// WaitNoLeftovers waits until the temporary objects of a backup or restore (see Leftovers) are gone, failing
+// the test with those still there.
+func (c *Cluster) WaitNoLeftovers(t testing.TB, selector string, before Inventory, timeout time.Duration) {
+	t.Helper()
+	var left []string
+	ctx := Context(t, timeout)
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		l, err := c.Leftovers(ctx, selector, before)
+		if err != nil {
+			left = []string{err.Error()}
+			return false, nil // a passing API error; the timeout reports it
+		}
+		left = l
+		return len(l) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("temporary objects (%s) still there %s after the end: %s", selector, timeout, strings.Join(left, ", "))
+	}
 }

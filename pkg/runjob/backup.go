@@ -224,7 +224,7 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 		log.Printf("error: %s", e)
 	}
 	log.Printf("backed up %d objects (%s) in %s", res.Total, HumanBytes(res.Bytes), res.Finished.Sub(res.Started).Round(time.Millisecond))
-	vols, err := backupVolumes(ctx, env, b, res.Claims, log)
+	vols, err := backupVolumes(ctx, env, b, loc, res.Claims, log)
 	if err != nil {
 		return nil, loc, err
 	}

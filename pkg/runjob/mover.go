@@ -22,9 +22,10 @@ import (
 
 // Tags of a volume's snapshot in the repository.
 const (
-	tagVolume = "pxb.dev/volume"  // the claim, "namespace/name"
-	tagPVCUID = "pxb.dev/pvc-uid" // the claim's UID: the next backup of the same claim builds on it
-	tagBackup = "pxb.dev/backup"  // "namespace/name" of the Backup
+	tagVolume    = "pxb.dev/volume"     // the claim, "namespace/name"
+	tagPVCUID    = "pxb.dev/pvc-uid"    // the claim's UID: the next backup of the same claim builds on it
+	tagBackup    = "pxb.dev/backup"     // "namespace/name" of the Backup
+	tagBackupUID = "pxb.dev/backup-uid" // and its UID: a Backup made again under the same name is another
 )
 
 // moverProgressInterval is how often a data-mover Job reports its progress into the status.
@@ -92,13 +93,56 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 		ProgressInterval: moverProgressInterval,
 		Host:             req.Volume,
 		Source:           VolumesPrefix(req.Namespace, req.Name) + req.Volume,
-		Tags:             map[string]string{tagVolume: req.Volume, tagPVCUID: string(claim.UID), tagBackup: req.Namespace + "/" + req.Name},
+		Tags: map[string]string{tagVolume: req.Volume, tagPVCUID: string(claim.UID),
+			tagBackup: req.Namespace + "/" + req.Name, tagBackupUID: string(b.UID)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %s", req.Volume, location.Explain(err))
 	}
-	return &MoverResult{Snapshot: id, Files: st.Files, Bytes: st.Bytes, NewBytes: st.NewBytes, StoredBytes: st.StoredBytes,
-		Reused: st.ReusedFiles, Seconds: st.Duration.Seconds()}, nil
+	res, err := uploadResult(ctx, r, id)
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %s", req.Volume, location.Explain(err))
+	}
+	res.NewBytes, res.Reused, res.Seconds = st.NewBytes, st.ReusedFiles, st.Duration.Seconds()
+	return res, nil
+}
+
+// uploadResult describes volume snapshot id. Its stored bytes are what it added over its parent, which
+// includes what an interrupted earlier attempt of the same upload stored.
+func uploadResult(ctx context.Context, r *repo.Repository, id string) (*MoverResult, error) {
+	snap, err := r.LoadSnapshot(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var parent *repo.Snapshot
+	if snap.Parent != "" {
+		if parent, err = r.LoadSnapshot(ctx, snap.Parent); err != nil {
+			return nil, fmt.Errorf("parent of snapshot %s: %w", id, err)
+		}
+	}
+	added, err := r.AddedBytes(ctx, snap, parent)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	return &MoverResult{Snapshot: id, Files: snap.Stats.Files, Bytes: snap.Stats.Bytes, StoredBytes: added}, nil
+}
+
+// findUpload finds the snapshot an upload of volume for Backup b wrote, when the Job's own report was lost
+// (its pod deleted after it succeeded).
+func findUpload(ctx context.Context, r *repo.Repository, b *v1alpha1.Backup, volume string) (*MoverResult, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if t := snaps[i].Tags; t[tagBackupUID] == string(b.UID) && t[tagVolume] == volume {
+			if err := r.LoadIndex(ctx); err != nil {
+				return nil, err
+			}
+			return uploadResult(ctx, r, snaps[i].ID)
+		}
+	}
+	return nil, fmt.Errorf("the repository holds no snapshot of it")
 }
 
 // lastSnapshot is the latest volume snapshot of the claim with UID uid, or "".

@@ -26,10 +26,11 @@ import (
 // volumeBackup is the volume data of one Backup on its way into the repository.
 type volumeBackup struct {
 	*tracker
-	b    *v1alpha1.Backup
-	loc  *v1alpha1.BackupLocation
-	cfg  jobspec.Config
-	snap snapclient.Interface
+	b      *v1alpha1.Backup
+	loc    *v1alpha1.BackupLocation
+	opened *Location // the location, open: its repository
+	cfg    jobspec.Config
+	snap   snapclient.Interface
 
 	// per volume, what the upload mounts
 	sources map[*VolumeRecord]*volumeSource
@@ -59,7 +60,7 @@ func tempLabels(b *v1alpha1.Backup) map[string]string {
 // snapshot-method claims together, then uploads every volume through data-mover Jobs, a bounded number at
 // once. Failures are per volume and recorded in the returned records; the error is for what stops them
 // all.
-func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, claims []types.NamespacedName, log *jobLog) ([]VolumeRecord, error) {
+func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opened *Location, claims []types.NamespacedName, log *jobLog) ([]VolumeRecord, error) {
 	if len(claims) == 0 {
 		return nil, nil
 	}
@@ -77,7 +78,7 @@ func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, cla
 	}
 	vb := &volumeBackup{
 		tracker: &tracker{env: env, target: jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name}, log: log},
-		b:       b, loc: loc, cfg: cfg, snap: snap, sources: map[*VolumeRecord]*volumeSource{},
+		b:       b, loc: loc, opened: opened, cfg: cfg, snap: snap, sources: map[*VolumeRecord]*volumeSource{},
 	}
 	for _, c := range claims {
 		v := &VolumeRecord{Namespace: c.Namespace, PVC: c.Name}
@@ -342,7 +343,9 @@ func (vb *volumeBackup) upload(ctx context.Context, v *VolumeRecord) error {
 		m.HostPath, m.Node = src.hostPath, src.node
 	}
 	vb.log.Printf("volume %s: uploading (%s)", v.Key(), v.Method)
-	res, err := runMover(ctx, vb.env.Kube, m, vb.cfg, vb.loc)
+	res, err := runMover(ctx, vb.env.Kube, m, vb.cfg, vb.loc, func(ctx context.Context) (*MoverResult, error) {
+		return findUpload(ctx, vb.opened.repo.r, vb.b, v.Key())
+	})
 	if err != nil {
 		return err
 	}

@@ -187,7 +187,7 @@ func (vr *volumeRestore) fill(ctx context.Context, v *VolumeRecord) error {
 		Volume:   v.Key(),
 		Claim:    name,
 		Snapshot: v.Snapshot,
-	}, vr.cfg, vr.loc)
+	}, vr.cfg, vr.loc, nil)
 	if err != nil {
 		return err
 	}

@@ -133,9 +133,11 @@ func parallelism(ctx context.Context, kube kubernetes.Interface, c jobspec.Confi
 	return min(max(2*n, 1), 16)
 }
 
-// runMover launches the Job of m and waits until it ends; it returns what the Job reported. The Job is
-// deleted afterwards, whatever its outcome: the reason of a failure is in the error.
-func runMover(ctx context.Context, kube kubernetes.Interface, m jobspec.Mover, c jobspec.Config, loc *v1alpha1.BackupLocation) (*MoverResult, error) {
+// runMover launches the Job of m and waits until it ends; it returns what the Job reported, or, when the
+// Job succeeded but its report is gone with its pod, what lost finds (lost may be nil). The Job is deleted
+// afterwards, whatever its outcome: the reason of a failure is in the error.
+func runMover(ctx context.Context, kube kubernetes.Interface, m jobspec.Mover, c jobspec.Config, loc *v1alpha1.BackupLocation,
+	lost func(context.Context) (*MoverResult, error)) (*MoverResult, error) {
 	job, err := jobspec.LaunchMover(ctx, kube, m, c, loc)
 	if err != nil {
 		return nil, err
@@ -161,6 +163,13 @@ func runMover(ctx context.Context, kube kubernetes.Interface, m jobspec.Mover, c
 		}
 	}
 	out, err := jobspec.Output(ctx, kube, job.Namespace, job.Name)
+	if err != nil && lost != nil {
+		res, lerr := lost(ctx)
+		if lerr != nil {
+			return nil, fmt.Errorf("%w; looked for its result instead: %v", err, lerr)
+		}
+		return res, nil
+	}
 	if err != nil {
 		return nil, err
 	}
