@@ -23,6 +23,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
@@ -432,7 +433,8 @@ in place (they cannot be restored until the location exists again).`,
 				return fmt.Errorf("delete BackupLocation %s: %w", name, err)
 			}
 			fmt.Fprintf(streams.Out, "backuplocation.pxb.dev/%s deleted (data and encryption key kept)\n", name)
-			return nil
+			// The volumes through which Jobs mounted an NFS export belong to the location.
+			return jobspec.DeleteNFSVolumes(cmd.Context(), c.Kube, name)
 		},
 	}
 	cmd.Flags().BoolVar(&keepBackups, "keep-backups", false, "Delete the location even though Backups refer to it.")

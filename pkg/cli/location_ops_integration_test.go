@@ -257,6 +257,21 @@ func TestLocationOperations(t *testing.T) {
 		if err != nil || len(pvs.Items) != 1 {
 			t.Fatalf("PersistentVolumes after two checks: %v, %v", pvs, err)
 		}
+		// Deleting the location deletes them (the export's data is not touched: the volume is Retain).
+		mustPxb(t, c, "location", "delete", "filer")
+		for what, get := range map[string]func() (metav1.Object, error){
+			"claim " + pvc.Name: func() (metav1.Object, error) {
+				return kube.CoreV1().PersistentVolumeClaims(v1alpha1.SystemNamespace).Get(ctx, pvc.Name, metav1.GetOptions{})
+			},
+			"PersistentVolume " + pv.Name: func() (metav1.Object, error) {
+				return kube.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+			},
+		} {
+			// Gone, or going once the protection finalizers are dropped.
+			if o, err := get(); err == nil && o.GetDeletionTimestamp() == nil {
+				t.Errorf("%s kept after its location was deleted", what)
+			}
+		}
 		// The test bed runs no pvc-protection or pv-protection controller, which would drop these finalizers
 		// once no pod uses them; without that, pxb-system could never be deleted by uninstall.
 		t.Cleanup(func() {

@@ -122,6 +122,33 @@ func NFSVolume(loc *v1alpha1.BackupLocation) (*corev1.PersistentVolume, *corev1.
 	return pv, pvc
 }
 
+// DeleteNFSVolumes deletes the PersistentVolumes and claims through which Jobs mounted NFS location name
+// (see NFSVolume). The volumes' reclaim policy is Retain: the data on the export is not touched.
+func DeleteNFSVolumes(ctx context.Context, kube kubernetes.Interface, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sel := metav1.ListOptions{LabelSelector: LabelLocation + "=" + labelValue(name)}
+	pvcs, err := kube.CoreV1().PersistentVolumeClaims(v1alpha1.SystemNamespace).List(ctx, sel)
+	if err != nil {
+		return fmt.Errorf("list the NFS claims of location %s: %w", name, err)
+	}
+	for _, c := range pvcs.Items {
+		if err := kube.CoreV1().PersistentVolumeClaims(c.Namespace).Delete(ctx, c.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete claim %s/%s: %w", c.Namespace, c.Name, err)
+		}
+	}
+	pvs, err := kube.CoreV1().PersistentVolumes().List(ctx, sel)
+	if err != nil {
+		return fmt.Errorf("list the NFS volumes of location %s: %w", name, err)
+	}
+	for _, pv := range pvs.Items {
+		if err := kube.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete PersistentVolume %s: %w", pv.Name, err)
+		}
+	}
+	return nil
+}
+
 // ensureNFSVolume creates the PersistentVolume and claim of NFSVolume unless they exist.
 func ensureNFSVolume(ctx context.Context, kube kubernetes.Interface, loc *v1alpha1.BackupLocation) error {
 	pv, pvc := NFSVolume(loc)
