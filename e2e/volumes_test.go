@@ -583,3 +583,46 @@ spec: {accessModes: [ReadWriteOnce], storageClassName: %s, resources: {requests:
 		}
 	})
 }
+
+// TestVolumeBackupDeletedMidFlight deletes a Backup while its volume is being uploaded: the backup Job and
+// the upload Job stop, and no snapshot, claim or Job of it is left behind.
+func TestVolumeBackupDeletedMidFlight(t *testing.T) {
+	eachCluster(t, func(t *testing.T, c *framework.Cluster) {
+		ns := c.Namespace(t)
+		loc := volumeLocation(t, c, ns)
+		c.PVC(t, ns, "data", framework.StorageClass, nil)
+		c.WriteRich(t, ns, "data", framework.Rich{Seed: 8, Small: 20, Large: 1 << 30})
+
+		backup := "gone-" + suffix(ns)
+		before := c.Inventory(t)
+		if out, err := kubectlPxb(t, c, 2*time.Minute, "backup", "create", backup, "-n", "pxb-system",
+			"--include-namespaces", ns, "--location", loc); err != nil {
+			t.Fatalf("backup create: %v\n%s", err, out)
+		}
+		framework.WaitFor(t, 10*time.Minute, "an upload pod running", func(ctx context.Context) (bool, error) {
+			b, err := c.Dynamic.Resource(v1alpha1.BackupsResource).Namespace("pxb-system").Get(ctx, backup, metav1.GetOptions{})
+			if err == nil && framework.Ended(b) {
+				return false, fmt.Errorf("the backup ended (%s) before its upload was seen running", framework.Phase(b))
+			}
+			pods, err := c.Kube.CoreV1().Pods("pxb-system").List(ctx, metav1.ListOptions{LabelSelector: "pxb.dev/backup=" + backup + ",pxb.dev/job=upload"})
+			if err != nil {
+				return false, nil
+			}
+			for _, p := range pods.Items {
+				if p.Status.Phase == corev1.PodRunning {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		out, err := kubectlPxb(t, c, 5*time.Minute, "backup", "delete", backup, "-n", "pxb-system", "-y")
+		if err != nil {
+			t.Fatalf("backup delete: %v\n%s", err, out)
+		}
+		t.Logf("backup delete:\n%s", out)
+		if _, err := c.Dynamic.Resource(v1alpha1.BackupsResource).Namespace("pxb-system").Get(framework.Context(t, time.Minute), backup, metav1.GetOptions{}); err == nil {
+			t.Errorf("Backup %s still exists after backup delete", backup)
+		}
+		c.WaitNoLeftovers(t, "pxb.dev/backup="+backup, before, 3*time.Minute)
+	})
+}
