@@ -87,7 +87,7 @@ func TestLeaseRefreshAndExpiry(t *testing.T) {
 	}
 }
 
-func TestObjectLockNeedsS3(t *testing.T) {
+func TestObjectLockNeedsS3OrGCS(t *testing.T) {
 	b, err := fileblob.OpenBucket(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestObjectLockNeedsS3(t *testing.T) {
 	defer b.Close()
 	_, err = Init(context.Background(), b, []byte("pw"), InitOptions{KDF: KDFParams{Time: 1, Memory: 64, Threads: 1}},
 		Options{ObjectLock: &ObjectLock{Mode: "COMPLIANCE", Period: time.Hour}})
-	if err == nil || !strings.Contains(err.Error(), "only supported on S3") {
+	if err == nil || !strings.Contains(err.Error(), "object lock is supported on S3 buckets with object lock and GCS buckets with object retention, not on this store") {
 		t.Fatalf("object lock on a directory: got %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/storage"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"gocloud.dev/blob"
@@ -55,7 +56,8 @@ type InitOptions struct {
 	KDF                          KDFParams
 }
 
-// ObjectLock applies S3 object-lock retention to every object written except lock leases.
+// ObjectLock applies a retention date to every object written except lock leases: S3 object lock, or GCS
+// object retention (COMPLIANCE is GCS's Locked mode, GOVERNANCE its Unlocked mode).
 type ObjectLock struct {
 	Mode   string // "GOVERNANCE" or "COMPLIANCE"
 	Period time.Duration
@@ -286,7 +288,17 @@ func (r *Repository) newWriter(ctx context.Context, name string, retain bool) (*
 				in.ObjectLockRetainUntilDate = &until
 				return nil
 			}
-			return fmt.Errorf("object lock is only supported on S3 buckets")
+			// GCS object retention: Locked cannot be shortened or removed by anyone, as S3's compliance mode.
+			var gw *storage.Writer
+			if as(&gw) {
+				gcsMode := "Unlocked"
+				if mode == "COMPLIANCE" {
+					gcsMode = "Locked"
+				}
+				gw.Retention = &storage.ObjectRetention{Mode: gcsMode, RetainUntil: until}
+				return nil
+			}
+			return fmt.Errorf("object lock is supported on S3 buckets with object lock and GCS buckets with object retention, not on this store")
 		}
 	}
 	return r.bucket.NewWriter(ctx, name, wo)
