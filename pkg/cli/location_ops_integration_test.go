@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -53,6 +55,49 @@ func TestLocationOperations(t *testing.T) {
 	c := testbed.APIServer(t)
 	mustPxb(t, c, "install")
 	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
+
+	// Under object lock the new key slot is locked like everything else: without it, whoever holds the
+	// bucket's credential could delete the only slot and with it every backup.
+	t.Run("rotate-key under object lock", func(t *testing.T) {
+		store := testbed.S3Locked(t)
+		file := filepath.Join(t.TempDir(), "credentials")
+		if err := os.WriteFile(file, []byte("[default]\naws_access_key_id = "+store.AccessKeyID+"\naws_secret_access_key = "+store.SecretAccessKey+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustPxb(t, c, "credential", "create", "vault", "--provider", "aws", "--from-file", file)
+		mustPxb(t, c, "location", "create", "vault", "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
+			"--region", store.Region, "--s3-force-path-style", "--credential", "vault", "--object-lock-days", "1")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		l, err := runjob.OpenLocation(ctx, c.Clientset(t), c.Dynamic(t), "vault", location.Options{}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		newFile := filepath.Join(t.TempDir(), "new")
+		if err := os.WriteFile(newFile, []byte("another passphrase\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustPxb(t, c, "location", "rotate-key", "vault", "--new-passphrase-file", newFile)
+		b := store.OpenT(t)
+		var client *s3.Client
+		if !b.As(&client) {
+			t.Fatal("not an S3 bucket")
+		}
+		list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(store.Bucket), Prefix: aws.String("keys/")})
+		if err != nil || len(list.Contents) != 1 {
+			t.Fatalf("key slots after the rotation: %v, %v; want the new one", list, err)
+		}
+		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(store.Bucket), Key: list.Contents[0].Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if until := head.ObjectLockRetainUntilDate; until == nil || until.Before(time.Now().Add(23*time.Hour)) {
+			t.Errorf("new key slot %s retained until %v, want about a day ahead", aws.ToString(list.Contents[0].Key), until)
+		}
+	})
 
 	t.Run("rotate-key", func(t *testing.T) {
 		store := testbed.S3(t)

@@ -122,7 +122,8 @@ func (o *LocationRotateKeyOptions) Run(ctx context.Context) error {
 			"the first backup creates the repository with the passphrase in Secret %s/%s",
 			o.Name, v1alpha1.SystemNamespace, keySecret.Name)
 	}
-	r, err := repo.Open(ctx, b, old, repo.Options{})
+	// The new key slot is written like every other object of the location: under its object lock.
+	r, err := repo.Open(ctx, b, old, runjob.RepoOptions(loc.Spec))
 	if err != nil {
 		if errors.Is(err, repo.ErrWrongPassphrase) {
 			return fmt.Errorf("location %s: the passphrase in Secret %s/%s does not open the repository (wrong passphrase): nothing changed",

@@ -55,10 +55,10 @@ func openRepo(ctx context.Context, b *blob.Bucket, passphrase []byte, opts repo.
 	return r, nil
 }
 
-// repoOptions are how a location's repository is written: with spec.objectLockDays, every object gets an
+// RepoOptions are how a location's repository is written: with spec.objectLockDays, every object gets an
 // S3 retention date that far ahead, in compliance mode, so that nobody (an attacker with the credential
 // included) can delete or overwrite a backup before then.
-func repoOptions(spec v1alpha1.BackupLocationSpec) repo.Options {
+func RepoOptions(spec v1alpha1.BackupLocationSpec) repo.Options {
 	var o repo.Options
 	if spec.ObjectLockDays > 0 {
 		o.ObjectLock = &repo.ObjectLock{Mode: "COMPLIANCE", Period: time.Duration(spec.ObjectLockDays) * 24 * time.Hour}
