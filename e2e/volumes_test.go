@@ -626,3 +626,71 @@ func TestVolumeBackupDeletedMidFlight(t *testing.T) {
 		c.WaitNoLeftovers(t, "pxb.dev/backup="+backup, before, 3*time.Minute)
 	})
 }
+
+// TestVolumeSnapshotNeverReady: a snapshot whose driver never takes it (a VolumeSnapshotClass for the
+// driver without snapshots, which no snapshotter serves) fails that volume after snapshotTimeoutSeconds,
+// with the snapshot named, and the backup ends PartiallySucceeded rather than hanging.
+func TestVolumeSnapshotNeverReady(t *testing.T) {
+	eachCluster(t, func(t *testing.T, c *framework.Cluster) {
+		ns := c.Namespace(t)
+		loc := volumeLocation(t, c, ns)
+		class := "pxb-e2e-never-" + suffix(ns)
+		c.Apply(t, "", fmt.Sprintf(`apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata: {name: %s}
+driver: %s
+deletionPolicy: Delete
+`, class, plainDriver))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = c.KubectlCmd(ctx, "delete", "volumesnapshotclass", class, "--ignore-not-found").Run()
+		})
+		c.SetConfig(t, "snapshotTimeoutSeconds", "15")
+		t.Cleanup(func() { c.SetConfig(t, "snapshotTimeoutSeconds", "600") })
+		c.PVC(t, ns, "data", framework.StorageClassNoSnap, nil)
+		c.WriteDataset(t, ns, "data", 5, 5, 4<<10)
+
+		backup := "never-" + suffix(ns)
+		deleteAtEnd(t, c, v1alpha1.BackupsResource, backup)
+		// Nothing serves the class's driver, so nothing can finish deleting the snapshot pxb gives up on:
+		// once the test has seen pxb delete it, its finalizers are dropped by hand.
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			unblock := `{"metadata":{"finalizers":null}}`
+			for _, kind := range []string{"volumesnapshot", "volumesnapshotcontent"} {
+				out, _ := c.KubectlCmd(ctx, "get", kind, "-A", "-l", "pxb.dev/backup="+backup, "-o", "name").Output()
+				for _, name := range strings.Fields(string(out)) {
+					_ = c.KubectlCmd(ctx, "patch", "-n", ns, name, "--type", "merge", "-p", unblock).Run()
+				}
+			}
+			out, _ := c.KubectlCmd(ctx, "get", "volumesnapshotcontent", "-o", "jsonpath={range .items[?(@.spec.volumeSnapshotRef.namespace==\""+ns+"\")]}{.metadata.name} {end}").Output()
+			for _, name := range strings.Fields(string(out)) {
+				_ = c.KubectlCmd(ctx, "patch", "volumesnapshotcontent", name, "--type", "merge", "-p", unblock).Run()
+			}
+		})
+		out, err := kubectlPxb(t, c, 6*time.Minute, "backup", "create", backup, "-n", "pxb-system", "--include-namespaces", ns,
+			"--location", loc, "--wait", "--timeout", "5m", "--volume-method", "snapshot", "--snapshot-class", plainDriver+"="+class)
+		b := c.WaitForEnd(t, v1alpha1.BackupsResource, "pxb-system", backup, time.Minute)
+		requireEnded(t, c, b, err, "PartiallySucceeded", "pxb.dev/backup")
+		if !strings.Contains(out, "not ready to use after 15s") {
+			t.Errorf("backup create --wait printed:\n%s\nwant the volume's reason", out)
+		}
+		v := framework.Volume(t, b, "data", ns)
+		if v.Phase != "Failed" || !strings.Contains(v.Message, "not ready to use after 15s") || !strings.Contains(v.Message, "VolumeSnapshot "+ns+"/") {
+			t.Errorf("volume %v: want Failed, naming the VolumeSnapshot that was not ready after 15s", v)
+		}
+		// pxb deleted the snapshot it gave up on (it stays only because no snapshotter can finish that).
+		vs, err := c.KubectlCmd(framework.Context(t, time.Minute), "get", "volumesnapshot", "-n", ns, "-l", "pxb.dev/backup="+backup,
+			"-o", "jsonpath={range .items[*]}{.metadata.name}:{.metadata.deletionTimestamp} {end}").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Fields(string(vs)) {
+			if strings.HasSuffix(f, ":") {
+				t.Errorf("VolumeSnapshot %s left without a deletion", strings.TrimSuffix(f, ":"))
+			}
+		}
+	})
+}
