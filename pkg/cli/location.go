@@ -98,7 +98,7 @@ location export-key): without it, nobody can read the backups, pxb included.`,
 	fl.StringVar(&o.Credential, "credential", "", "Credential (kubectl pxb credential create) to use; none means the cluster's workload identity.")
 	fl.StringVar(&o.EncryptionKey, "encryption-key-secret", "", "Existing Secret in pxb-system holding the passphrase (key \"passphrase\"), e.g. to read another cluster's location.")
 	fl.StringVar(&o.PassphraseFile, "encryption-passphrase-file", "", "File (- for standard input) holding the passphrase; a new Secret is made from it.")
-	fl.Int32Var(&o.Spec.ObjectLockDays, "object-lock-days", 0, "Keep every object written immutable for this many days (S3 buckets with object lock, GCS buckets with object retention).")
+	fl.Int32Var(&o.Spec.ObjectLockDays, "object-lock-days", 0, "Keep every object written immutable for this many days (S3 buckets with object lock, GCS buckets with object retention, Azure containers with version-level immutability).")
 	fl.StringSliceVar(&o.AllowedNamespaces, "allowed-namespaces", nil, "Namespaces whose own Backups may use this location (\"*\" for all); admins in pxb-system always may.")
 	fl.StringVar(&o.Spec.NFS.Server, "nfs-server", "", "NFS server.")
 	fl.StringVar(&o.Spec.NFS.Path, "nfs-path", "", "Exported path on the NFS server.")

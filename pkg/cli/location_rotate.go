@@ -123,7 +123,7 @@ func (o *LocationRotateKeyOptions) Run(ctx context.Context) error {
 			o.Name, v1alpha1.SystemNamespace, keySecret.Name)
 	}
 	// The new key slot is written like every other object of the location: under its object lock.
-	r, err := repo.Open(ctx, b, old, runjob.RepoOptions(loc.Spec))
+	r, err := repo.Open(ctx, b, old, runjob.RepoOptions(loc.Spec, b))
 	if err != nil {
 		if errors.Is(err, repo.ErrWrongPassphrase) {
 			return fmt.Errorf("location %s: the passphrase in Secret %s/%s does not open the repository (wrong passphrase): nothing changed",

@@ -135,3 +135,41 @@ func TestProbeExplainsFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestAzureImmutability: on Azure a retained object gets a locked immutability policy once written, on the
+// blob under the location's prefix. Azurite implements no immutability and refuses the call, so this checks
+// that pxb asks for it, on the right blob, and reports the refusal; it cannot check Azure's enforcement.
+func TestAzureImmutability(t *testing.T) {
+	st := testbed.Azure(t)
+	ctx, s, creds, opts := open(t, st)
+	s.ObjectLockDays = 1
+	b, err := location.Open(ctx, s, creds, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	retain := location.Retainer(s, b)
+	if retain == nil {
+		t.Fatal("no retainer for an Azure location")
+	}
+	if err := b.WriteAll(ctx, "locked", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	err = retain(ctx, "locked", time.Now().Add(time.Hour))
+	if err == nil || err.Error() != "set the immutability policy of blob cluster-a/locked: the store answered 501 APINotImplemented (does the container have version-level immutability?)" {
+		t.Fatalf("retain on Azurite: %v; want its refusal, naming the prefixed blob", err)
+	}
+	t.Logf("Azurite: %v", err)
+	for name, mk := range map[string]func(testing.TB) *testbed.Store{"s3": testbed.S3, "gcs": testbed.GCS} {
+		st := mk(t)
+		ctx, s, creds, opts := open(t, st)
+		b, err := location.Open(ctx, s, creds, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if location.Retainer(s, b) != nil {
+			t.Errorf("%s: a retainer, but its uploads carry their retention", name)
+		}
+		b.Close()
+	}
+}

@@ -363,6 +363,9 @@ func (r *Repository) finishPack(p *openPack) (*packRecord, error) {
 	if err := p.w.Close(); err != nil {
 		return nil, fmt.Errorf("write pack %s: %w", packName(p.id), err)
 	}
+	if err := r.retainWritten(context.Background(), packName(p.id)); err != nil {
+		return nil, err
+	}
 	return &packRecord{ID: p.id, Size: p.size + int64(len(hdr)), Blobs: p.blobs}, nil
 }
 

@@ -66,6 +66,9 @@ type ObjectLock struct {
 // Options tune an opened repository.
 type Options struct {
 	ObjectLock *ObjectLock
+	// Retain, with ObjectLock, gives an object just written its retention, on stores whose uploads cannot
+	// carry one (Azure Blob's immutability policy is set on the blob after it is written).
+	Retain func(ctx context.Context, name string, until time.Time) error
 	// LeaseDuration is how long a writer's or GC's lock stays valid without a refresh (default 30 min).
 	LeaseDuration time.Duration
 	// Uploads is the number of packs uploaded at once (default 2).
@@ -273,6 +276,22 @@ func (r *Repository) writeObject(ctx context.Context, name string, data []byte, 
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	if retain {
+		return r.retainWritten(ctx, name)
+	}
+	return nil
+}
+
+// retainWritten gives object name, just written, its retention through Options.Retain, when the store
+// needs that.
+func (r *Repository) retainWritten(ctx context.Context, name string) error {
+	lock := r.opts.ObjectLock
+	if lock == nil || r.opts.Retain == nil {
+		return nil
+	}
+	if err := r.opts.Retain(ctx, name, time.Now().Add(lock.Period)); err != nil {
+		return fmt.Errorf("retain %s: %w", name, err)
+	}
 	return nil
 }
 
@@ -297,6 +316,9 @@ func (r *Repository) newWriter(ctx context.Context, name string, retain bool) (*
 				}
 				gw.Retention = &storage.ObjectRetention{Mode: gcsMode, RetainUntil: until}
 				return nil
+			}
+			if r.opts.Retain != nil {
+				return nil // set once written
 			}
 			return fmt.Errorf("object lock is supported on S3 buckets with object lock and GCS buckets with object retention, not on this store")
 		}

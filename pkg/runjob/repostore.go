@@ -15,6 +15,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
 
@@ -55,13 +56,15 @@ func openRepo(ctx context.Context, b *blob.Bucket, passphrase []byte, opts repo.
 	return r, nil
 }
 
-// RepoOptions are how a location's repository is written: with spec.objectLockDays, every object gets an
-// S3 retention date that far ahead, in compliance mode, so that nobody (an attacker with the credential
-// included) can delete or overwrite a backup before then.
-func RepoOptions(spec v1alpha1.BackupLocationSpec) repo.Options {
+// RepoOptions are how the repository in a location's bucket b is written: with spec.objectLockDays, every
+// object gets a retention date that far ahead, in compliance mode (S3 object lock, GCS Locked retention,
+// Azure locked immutability policy), so that nobody (an attacker with the credential included) can delete
+// or overwrite a backup before then.
+func RepoOptions(spec v1alpha1.BackupLocationSpec, b *blob.Bucket) repo.Options {
 	var o repo.Options
 	if spec.ObjectLockDays > 0 {
 		o.ObjectLock = &repo.ObjectLock{Mode: "COMPLIANCE", Period: time.Duration(spec.ObjectLockDays) * 24 * time.Hour}
+		o.Retain = location.Retainer(spec, b)
 	}
 	return o
 }

@@ -31,7 +31,6 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.provider == 'azure' || !has(self.storageAccount)",message="storageAccount may only be set when provider is azure",fieldPath=".storageAccount",reason="FieldValueForbidden"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'azure' || has(self.storageAccount)",message="storageAccount is required when provider is azure",fieldPath=".storageAccount",reason="FieldValueRequired"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'nfs' || !has(self.objectLockDays)",message="objectLockDays is not supported when provider is nfs",fieldPath=".objectLockDays",reason="FieldValueForbidden"
-// +kubebuilder:validation:XValidation:rule="self.provider != 'azure' || !has(self.objectLockDays)",message="objectLockDays is not supported when provider is azure yet: use the container's own immutability policy",fieldPath=".objectLockDays",reason="FieldValueForbidden"
 // +kubebuilder:validation:XValidation:rule="!has(self.caCert) || !(has(self.insecureSkipTLSVerify) && self.insecureSkipTLSVerify)",message="caCert and insecureSkipTLSVerify are mutually exclusive",fieldPath=".insecureSkipTLSVerify",reason="FieldValueForbidden"
 // +kubebuilder:validation:XValidation:rule="has(self.prefix) == has(oldSelf.prefix) && (!has(self.prefix) || self.prefix == oldSelf.prefix)",message="prefix is immutable",fieldPath=".prefix"
 type BackupLocationSpec struct {
@@ -102,8 +101,8 @@ type BackupLocationSpec struct {
 	EncryptionKey SecretReference `json:"encryptionKey"`
 
 	// objectLockDays keeps every object written to the bucket undeletable for this many days (S3 object
-	// lock in compliance mode, GCS object retention in Locked mode); the bucket must have the feature
-	// enabled.
+	// lock in compliance mode, GCS object retention in Locked mode, Azure locked immutability policies);
+	// the bucket or container must have the feature enabled (Azure: version-level immutability).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=36500
