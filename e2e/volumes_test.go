@@ -411,9 +411,11 @@ func TestVolumeUploadKilled(t *testing.T) {
 		target := c.Namespace(t)
 		loc := volumeLocation(t, c, ns)
 		c.PVC(t, ns, "data", framework.StorageClass, nil)
-		// Large enough that the upload lasts several of the mover's 5-second progress reports, so that the
-		// kill lands in the middle of it.
-		want := c.WriteRich(t, ns, "data", framework.Rich{Seed: 6, Small: 50, Large: 1 << 30})
+		// Capped at 16 MiB/s, the upload of 256 MiB lasts several of the mover's 5-second progress reports,
+		// so that the kill lands in the middle of it however fast the machine.
+		want := c.WriteRich(t, ns, "data", framework.Rich{Seed: 6, Small: 50, Large: 256 << 20})
+		c.SetConfig(t, "moverUploadBytesPerSecond", "16Mi")
+		t.Cleanup(func() { c.SetConfig(t, "moverUploadBytesPerSecond", "0") })
 
 		backup := "kill-" + suffix(ns)
 		deleteAtEnd(t, c, v1alpha1.BackupsResource, backup)

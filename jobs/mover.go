@@ -31,6 +31,7 @@ func newMoverCmd(target *jobrun.Target, use, resource, short string,
 	run func(ctx context.Context, cfg *rest.Config, req runjob.MoverRequest, opts runjob.Options) (*runjob.MoverResult, error)) *cobra.Command {
 	var req runjob.MoverRequest
 	var method string
+	var uploadLimit int64
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -41,6 +42,7 @@ func newMoverCmd(target *jobrun.Target, use, resource, short string,
 				return report(err)
 			}
 			req.Namespace, req.Name, req.Method = target.Namespace, target.Name, v1alpha1.VolumeMethod(method)
+			opts.Location.UploadLimit = uploadLimit
 			res, err := run(cmd.Context(), env.Config, req, opts)
 			if err != nil {
 				return report(err)
@@ -62,6 +64,7 @@ func newMoverCmd(target *jobrun.Target, use, resource, short string,
 	fl.StringVar(&req.Path, "path", jobspec.MoverPath, "Where the volume is mounted.")
 	if use == "upload" {
 		fl.StringVar(&method, "method", string(v1alpha1.VolumeSnapshot), "How the volume is mounted: Snapshot (a volume made from a snapshot) or FileSystem (the live volume).")
+		fl.Int64Var(&uploadLimit, "upload-limit", 0, "Bytes per second written into the repository, at most; 0 is no limit.")
 	} else {
 		fl.StringVar(&req.Snapshot, "snapshot", "", "The repository snapshot to write.")
 	}

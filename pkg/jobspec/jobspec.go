@@ -66,6 +66,9 @@ const (
 	ConfigMoverMemoryRequest = "moverMemoryRequest"
 	ConfigMoverCPULimit      = "moverCPULimit"
 	ConfigMoverMemoryLimit   = "moverMemoryLimit"
+	// ConfigMoverUploadBytesPerSecond bounds each upload Job's writes to the location, as a quantity
+	// ("50Mi"), so backups leave bandwidth to the applications.
+	ConfigMoverUploadBytesPerSecond = "moverUploadBytesPerSecond"
 	// ConfigVolumeParallelism bounds the data-mover Jobs of one backup or restore running at once.
 	ConfigVolumeParallelism = "volumeParallelism"
 	// ConfigSnapshotTimeoutSeconds bounds the wait for a VolumeSnapshot to become ready to use.
@@ -90,6 +93,8 @@ type Config struct {
 
 	// MoverResources are the upload and download Jobs' requests and limits.
 	MoverResources corev1.ResourceRequirements
+	// MoverUploadLimit is an upload Job's bytes per second into the location; 0 is no limit.
+	MoverUploadLimit int64
 	// VolumeParallelism is how many upload or download Jobs one backup or restore runs at once; 0 sizes
 	// it to the cluster (two per schedulable node, at most 16).
 	VolumeParallelism int
@@ -178,6 +183,13 @@ func ParseConfig(data map[string]string) (Config, error) {
 			return c, fmt.Errorf("%s %s %q: want a whole number of at least 0", v1alpha1.ConfigMapName, n.key, v)
 		}
 		n.set(i)
+	}
+	if v := data[ConfigMoverUploadBytesPerSecond]; v != "" {
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() < 0 {
+			return c, fmt.Errorf("%s %s %q: want bytes per second, such as 50Mi, or 0 for no limit", v1alpha1.ConfigMapName, ConfigMoverUploadBytesPerSecond, v)
+		}
+		c.MoverUploadLimit = q.Value()
 	}
 	if v := data[ConfigKubeletRootDir]; v != "" {
 		if !strings.HasPrefix(v, "/") {

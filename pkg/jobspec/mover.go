@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -80,6 +81,9 @@ func MoverJob(m Mover, c Config) *batchv1.Job {
 	caps := []corev1.Capability{"DAC_READ_SEARCH"}
 	if m.Kind == KindUpload {
 		ctr.Args = append(ctr.Args, "--method", string(m.Method))
+		if c.MoverUploadLimit > 0 {
+			ctr.Args = append(ctr.Args, "--upload-limit", strconv.FormatInt(c.MoverUploadLimit, 10))
+		}
 	}
 	if m.Kind == KindDownload {
 		ctr.Args = append(ctr.Args, "--snapshot", m.Snapshot)

@@ -89,4 +89,28 @@ func TestParseConfigMoverKeys(t *testing.T) {
 	if _, err := ParseConfig(map[string]string{ConfigKubeletRootDir: "kubelet"}); err == nil || !strings.Contains(err.Error(), "kubeletRootDir") {
 		t.Errorf("relative kubeletRootDir: err %v, want one naming the key", err)
 	}
+	if _, err := ParseConfig(map[string]string{ConfigMoverUploadBytesPerSecond: "fast"}); err == nil || !strings.Contains(err.Error(), "moverUploadBytesPerSecond") {
+		t.Errorf("moverUploadBytesPerSecond fast: err %v, want one naming the key", err)
+	}
+}
+
+func TestMoverUploadLimit(t *testing.T) {
+	c, err := ParseConfig(map[string]string{ConfigMoverUploadBytesPerSecond: "50Mi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := Target{Kind: KindBackup, Namespace: "shop", Name: "b1"}
+	up := MoverJob(Mover{Kind: KindUpload, Owner: owner, Volume: "shop/data", Claim: "c", Method: "Snapshot"}, c)
+	if args := strings.Join(up.Spec.Template.Spec.Containers[0].Args, " "); !strings.HasSuffix(args, "--upload-limit 52428800") {
+		t.Errorf("upload args %q: want --upload-limit 52428800 (50Mi)", args)
+	}
+	dl := MoverJob(Mover{Kind: KindDownload, Owner: Target{Kind: KindRestore, Namespace: "shop", Name: "r1"}, Volume: "shop/data",
+		Claim: "c", Snapshot: "s1"}, c)
+	if args := strings.Join(dl.Spec.Template.Spec.Containers[0].Args, " "); strings.Contains(args, "--upload-limit") {
+		t.Errorf("download args %q: the limit is for uploads", args)
+	}
+	up = MoverJob(Mover{Kind: KindUpload, Owner: owner, Volume: "shop/data", Claim: "c", Method: "Snapshot"}, DefaultConfig())
+	if args := strings.Join(up.Spec.Template.Spec.Containers[0].Args, " "); strings.Contains(args, "--upload-limit") {
+		t.Errorf("upload args %q: no limit by default", args)
+	}
 }

@@ -45,6 +45,8 @@ type Options struct {
 	// NFSMountPath is where the Job's pod mounts an NFS location's export. The repository lives under
 	// NFSMountPath/subPath/prefix.
 	NFSMountPath string
+	// UploadLimit bounds the bytes per second a data-mover Job writes into the repository (0: no limit).
+	UploadLimit int64
 }
 
 // Open opens the bucket of loc, scoped to its prefix. The caller closes it.

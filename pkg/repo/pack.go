@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"sync"
@@ -334,7 +335,11 @@ func (r *Repository) newPack(ctx context.Context) (*openPack, error) {
 		cancel()
 		return nil, fmt.Errorf("create pack %s: %w", packName(id), err)
 	}
-	return &openPack{id: id, cancel: cancel, w: w, bw: bufio.NewWriterSize(w, 1<<20)}, nil
+	var out io.Writer = w
+	if r.upload != nil {
+		out = &throttledWriter{ctx: ctx, limiter: r.upload, w: w}
+	}
+	return &openPack{id: id, cancel: cancel, w: w, bw: bufio.NewWriterSize(out, 1<<20)}, nil
 }
 
 func (p *openPack) add(t BlobType, id ID, sealed []byte, rawLen int) error {

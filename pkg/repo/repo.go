@@ -17,6 +17,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/time/rate"
 )
 
 // FormatVersion is the repository format this package writes and the newest it reads.
@@ -73,6 +74,9 @@ type Options struct {
 	LeaseDuration time.Duration
 	// Uploads is the number of packs uploaded at once (default 2).
 	Uploads int
+	// UploadLimit bounds the bytes per second written in packs, summed over all uploads (0: no limit), so
+	// that a backup leaves bandwidth to the applications that share the network.
+	UploadLimit int64
 }
 
 // Repository is an opened repository on a bucket.
@@ -84,6 +88,7 @@ type Repository struct {
 	keyID  string // the slot that opened it
 	opts   Options
 	gear   *[256]uint64
+	upload *rate.Limiter // nil: no limit
 
 	idxMu  sync.Mutex
 	index  *Index
@@ -181,7 +186,7 @@ func newRepository(b *blob.Bucket, cfg Config, master []byte, opts Options) (*Re
 		opts.Uploads = 2
 	}
 	return &Repository{bucket: b, cfg: cfg, keys: k, master: master, opts: opts, gear: gearTable(k.gearKey),
-		index: newIndex(), loaded: map[string]bool{}}, nil
+		upload: newLimiter(opts.UploadLimit), index: newIndex(), loaded: map[string]bool{}}, nil
 }
 
 // Open opens the repository with passphrase. It fails with ErrWrongPassphrase when no key slot opens.

@@ -130,7 +130,9 @@ func OpenLocation(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 	if err != nil {
 		return nil, fmt.Errorf("open BackupLocation %s: %w", name, err)
 	}
-	r, err := openRepo(ctx, b, passphrase, RepoOptions(loc.Spec, b), create)
+	ro := RepoOptions(loc.Spec, b)
+	ro.UploadLimit = opts.UploadLimit
+	r, err := openRepo(ctx, b, passphrase, ro, create)
 	if err == nil {
 		var store *repoStore
 		if store, err = newRepoStore(ctx, r); err == nil {

@@ -54,7 +54,7 @@ func splitVolume(v string) (string, string, error) {
 // Upload copies the files of a backup's volume into its location, building on the last snapshot of the
 // same claim, and returns what it stored. Its progress goes into the Backup's status. A killed upload
 // leaves no snapshot behind (a snapshot is written last), and the Job's next attempt starts over, finding
-// the data already stored.
+// the data already stored; an attempt that died after writing its snapshot has done the upload.
 func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Options) (*MoverResult, error) {
 	ns, pvc, err := splitVolume(req.Volume)
 	if err != nil {
@@ -81,10 +81,23 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 		return nil, fmt.Errorf("claim %s: %w", req.Volume, err)
 	}
 	r := loc.repo.r
-	parent, err := lastSnapshot(ctx, r, string(claim.UID))
+	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find the last backup of %s: %s", req.Volume, location.Explain(err))
 	}
+	// An earlier attempt that wrote its snapshot and died before reporting has done this upload: its
+	// snapshot is the result, and it must not become the parent (that would report nothing stored).
+	if id := uploadOf(snaps, &b, req.Volume); id != "" {
+		if err := r.LoadIndex(ctx); err != nil {
+			return nil, fmt.Errorf("upload %s: %s", req.Volume, location.Explain(err))
+		}
+		res, err := uploadResult(ctx, r, id)
+		if err != nil {
+			return nil, fmt.Errorf("upload %s: %s", req.Volume, location.Explain(err))
+		}
+		return res, nil
+	}
+	parent := lastSnapshot(snaps, string(claim.UID))
 	report := progressReporter(ctx, env, target, req.Volume)
 	id, st, err := mover.Backup(ctx, r, req.Path, mover.Options{
 		Parent:           parent,
@@ -134,29 +147,34 @@ func findUpload(ctx context.Context, r *repo.Repository, b *v1alpha1.Backup, vol
 	if err != nil {
 		return nil, err
 	}
-	for i := len(snaps) - 1; i >= 0; i-- {
-		if t := snaps[i].Tags; t[tagBackupUID] == string(b.UID) && t[tagVolume] == volume {
-			if err := r.LoadIndex(ctx); err != nil {
-				return nil, err
-			}
-			return uploadResult(ctx, r, snaps[i].ID)
-		}
+	id := uploadOf(snaps, b, volume)
+	if id == "" {
+		return nil, fmt.Errorf("the repository holds no snapshot of it")
 	}
-	return nil, fmt.Errorf("the repository holds no snapshot of it")
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	return uploadResult(ctx, r, id)
 }
 
-// lastSnapshot is the latest volume snapshot of the claim with UID uid, or "".
-func lastSnapshot(ctx context.Context, r *repo.Repository, uid string) (string, error) {
-	snaps, err := r.Snapshots(ctx)
-	if err != nil {
-		return "", err
-	}
+// uploadOf is the latest of snaps that an upload of volume for Backup b wrote, or "".
+func uploadOf(snaps []*repo.Snapshot, b *v1alpha1.Backup, volume string) string {
 	for i := len(snaps) - 1; i >= 0; i-- {
-		if snaps[i].Tags[tagPVCUID] == uid {
-			return snaps[i].ID, nil
+		if t := snaps[i].Tags; t[tagBackupUID] == string(b.UID) && t[tagVolume] == volume {
+			return snaps[i].ID
 		}
 	}
-	return "", nil
+	return ""
+}
+
+// lastSnapshot is the latest of snaps of the claim with UID uid, or "".
+func lastSnapshot(snaps []*repo.Snapshot, uid string) string {
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if snaps[i].Tags[tagPVCUID] == uid {
+			return snaps[i].ID
+		}
+	}
+	return ""
 }
 
 // progressReporter writes a mover's progress into the volume's entry of the target's status.
