@@ -6,10 +6,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,40 +25,12 @@ import (
 // pauseImage is the sandbox image e2e/cluster.sh imports into every node: a container that runs until stopped.
 const pauseImage = "pxb.local/pause:e2e"
 
-var (
-	pluginOnce sync.Once
-	pluginDir  string
-	pluginErr  error
-)
-
-// plugin builds kubectl-pxb once and returns the directory holding it, for kubectl to find on PATH.
-func plugin(t *testing.T) string {
-	t.Helper()
-	pluginOnce.Do(func() {
-		pluginDir, pluginErr = os.MkdirTemp("", "pxb-e2e-plugin-")
-		if pluginErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kubectl-pxb"), "../cmd/kubectl-pxb").CombinedOutput()
-		if err != nil {
-			pluginErr = fmt.Errorf("build kubectl-pxb: %v\n%s", err, out)
-		}
-	})
-	if pluginErr != nil {
-		t.Fatal(pluginErr)
-	}
-	return pluginDir
-}
-
-// kubectlPxb runs `kubectl pxb ARGS...` as a user would, through kubectl's plugin lookup.
+// kubectlPxb runs `kubectl pxb ARGS...` as a user would, through kubectl's plugin lookup, and logs its output.
 func kubectlPxb(t *testing.T, c *framework.Cluster, timeout time.Duration, args ...string) (string, error) {
 	t.Helper()
-	// kubectl takes no flags before a plugin's name: the cluster comes from KUBECONFIG.
-	cmd := exec.CommandContext(framework.Context(t, timeout), c.Kubectl, append([]string{"pxb"}, args...)...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+plugin(t)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	out, err := cmd.CombinedOutput()
+	out, err := c.Pxb(t, timeout, args...)
 	t.Logf("kubectl pxb %s:\n%s", strings.Join(args, " "), out)
-	return string(out), err
+	return out, err
 }
 
 // s3Bucket creates a fresh bucket on the clusters' shared S3 server.

@@ -24,10 +24,8 @@ var (
 func (c *Cluster) Pxb(t testing.TB, timeout time.Duration, args ...string) (string, error) {
 	t.Helper()
 	pluginOnce.Do(func() {
-		pluginDir, pluginErr = os.MkdirTemp("", "pxb-e2e-plugin-")
-		if pluginErr != nil {
-			return
-		}
+		// In the checkout's git-ignored bin/, replaced by every run.
+		pluginDir = filepath.Join(repoRoot(), "bin", "e2e")
 		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kubectl-pxb"), "./cmd/kubectl-pxb")
 		cmd.Dir = repoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

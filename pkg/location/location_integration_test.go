@@ -5,9 +5,13 @@ package location_test
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/location"
@@ -171,5 +175,37 @@ func TestAzureImmutability(t *testing.T) {
 			t.Errorf("%s: a retainer, but its uploads carry their retention", name)
 		}
 		b.Close()
+	}
+}
+
+// TestNFSExportOnItsOwnMount: in a Job's pod the export is a mount of its own, apart from the pod's
+// temporary directory; every write (a temporary file renamed into place) must stay on the export. The
+// export stands here on tmpfs, apart from the temporary directory.
+func TestNFSExportOnItsOwnMount(t *testing.T) {
+	export, err := os.MkdirTemp("/dev/shm", "pxb-export-")
+	if err != nil {
+		t.Skipf("no tmpfs at /dev/shm to stand for a separate mount: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(export) })
+	var a, b unix.Stat_t
+	if unix.Stat(export, &a) != nil || unix.Stat(os.TempDir(), &b) != nil || a.Dev == b.Dev {
+		t.Skipf("%s and %s are on one file system: the test needs two", export, os.TempDir())
+	}
+	st := &testbed.Store{Provider: testbed.ProviderFile, Dir: export}
+	ctx, s, creds, opts := open(t, st)
+	bucket, err := location.Open(ctx, s, creds, opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer bucket.Close()
+	if err := location.Probe(ctx, bucket); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if err := bucket.WriteAll(ctx, "packs/p1", []byte("pack"), nil); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(export, "team", "cluster-a", "packs", "p1"))
+	if err != nil || string(got) != "pack" {
+		t.Fatalf("object on the export: %q, %v; want \"pack\"", got, err)
 	}
 }

@@ -248,7 +248,9 @@ func openNFS(spec v1alpha1.BackupLocationSpec, opts Options) (*blob.Bucket, erro
 	if p := strings.Trim(spec.Prefix, "/"); p != "" {
 		dir = filepath.Join(dir, filepath.Clean("/"+p))
 	}
-	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true})
+	// An object is written to a temporary file and renamed into place; the temporary file must be on the
+	// export (a rename across mounts fails), next to the object. The repository ignores it in listings.
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
 	if err != nil {
 		return nil, fmt.Errorf("nfs location directory %s: %w", dir, err)
 	}

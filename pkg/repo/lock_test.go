@@ -3,6 +3,8 @@ package repo
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +99,39 @@ func TestObjectLockNeedsS3OrGCS(t *testing.T) {
 		Options{ObjectLock: &ObjectLock{Mode: "COMPLIANCE", Period: time.Hour}})
 	if err == nil || !strings.Contains(err.Error(), "object lock is supported on S3 buckets with object lock and GCS buckets with object retention, not on this store") {
 		t.Fatalf("object lock on a directory: got %v", err)
+	}
+}
+
+// TestTempFilesAreNotObjects: an upload killed midway on a file-system location leaves fileblob's
+// "<name>.<time>.tmp" next to where the object would be; listings skip it, so the repository still opens
+// and lists its snapshots.
+func TestTempFilesAreNotObjects(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	kdf := KDFParams{Time: 1, Memory: 64, Threads: 1}
+	if _, err := Init(ctx, b, []byte("pw"), InitOptions{KDF: kdf}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{keysPrefix + "0123abcd.18eb1804fe3e52fa.tmp", snapshotPrefix + "20261124T000000Z-00.18eb1804fe3e52fa.tmp"} {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(ctx, b, []byte("pw"), Options{})
+	if err != nil {
+		t.Fatalf("open with a stranded temporary key slot file: %v", err)
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil || len(snaps) != 0 {
+		t.Fatalf("snapshots with a stranded temporary file: %v, %v; want none and no error", snaps, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -383,7 +384,8 @@ func listObjects(ctx context.Context, b *blob.Bucket, prefix string, fn func(*bl
 		if err != nil {
 			return fmt.Errorf("list %s: %w", prefix, err)
 		}
-		if o.IsDir {
+		// A file-system location leaves "<name>.<time>.tmp" behind an upload killed midway; it is not an object.
+		if o.IsDir || strings.HasSuffix(o.Key, ".tmp") {
 			continue
 		}
 		fn(o)
