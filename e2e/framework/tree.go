@@ -56,7 +56,8 @@ func (c *Cluster) Manifest(t testing.TB, ns, pvc string) Manifest {
 
 func (c *Cluster) manifestOf(t testing.TB, ns, pvc string, readOnly bool, args ...string) Manifest {
 	t.Helper()
-	msg, log := c.RootTool(t, ns, pvc, readOnly, 10*time.Minute, args...)
+	complete := func(msg, log string) error { _, err := ParseManifest(log, msg); return err }
+	msg, log := c.RootTool(t, ns, pvc, readOnly, 10*time.Minute, complete, args...)
 	m, err := ParseManifest(log, msg)
 	if err != nil {
 		t.Fatalf("manifest of %s/%s: %v", ns, pvc, err)

@@ -136,26 +136,27 @@ func (c *Cluster) toolPod(name string, args ...string) *corev1.Pod {
 }
 
 // RootTool runs the e2etool with args as root (it gives files other owners) in a pod mounting pvc at /data,
-// and returns its termination message and its log.
-func (c *Cluster) RootTool(t testing.TB, ns, pvc string, readOnly bool, timeout time.Duration, args ...string) (string, string) {
+// and returns its termination message and its log, once complete says the log is whole.
+func (c *Cluster) RootTool(t testing.TB, ns, pvc string, readOnly bool, timeout time.Duration, complete func(msg, log string) error, args ...string) (string, string) {
 	t.Helper()
 	pod := c.volumePod(pvc, readOnly, args...)
 	root := int64(0)
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: &root, RunAsGroup: &root}
-	return c.runPod(t, ns, pod, timeout, true)
+	return c.runPod(t, ns, pod, timeout, complete)
 }
 
 // RunPod runs a pod to completion, deletes it, and returns its container's termination message; the test
 // fails with the pod's logs if it fails.
 func (c *Cluster) RunPod(t testing.TB, ns string, pod *corev1.Pod) string {
 	t.Helper()
-	msg, _ := c.runPod(t, ns, pod, 2*time.Minute, false)
+	msg, _ := c.runPod(t, ns, pod, 2*time.Minute, nil)
 	return msg
 }
 
 // runPod runs a pod to completion within timeout, deletes it, and returns its container's termination
-// message and, when withLog is set, its log.
-func (c *Cluster) runPod(t testing.TB, ns string, pod *corev1.Pod, timeout time.Duration, withLog bool) (string, string) {
+// message and, with complete, its log once complete accepts it: a container that has just exited may not
+// have all of its output in the log yet.
+func (c *Cluster) runPod(t testing.TB, ns string, pod *corev1.Pod, timeout time.Duration, complete func(msg, log string) error) (string, string) {
 	t.Helper()
 	name := pod.Name
 	if pod.Labels == nil {
@@ -186,12 +187,23 @@ func (c *Cluster) runPod(t testing.TB, ns string, pod *corev1.Pod, timeout time.
 		return false, nil
 	})
 	var log string
-	if withLog {
-		out, err := pods.GetLogs(name, &corev1.PodLogOptions{}).DoRaw(Context(t, time.Minute))
-		if err != nil {
-			t.Fatalf("log of pod %s/%s: %v", ns, name, err)
+	if complete != nil {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+			out, err := pods.GetLogs(name, &corev1.PodLogOptions{}).DoRaw(Context(t, time.Minute))
+			if err == nil {
+				log = string(out)
+				err = complete(msg, log)
+			}
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				if len(log) < 1024 {
+					err = fmt.Errorf("%w; the log:\n%s", err, log)
+				}
+				t.Fatalf("log of pod %s/%s: %v", ns, name, err)
+			}
 		}
-		log = string(out)
 	}
 	// The pod is done; it must not keep the volume busy for the next step.
 	ctx := Context(t, time.Minute)
