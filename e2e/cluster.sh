@@ -375,6 +375,9 @@ failCgroupV1: false
 cgroupRoot: /$CGROUP
 failSwapOn: false
 clusterDomain: cluster.local
+# Each cluster's own: a kubelet removes log directories of pods it does not know, which would be the
+# other cluster's pods in a shared /var/log/pods.
+podLogsDir: $DIR/pod-logs
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
@@ -474,7 +477,7 @@ down() {
   remove_network
   remove_cgroups
   # State goes; logs stay for the post-mortem of a failed run.
-  rm -rf "$DIR/etcd" "$DIR/kubelet" "$DIR/containerd" "$DIR/csi" "$DIR/cni" "$PKI" "$RUN" \
+  rm -rf "$DIR/etcd" "$DIR/kubelet" "$DIR/pod-logs" "$DIR/containerd" "$DIR/csi" "$DIR/cni" "$PKI" "$RUN" \
     "$DIR"/*.kubeconfig "$DIR/kubeconfig" "$DIR"/*.yaml "$DIR/env"
   if [ -z "$(clusters_up)" ]; then stop_s3; fi
 }
