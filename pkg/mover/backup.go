@@ -1,11 +1,11 @@
 package mover
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,10 +59,17 @@ type Stats struct {
 
 type dirState struct {
 	path    string
+	f       *os.File // open while its files are read, which are opened relative to it (fd)
+	fd      int
 	node    *repo.Node // where the finished listing goes
 	entries []repo.Node
 	pending atomic.Int64
 	parent  *dirState
+	// prevTree is the directory's listing in the parent snapshot, if it had the directory (hasPrev). While
+	// every entry equals the parent's (changed stays false), the listing is prevTree: it is not encoded again.
+	prevTree []repo.ID
+	hasPrev  bool
+	changed  atomic.Bool
 }
 
 type fileJob struct {
@@ -107,6 +114,9 @@ type backup struct {
 	walkDone                                     atomic.Bool
 
 	largeBufs sync.Pool
+	// chunkers are the chunkers of large files, nil until first used: their number bounds the large files
+	// read at once, and so the memory of their buffers, while small files are read by every reader.
+	chunkers chan *repo.Chunker
 }
 
 // Backup stores the tree at dir as a new snapshot and returns its ID.
@@ -149,6 +159,10 @@ func Backup(ctx context.Context, r *repo.Repository, dir string, opts Options) (
 		links: map[linkKey]*linkFuture{}, rootDone: make(chan struct{}), walkSem: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	maxChunk := r.Config().ChunkMax
 	b.largeBufs.New = func() any { s := make([]byte, maxChunk); return &s }
+	b.chunkers = make(chan *repo.Chunker, runtime.GOMAXPROCS(0))
+	for range cap(b.chunkers) {
+		b.chunkers <- nil
+	}
 
 	var workers sync.WaitGroup
 	for range opts.Readers {
@@ -166,8 +180,8 @@ func Backup(ctx context.Context, r *repo.Repository, dir string, opts Options) (
 	if root.Xattrs, err = readXattrs(dir); err != nil {
 		b.fail(err)
 	}
-	rootDir := &dirState{path: dir, node: &root}
-	b.walkDir(rootDir, parentTree)
+	rootDir := &dirState{path: dir, node: &root, prevTree: parentTree, hasPrev: opts.Parent != ""}
+	b.walkDir(rootDir)
 	b.walkers.Wait()
 	b.walkDone.Store(true)
 	close(b.files)
@@ -245,9 +259,12 @@ func (b *backup) progress() Progress {
 
 // walkDir lists one directory, dispatches its files and recurses into subdirectories. The directory's tree
 // blobs are written by whichever goroutine finishes its last entry, so the walk order does not change them.
-func (b *backup) walkDir(d *dirState, parentTree []repo.ID) {
+func (b *backup) walkDir(d *dirState) {
 	d.pending.Store(1) // held by the walker until the listing is dispatched
 	defer b.entryDone(d)
+	if !d.hasPrev {
+		d.changed.Store(true)
+	}
 	if b.ctx.Err() != nil {
 		return
 	}
@@ -256,33 +273,39 @@ func (b *backup) walkDir(d *dirState, parentTree []repo.ID) {
 		b.fail(fmt.Errorf("open directory %s: %w", d.path, err))
 		return
 	}
+	d.f, d.fd = f, int(f.Fd()) // closed when the directory is done
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		b.fail(fmt.Errorf("list directory %s: %w", d.path, err))
 		return
 	}
 	slices.Sort(names)
-	parent := map[string]*repo.Node{}
-	if len(parentTree) > 0 {
-		err := b.r.WalkTree(b.ctx, parentTree, func(n *repo.Node) error {
-			c := *n
-			parent[n.Name] = &c
-			return nil
-		})
-		if err != nil {
-			b.fail(fmt.Errorf("parent snapshot, directory %s: %w", d.path, err))
-			return
-		}
+	// The parent snapshot's entries, in name order like names.
+	prev, err := b.r.LoadTree(b.ctx, d.prevTree)
+	if err != nil {
+		b.fail(fmt.Errorf("parent snapshot, directory %s: %w", d.path, err))
+		return
 	}
+	if len(prev) != len(names) {
+		d.changed.Store(true)
+	}
+	dirfd := d.fd
 	d.entries = make([]repo.Node, len(names))
 	for i, name := range names {
 		if b.ctx.Err() != nil {
 			return
 		}
-		path := filepath.Join(d.path, name)
+		// Both lists are sorted: advance through the parent's to this name.
+		for len(prev) > 0 && prev[0].Name < name {
+			prev = prev[1:]
+		}
+		var p *repo.Node
+		if len(prev) > 0 && prev[0].Name == name {
+			p = &prev[0]
+		}
 		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil {
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			path := filepath.Join(d.path, name)
 			if errors.Is(err, unix.ENOENT) {
 				b.fail(fmt.Errorf("%s vanished while the directory was read", path))
 			} else {
@@ -292,18 +315,20 @@ func (b *backup) walkDir(d *dirState, parentTree []repo.ID) {
 		}
 		n := &d.entries[i]
 		*n = nodeFromStat(name, &st)
-		prev := parent[name]
-		if n.Type == repo.NodeFile && prev != nil && b.unchanged(prev, n) && b.allStored(prev.Content) {
+		if n.Type == repo.NodeFile && p != nil && b.unchanged(p, n) && b.allStored(p.Content) {
 			// ctime covers xattr changes too, so the parent's xattrs are still right; without ctime they
 			// are read again.
-			n.Content, n.Holes, n.Xattrs = prev.Content, prev.Holes, prev.Xattrs
+			n.Content, n.Holes, n.Xattrs = p.Content, p.Holes, p.Xattrs
 			if b.opts.MTimeOnly {
-				x, err := readXattrs(path)
+				x, err := readXattrs(filepath.Join(d.path, name))
 				if err != nil {
 					b.fail(err)
 					return
 				}
 				n.Xattrs = x
+			}
+			if !sameNode(n, p) {
+				d.changed.Store(true)
 			}
 			b.nFiles.Add(1)
 			b.reused.Add(1)
@@ -313,31 +338,40 @@ func (b *backup) walkDir(d *dirState, parentTree []repo.ID) {
 			b.bytesDone.Add(n.Size)
 			continue
 		}
-		if n.Xattrs, err = readXattrs(path); err != nil {
-			b.fail(err)
-			return
+		path := filepath.Join(d.path, name)
+		// A file's are read from the open file by its reader.
+		if n.Type != repo.NodeFile {
+			if n.Xattrs, err = readXattrs(path); err != nil {
+				b.fail(err)
+				return
+			}
 		}
 		switch n.Type {
 		case repo.NodeDir:
 			b.nDirs.Add(1)
 			d.pending.Add(1)
-			var sub []repo.ID
-			if prev != nil && prev.Type == repo.NodeDir {
-				sub = prev.Tree
-			}
 			child := &dirState{path: path, node: n, parent: d}
+			if p != nil && p.Type == repo.NodeDir {
+				child.prevTree, child.hasPrev = p.Tree, true
+			}
+			// The directory's own metadata is compared here; its listing when it is done.
+			if p == nil || !sameNode(n, &repo.Node{Name: p.Name, Type: p.Type, Mode: p.Mode, UID: p.UID, GID: p.GID,
+				MTime: p.MTime, Dev: p.Dev, Inode: p.Inode, Links: p.Links, CTime: p.CTime, Size: p.Size, Xattrs: p.Xattrs}) {
+				d.changed.Store(true)
+			}
 			// Subdirectories are listed in parallel while walkers are free; otherwise in this goroutine.
 			select {
 			case b.walkSem <- struct{}{}:
 				b.walkers.Add(1)
 				go func() {
 					defer func() { <-b.walkSem; b.walkers.Done() }()
-					b.walkDir(child, sub)
+					b.walkDir(child)
 				}()
 			default:
-				b.walkDir(child, sub)
+				b.walkDir(child)
 			}
 		case repo.NodeFile:
+			d.changed.Store(true)
 			b.nFiles.Add(1)
 			b.filesTotal.Add(1)
 			b.bytesTotal.Add(n.Size)
@@ -357,10 +391,25 @@ func (b *backup) walkDir(d *dirState, parentTree []repo.ID) {
 				b.fail(fmt.Errorf("read symlink %s: %w", path, err))
 				return
 			}
+			if p == nil || !sameNode(n, p) {
+				d.changed.Store(true)
+			}
 		default:
 			b.nOthers.Add(1) // fifos, sockets and devices: metadata only
+			if p == nil || !sameNode(n, p) {
+				d.changed.Store(true)
+			}
 		}
 	}
+}
+
+// sameNode reports whether two nodes would be stored identically.
+func sameNode(a, b *repo.Node) bool {
+	return a.Name == b.Name && a.Type == b.Type && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID &&
+		a.MTime == b.MTime && a.Dev == b.Dev && a.Inode == b.Inode && a.Links == b.Links && a.CTime == b.CTime &&
+		a.Size == b.Size && a.Target == b.Target && a.Rdev == b.Rdev && slices.Equal(a.Content, b.Content) &&
+		slices.Equal(a.Holes, b.Holes) && slices.Equal(a.Tree, b.Tree) &&
+		slices.EqualFunc(a.Xattrs, b.Xattrs, func(x, y repo.Xattr) bool { return x.Name == y.Name && bytes.Equal(x.Value, y.Value) })
 }
 
 func (b *backup) unchanged(prev, n *repo.Node) bool {
@@ -373,9 +422,10 @@ func (b *backup) unchanged(prev, n *repo.Node) bool {
 	return prev.CTime == n.CTime && prev.Inode == n.Inode && prev.Dev == n.Dev
 }
 
+// allStored reports whether the repository has every blob (stored, or being stored by this writer).
 func (b *backup) allStored(ids []repo.ID) bool {
 	for _, id := range ids {
-		if _, _, ok := b.r.Index().Lookup(id); !ok {
+		if !b.r.Index().Has(id) {
 			return false
 		}
 	}
@@ -398,7 +448,7 @@ func (b *backup) linkedCopy(d *dirState, i int) bool {
 	go func() {
 		select {
 		case <-fut.done:
-			n.Content, n.Holes = fut.node.Content, fut.node.Holes
+			n.Content, n.Holes, n.Xattrs = fut.node.Content, fut.node.Holes, fut.node.Xattrs
 			b.filesDone.Add(1)
 			b.bytesDone.Add(n.Size)
 			b.entryDone(d)
@@ -414,27 +464,16 @@ func (b *backup) entryDone(d *dirState) {
 		if d.pending.Add(-1) != 0 || b.ctx.Err() != nil {
 			return
 		}
-		var enc repo.TreeEncoder
-		var tree []repo.ID
-		for i := range d.entries {
-			blob, err := enc.Add(&d.entries[i])
-			if err == nil && blob != nil {
-				var id repo.ID
-				id, err = b.w.SaveTree(blob)
-				tree = append(tree, id)
-			}
-			if err != nil {
-				b.fail(fmt.Errorf("directory %s: %w", d.path, err))
-				return
-			}
+		if d.f != nil {
+			d.f.Close()
 		}
-		if blob := enc.Finish(); blob != nil {
-			id, err := b.w.SaveTree(blob)
-			if err != nil {
-				b.fail(fmt.Errorf("directory %s: %w", d.path, err))
-				return
-			}
-			tree = append(tree, id)
+		tree, err := b.saveListing(d)
+		if err != nil {
+			b.fail(fmt.Errorf("directory %s: %w", d.path, err))
+			return
+		}
+		if d.parent != nil && !slices.Equal(tree, d.prevTree) {
+			d.parent.changed.Store(true)
 		}
 		d.node.Tree = tree
 		d.entries = nil
@@ -446,24 +485,53 @@ func (b *backup) entryDone(d *dirState) {
 	}
 }
 
+// saveListing stores a finished directory's tree blobs, or returns the parent snapshot's when nothing changed.
+func (b *backup) saveListing(d *dirState) ([]repo.ID, error) {
+	if !d.changed.Load() && b.allStored(d.prevTree) {
+		return d.prevTree, nil
+	}
+	var enc repo.TreeEncoder
+	var tree []repo.ID
+	for i := range d.entries {
+		blob, err := enc.Add(&d.entries[i])
+		if err == nil && blob != nil {
+			var id repo.ID
+			id, err = b.w.SaveTree(blob)
+			tree = append(tree, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if blob := enc.Finish(); blob != nil {
+		id, err := b.w.SaveTree(blob)
+		if err != nil {
+			return nil, err
+		}
+		tree = append(tree, id)
+	}
+	return tree, nil
+}
+
 func (b *backup) fileWorker() {
 	var small []byte
-	var ch *repo.Chunker
 	for job := range b.files {
 		if b.ctx.Err() != nil {
 			continue
 		}
 		n := &job.dir.entries[job.i]
-		if err := b.saveFile(job.path, n, &small, &ch); err != nil {
+		if err := b.saveFile(job.dir.fd, job.path, n, &small); err != nil {
 			b.fail(err)
 			continue
 		}
 		b.filesDone.Add(1)
-		b.linkMu.Lock()
-		if fut, ok := b.links[linkKey{n.Dev, n.Inode}]; ok && fut.node == n {
-			close(fut.done)
+		if n.Links > 1 {
+			b.linkMu.Lock()
+			if fut, ok := b.links[linkKey{n.Dev, n.Inode}]; ok && fut.node == n {
+				close(fut.done)
+			}
+			b.linkMu.Unlock()
 		}
-		b.linkMu.Unlock()
 		b.entryDone(job.dir)
 	}
 }
@@ -478,35 +546,45 @@ func (b *backup) blobWorker() {
 	}
 }
 
-// saveFile reads one file into the repository and fills n.Content and n.Holes.
-func (b *backup) saveFile(path string, n *repo.Node, small *[]byte, ch **repo.Chunker) error {
-	f, err := openNoatime(path)
+// saveFile reads one file, opened relative to its directory's descriptor, into the repository and fills
+// n.Content, n.Holes and n.Xattrs.
+func (b *backup) saveFile(dirfd int, path string, n *repo.Node, small *[]byte) error {
+	// A bare descriptor: for a small file an *os.File costs more than the reading.
+	fd, err := openNoatime(dirfd, n.Name)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("%s vanished before it was read", path)
 		}
 		return fmt.Errorf("open %s: %w", path, err)
 	}
-	defer f.Close()
-	var before unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
-		return fmt.Errorf("stat %s: %w", path, err)
-	}
-	if before.Ino != n.Inode || before.Size != n.Size || before.Mtim.Nano() != n.MTime {
-		return fmt.Errorf("%s changed between listing and reading (size %d -> %d)", path, n.Size, before.Size)
-	}
-	n.Content = nil
-	cfg := b.r.Config()
-	if n.Size <= int64(cfg.ChunkMin) {
-		if err := b.saveSmall(f, path, n, small); err != nil {
-			return err
-		}
-	} else if err := b.saveLarge(f, path, n, ch); err != nil {
+	defer unix.Close(fd)
+	if n.Xattrs, err = readXattrsFd(fd, path); err != nil {
 		return err
 	}
+	n.Content = nil
+	if n.Size <= int64(b.r.Config().ChunkMin) {
+		// A small file is read in one call: the stat after it alone shows whether it is the listed file, unchanged.
+		if err := b.saveSmall(fd, path, n, small); err != nil {
+			return err
+		}
+	} else {
+		var before unix.Stat_t
+		if err := unix.Fstat(fd, &before); err != nil {
+			return fmt.Errorf("stat %s: %w", path, err)
+		}
+		if before.Ino != n.Inode || before.Size != n.Size || before.Mtim.Nano() != n.MTime {
+			return fmt.Errorf("%s changed between listing and reading (size %d -> %d)", path, n.Size, before.Size)
+		}
+		if err := b.saveLarge(fd, path, n, &before); err != nil {
+			return err
+		}
+	}
 	var after unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+	if err := unix.Fstat(fd, &after); err != nil {
 		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if after.Ino != n.Inode {
+		return fmt.Errorf("%s changed between listing and reading (replaced by another file)", path)
 	}
 	if after.Size != n.Size || after.Mtim.Nano() != n.MTime || after.Ctim.Nano() != n.CTime {
 		return fmt.Errorf("%s changed while being read (size %d -> %d, mtime %s -> %s)", path, n.Size, after.Size,
@@ -516,17 +594,28 @@ func (b *backup) saveFile(path string, n *repo.Node, small *[]byte, ch **repo.Ch
 }
 
 // saveSmall stores a file no larger than the minimum chunk as one blob, compressed in this goroutine.
-func (b *backup) saveSmall(f *os.File, path string, n *repo.Node, small *[]byte) error {
+func (b *backup) saveSmall(fd int, path string, n *repo.Node, small *[]byte) error {
 	if n.Size == 0 {
 		return nil
 	}
 	if int64(cap(*small)) < n.Size+1 {
 		*small = make([]byte, max(n.Size+1, 64<<10))
 	}
+	// One byte more than the size shows a file that grew.
 	buf := (*small)[:n.Size+1]
-	got, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("read %s: %w", path, err)
+	got := 0
+	for got < len(buf) {
+		m, err := unix.Read(fd, buf[got:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if m == 0 {
+			break
+		}
+		got += m
 	}
 	if int64(got) != n.Size {
 		return fmt.Errorf("%s changed while being read: read %d bytes, expected %d", path, got, n.Size)
@@ -544,12 +633,18 @@ func (b *backup) saveSmall(f *os.File, path string, n *repo.Node, small *[]byte)
 }
 
 // saveLarge chunks a file's data regions; new chunks are compressed and encrypted by the blob workers.
-func (b *backup) saveLarge(f *os.File, path string, n *repo.Node, ch **repo.Chunker) error {
+func (b *backup) saveLarge(fd int, path string, n *repo.Node, st *unix.Stat_t) error {
+	var ch *repo.Chunker
+	select {
+	case ch = <-b.chunkers:
+	case <-b.ctx.Done():
+		return context.Cause(b.ctx)
+	}
+	defer func() { b.chunkers <- ch }()
 	extents := []repo.Extent{{Off: 0, Len: n.Size}}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err == nil && st.Blocks*512 < n.Size {
+	if st.Blocks*512 < n.Size {
 		var err error
-		if extents, err = dataExtents(f, n.Size); err != nil {
+		if extents, err = dataExtents(fd, path, n.Size); err != nil {
 			return err
 		}
 		n.Holes = complement(extents, n.Size)
@@ -561,15 +656,15 @@ func (b *backup) saveLarge(f *os.File, path string, n *repo.Node, ch **repo.Chun
 	var saveErr atomic.Pointer[error]
 	defer wg.Wait()
 	for _, e := range extents {
-		rd := io.NewSectionReader(f, e.Off, e.Len)
-		if *ch == nil {
-			*ch = b.r.NewChunker(rd, nil)
+		rd := io.NewSectionReader(fileAt(fd), e.Off, e.Len)
+		if ch == nil {
+			ch = b.r.NewChunker(rd, nil)
 		} else {
-			(*ch).Reset(rd)
+			ch.Reset(rd)
 		}
 		var got int64
 		for {
-			chunk, err := (*ch).Next()
+			chunk, err := ch.Next()
 			if err == io.EOF {
 				break
 			}
@@ -603,14 +698,12 @@ func (b *backup) saveLarge(f *os.File, path string, n *repo.Node, ch **repo.Chun
 	return nil
 }
 
-func openNoatime(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME|unix.O_NOFOLLOW, 0)
+func openNoatime(dirfd int, name string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
 	if errors.Is(err, unix.EPERM) {
 		// O_NOATIME needs ownership or CAP_FOWNER.
-		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		fd, err = unix.Openat(dirfd, name, flags, 0)
 	}
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	return os.NewFile(uintptr(fd), path), nil
+	return fd, err
 }

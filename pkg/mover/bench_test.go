@@ -35,6 +35,11 @@ func defaultRepo(b *testing.B) *repo.Repository {
 func BenchmarkBackup(b *testing.B) {
 	src, total := benchTree(b)
 	b.SetBytes(total)
+	benchBackup(b, src)
+}
+
+// benchBackup times first backups of src into new repositories.
+func benchBackup(b *testing.B, src string) {
 	for b.Loop() {
 		b.StopTimer()
 		r := defaultRepo(b)
@@ -47,12 +52,17 @@ func BenchmarkBackup(b *testing.B) {
 
 func BenchmarkRestore(b *testing.B) {
 	src, total := benchTree(b)
+	b.SetBytes(total)
+	benchRestore(b, src)
+}
+
+// benchRestore times restores of a backup of src into new directories.
+func benchRestore(b *testing.B, src string) {
 	r := defaultRepo(b)
 	id, _, err := Backup(context.Background(), r, src, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(total)
 	for b.Loop() {
 		b.StopTimer()
 		dst := filepath.Join(b.TempDir(), "r")
@@ -61,4 +71,47 @@ func BenchmarkRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// smallTree writes 10,000 files of 1-8 KiB in 10 directories, like data set B.
+func smallTree(b *testing.B) string {
+	src := b.TempDir()
+	rng := rand.New(rand.NewPCG(2, 2))
+	for i := range 10000 {
+		n := 1024 + rng.IntN(7*1024)
+		writeFile(b, filepath.Join(src, fmt.Sprintf("d%02d/f%06d", i%10, i)), append(textBytes(rng, n/2), randomBytes(rng, n-n/2)...))
+	}
+	return src
+}
+
+// BenchmarkBackupSmallFiles is a first backup of small files, each stored whole; see files/s.
+func BenchmarkBackupSmallFiles(b *testing.B) {
+	benchBackup(b, smallTree(b))
+	b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "files/s")
+}
+
+// BenchmarkBackupUnchanged is a backup of small files that all match the parent snapshot.
+func BenchmarkBackupUnchanged(b *testing.B) {
+	src := smallTree(b)
+	r := defaultRepo(b)
+	parent, _, err := Backup(context.Background(), r, src, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		_, st, err := Backup(context.Background(), r, src, Options{Parent: parent})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.ReusedFiles != 10000 || st.NewBlobs != 0 {
+			b.Fatalf("reused %d files, stored %d blobs", st.ReusedFiles, st.NewBlobs)
+		}
+	}
+	b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "files/s")
+}
+
+// BenchmarkRestoreSmallFiles restores 10,000 small files.
+func BenchmarkRestoreSmallFiles(b *testing.B) {
+	benchRestore(b, smallTree(b))
+	b.ReportMetric(float64(10000*b.N)/b.Elapsed().Seconds(), "files/s")
 }

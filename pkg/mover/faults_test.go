@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
 
@@ -203,17 +205,22 @@ func TestChangedAndVanishedSource(t *testing.T) {
 	writeFile(t, filepath.Join(src, "grows"), textBytes(rng, 2<<20))
 	f := filepath.Join(src, "grows")
 	b := &backup{r: r, w: w}
+	dirfd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
 	n := repo.Node{Name: "grows", Type: repo.NodeFile, Size: 10}
 	if err := os.Remove(f); err != nil {
 		t.Fatal(err)
 	}
-	err = b.saveFile(f, &n, new([]byte), new(*repo.Chunker))
+	err = b.saveFile(dirfd, f, &n, new([]byte))
 	wantErr(t, err, f, "vanished")
 
 	writeFile(t, f, []byte("0123456789"))
 	st, _ := os.Stat(f)
 	n = repo.Node{Name: "grows", Type: repo.NodeFile, Size: 5, MTime: st.ModTime().UnixNano()}
-	err = b.saveFile(f, &n, new([]byte), new(*repo.Chunker))
+	err = b.saveFile(dirfd, f, &n, new([]byte))
 	wantErr(t, err, f, "changed")
 }
 

@@ -3,7 +3,7 @@ package mover
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"sort"
 	"syscall"
 
@@ -53,19 +53,30 @@ func nodeFromStat(name string, st *unix.Stat_t) repo.Node {
 
 // readXattrs returns a path's extended attributes sorted by name; none where the file system has none.
 func readXattrs(path string) ([]repo.Xattr, error) {
+	return xattrsOf(path, func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// readXattrsFd is readXattrs for an open file (path is for messages).
+func readXattrsFd(fd int, path string) ([]repo.Xattr, error) {
+	return xattrsOf(path, func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+func xattrsOf(path string, list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]repo.Xattr, error) {
 	var buf [1024]byte
-	sz, err := unix.Llistxattr(path, buf[:])
+	sz, err := list(buf[:])
 	var names []byte
 	switch {
 	case err == nil:
 		names = buf[:sz]
 	case errors.Is(err, unix.ERANGE):
-		sz, err = unix.Llistxattr(path, nil)
+		sz, err = list(nil)
 		if err != nil {
 			return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
 		}
 		names = make([]byte, sz)
-		sz, err = unix.Llistxattr(path, names)
+		sz, err = list(names)
 		if err != nil {
 			return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
 		}
@@ -92,7 +103,7 @@ func readXattrs(path string) ([]repo.Xattr, error) {
 		if name == "" {
 			continue
 		}
-		val, err := getXattr(path, name)
+		val, err := getXattr(get, name)
 		if err != nil {
 			if errors.Is(err, unix.ENODATA) {
 				continue // removed since listing
@@ -105,28 +116,27 @@ func readXattrs(path string) ([]repo.Xattr, error) {
 	return out, nil
 }
 
-func getXattr(path, name string) ([]byte, error) {
+func getXattr(get func(string, []byte) (int, error), name string) ([]byte, error) {
 	var buf [256]byte
-	sz, err := unix.Lgetxattr(path, name, buf[:])
+	sz, err := get(name, buf[:])
 	if err == nil {
 		return append([]byte{}, buf[:sz]...), nil
 	}
 	if !errors.Is(err, unix.ERANGE) {
 		return nil, err
 	}
-	sz, err = unix.Lgetxattr(path, name, nil)
+	sz, err = get(name, nil)
 	if err != nil {
 		return nil, err
 	}
 	val := make([]byte, sz)
-	sz, err = unix.Lgetxattr(path, name, val)
+	sz, err = get(name, val)
 	return val[:sz], err
 }
 
 // dataExtents returns the data regions of an open file using SEEK_DATA/SEEK_HOLE; a file system without hole
 // reporting yields one extent covering the file.
-func dataExtents(f *os.File, size int64) ([]repo.Extent, error) {
-	fd := int(f.Fd())
+func dataExtents(fd int, path string, size int64) ([]repo.Extent, error) {
 	var out []repo.Extent
 	var off int64
 	for off < size {
@@ -138,21 +148,21 @@ func dataExtents(f *os.File, size int64) ([]repo.Extent, error) {
 			if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
 				return []repo.Extent{{Off: 0, Len: size}}, nil
 			}
-			return nil, fmt.Errorf("seek data in %s: %w", f.Name(), err)
+			return nil, fmt.Errorf("seek data in %s: %w", path, err)
 		}
 		if data >= size {
 			break
 		}
 		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil {
-			return nil, fmt.Errorf("seek hole in %s: %w", f.Name(), err)
+			return nil, fmt.Errorf("seek hole in %s: %w", path, err)
 		}
 		hole = min(hole, size)
 		out = append(out, repo.Extent{Off: data, Len: hole - data})
 		off = hole
 	}
 	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return nil, fmt.Errorf("seek %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("seek %s: %w", path, err)
 	}
 	return out, nil
 }
@@ -172,4 +182,25 @@ func complement(extents []repo.Extent, size int64) []repo.Extent {
 		out = append(out, repo.Extent{Off: off, Len: size - off})
 	}
 	return out
+}
+
+// fileAt reads a file descriptor at offsets (pread), for io.SectionReader.
+type fileAt int
+
+func (fd fileAt) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Pread(int(fd), p[n:], off+int64(n))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
 }

@@ -5,11 +5,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pxb-dev/pxb/pkg/repo"
 )
 
 // buildTree makes a tree with every kind of entry the mover handles.
@@ -163,6 +166,18 @@ func TestIncrementalReusesUnchangedFiles(t *testing.T) {
 	if s3.ReusedFiles != s1.Files-1 || s3.NewBytes == 0 || s3.NewBytes > 400<<10 {
 		t.Errorf("after changing one file: reused %d files, %d new bytes", s3.ReusedFiles, s3.NewBytes)
 	}
+	// The unchanged backup took the parent's listings as they were; the changed one has a new root listing.
+	var roots [][]repo.ID
+	for _, id := range []string{id1, id2, id3} {
+		snap, err := r.LoadSnapshot(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, snap.Root.Tree)
+	}
+	if !slices.Equal(roots[0], roots[1]) || slices.Equal(roots[1], roots[2]) {
+		t.Errorf("root listings of the first, unchanged and changed backups: %v", roots)
+	}
 	want := describeTree(t, src)
 	dst := filepath.Join(t.TempDir(), "r")
 	if _, err := Restore(ctx, r, id3, "", dst, RestoreOptions{}); err != nil {
@@ -199,4 +214,27 @@ func TestDeterministicTrees(t *testing.T) {
 	if s2.NewBlobs != 0 || s2.ReusedFiles != 0 {
 		t.Errorf("second backup without parent: %d new blobs, %d reused files; want 0 and 0", s2.NewBlobs, s2.ReusedFiles)
 	}
+}
+
+// TestRestoreSharedContent restores files that share their content: small files restored together read the
+// shared blob once but each gets it.
+func TestRestoreSharedContent(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src := t.TempDir()
+	rng := rand.New(rand.NewPCG(9, 9))
+	same, big := textBytes(rng, 3000), randomBytes(rng, 600<<10)
+	for _, name := range []string{"a", "b", "c/d"} {
+		writeFile(t, filepath.Join(src, name), same)
+		writeFile(t, filepath.Join(src, name+"-big"), big)
+	}
+	id, _, err := Backup(ctx, r, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "r")
+	if _, err := Restore(ctx, reopen(t, dir), id, "", dst, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	diffTrees(t, describeTree(t, src), describeTree(t, dst))
 }

@@ -2,6 +2,8 @@ package repo
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -60,11 +62,11 @@ func BenchmarkSealBlob(b *testing.B) {
 	r := testRepo(b)
 	enc := newTestEncoder(b)
 	data := benchData(8 << 20)
-	var sealed, scratch []byte
+	var sealed []byte
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		for off := 0; off < len(data); off += 1 << 20 {
-			sealed, scratch = r.sealBlob(enc, sealed[:0], scratch, data[off:off+1<<20])
+			sealed = r.sealBlob(enc, sealed, data[off:off+1<<20])
 		}
 	}
 }
@@ -75,7 +77,7 @@ func BenchmarkPipeline(b *testing.B) {
 	enc := newTestEncoder(b)
 	data := benchData(64 << 20)
 	c := r.NewChunker(bytes.NewReader(data), nil)
-	var sealed, scratch []byte
+	var sealed []byte
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		c.Reset(bytes.NewReader(data))
@@ -85,7 +87,68 @@ func BenchmarkPipeline(b *testing.B) {
 				break
 			}
 			r.Hash(ch)
-			sealed, scratch = r.sealBlob(enc, sealed[:0], scratch, ch)
+			sealed = r.sealBlob(enc, sealed, ch)
+		}
+	}
+}
+
+// benchNodes is a directory of 1,000 small files, as in data set B.
+func benchNodes() []Node {
+	nodes := make([]Node, 1000)
+	for i := range nodes {
+		nodes[i] = Node{Name: fmt.Sprintf("f%06d", i), Type: NodeFile, Mode: 0o644, UID: 1000, GID: 1000,
+			MTime: 1_700_000_000_000_000_000 + int64(i), CTime: 1_700_000_000_000_000_000 + int64(i), Dev: 2049,
+			Inode: uint64(100000 + i), Links: 1, Size: 4096, Content: []ID{{byte(i), byte(i >> 8)}}}
+	}
+	return nodes
+}
+
+// BenchmarkTreeEncode is the listing of a 1,000-file directory; per node, see ns/op / 1000.
+func BenchmarkTreeEncode(b *testing.B) {
+	nodes := benchNodes()
+	for b.Loop() {
+		var e TreeEncoder
+		for i := range nodes {
+			if _, err := e.Add(&nodes[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		e.Finish()
+	}
+}
+
+// BenchmarkTreeDecode reads the listing of a 1,000-file directory, what an incremental backup does per directory.
+func BenchmarkTreeDecode(b *testing.B) {
+	nodes := benchNodes()
+	var e TreeEncoder
+	for i := range nodes {
+		if _, err := e.Add(&nodes[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	raw := e.Finish()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := DecodeTree(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTreeDecodeV1 is BenchmarkTreeDecode for a listing in format 1 (JSON lines), as earlier versions wrote.
+func BenchmarkTreeDecodeV1(b *testing.B) {
+	raw := []byte(treeMagicV1)
+	for _, n := range benchNodes() {
+		line, err := json.Marshal(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw = append(append(raw, line...), '\n')
+	}
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := DecodeTree(raw); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -50,9 +50,11 @@
 //
 // # Trees and snapshots
 //
-// A directory listing is a sequence of tree blobs, each "pxbtree1\n" followed by one JSON Node per line, in
-// strictly increasing name order, cut at about 1 MiB; a directory node lists its tree blob IDs. The encoding is
-// deterministic, so an unchanged directory yields the same blobs. Files list their chunk IDs and holes
+// A directory listing is a sequence of tree blobs, each "pxbtree2\n" followed by its Nodes in a compact binary
+// encoding (encodeNode), in strictly increasing name order, cut at about 1 MiB; a directory node lists its tree
+// blob IDs. The encoding is deterministic, so an unchanged directory yields the same blobs (and a backup with
+// a parent snapshot reuses an unchanged directory's blob IDs without encoding it). Tree blobs of format 1
+// ("pxbtree1\n", one JSON Node per line) are still read. Files list their chunk IDs and holes
 // (sparse regions); hard links share Dev/Inode with Links > 1. A snapshot manifest (JSON, sealed) holds the
 // root directory node, time, host, source, parent and statistics; it is written last, after every pack and
 // index it depends on, so a crash never leaves a snapshot that references missing data.

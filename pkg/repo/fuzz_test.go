@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,8 +72,9 @@ func sampleTree(t testing.TB) []byte {
 
 func FuzzDecodeTree(f *testing.F) {
 	f.Add(sampleTree(f))
-	f.Add([]byte(treeMagic + `{"name":"..","type":"dir"}` + "\n"))
-	f.Add([]byte("pxbtree2\n"))
+	f.Add([]byte(treeMagicV1 + `{"name":"a","type":"dir","tree":["` + strings.Repeat("00", 32) + `"]}` + "\n"))
+	f.Add([]byte(treeMagicV1 + `{"name":"..","type":"dir"}` + "\n"))
+	f.Add([]byte("pxbtree3\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		nodes, err := DecodeTree(raw)
 		if err != nil {
@@ -152,7 +154,7 @@ func FuzzOpenBlob(f *testing.F) {
 	r := &Repository{keys: k}
 	plain := []byte("some content")
 	id := k.hash(plain)
-	sealed, _ := r.sealBlob(nil, nil, nil, plain)
+	sealed := r.sealBlob(nil, nil, plain)
 	f.Add(sealed, uint32(len(plain)))
 	f.Add([]byte{1, 2, 3}, uint32(0))
 	f.Fuzz(func(t *testing.T, sealed []byte, rawLen uint32) {

@@ -3,6 +3,7 @@ package repo
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -168,50 +169,72 @@ func worthCompressing(plaintext []byte) bool {
 	return false
 }
 
-// sealBlob compresses (when it helps) and encrypts plaintext, appending to dst.
-func (r *Repository) sealBlob(enc *zstd.Encoder, dst, scratch, plaintext []byte) (out, scratchOut []byte) {
+// sealBlob compresses (when it helps) and encrypts plaintext into buf's storage (grown when too small) and
+// returns the sealed blob. The payload is built after room for the nonce and encrypted in place, so a blob
+// costs one buffer, not two.
+func (r *Repository) sealBlob(enc *zstd.Encoder, buf, plaintext []byte) []byte {
+	if need := nonceLen + 1 + len(plaintext) + tagLen; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
 	compress := enc != nil && len(plaintext) >= 64 && worthCompressing(plaintext)
-	scratch = append(scratch[:0], flagZstd)
+	payload := append(buf[:nonceLen], flagZstd)
 	if compress {
-		scratch = enc.EncodeAll(plaintext, scratch)
+		payload = enc.EncodeAll(plaintext, payload)
 	}
-	if !compress || len(scratch) >= len(plaintext)+1 {
-		scratch = append(scratch[:0], flagRaw)
-		scratch = append(scratch, plaintext...)
+	if !compress || len(payload) >= nonceLen+1+len(plaintext) {
+		payload = append(payload[:nonceLen], flagRaw)
+		payload = append(payload, plaintext...)
 	}
-	return seal(r.keys.aead, dst, scratch, adBlob), scratch
+	nonce := payload[:nonceLen]
+	_, _ = rand.Read(nonce) // never fails: it crashes the program instead (Go 1.24)
+	return r.keys.aead.Seal(nonce, nonce, payload[nonceLen:], adBlob)
 }
 
 // openBlob decrypts, decompresses and verifies a stored blob, appending its plaintext to dst[:0].
 func (r *Repository) openBlob(id ID, loc Loc, sealed, dst []byte) ([]byte, error) {
-	plain, err := open(r.keys.aead, nil, sealed, adBlob)
+	out, _, err := r.decodeBlob(id, loc, sealed, dst, false)
+	return out, err
+}
+
+// decodeBlob is openBlob; with inPlace it decrypts into sealed's own storage (which it then overwrites) and
+// returns an uncompressed blob's plaintext as a slice of sealed (aliased) instead of copying it to dst.
+func (r *Repository) decodeBlob(id ID, loc Loc, sealed, dst []byte, inPlace bool) (out []byte, aliased bool, err error) {
+	var plain []byte
+	if inPlace && len(sealed) >= overhead {
+		plain, err = open(r.keys.aead, sealed[nonceLen:nonceLen], sealed, adBlob)
+	} else {
+		plain, err = open(r.keys.aead, nil, sealed, adBlob)
+	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(plain) == 0 {
-		return nil, errors.New("empty blob")
+		return nil, false, errors.New("empty blob")
 	}
-	var out []byte
 	switch plain[0] {
 	case flagRaw:
-		out = append(dst[:0], plain[1:]...)
+		if inPlace {
+			out, aliased = plain[1:], true
+		} else {
+			out = append(dst[:0], plain[1:]...)
+		}
 	case flagZstd:
 		dec := decoderPool.Get().(*zstd.Decoder)
 		out, err = dec.DecodeAll(plain[1:], dst[:0])
 		decoderPool.Put(dec)
 		if err != nil {
-			return nil, fmt.Errorf("decompress: %w", err)
+			return nil, false, fmt.Errorf("decompress: %w", err)
 		}
 	default:
-		return nil, fmt.Errorf("unknown blob encoding %d", plain[0])
+		return nil, false, fmt.Errorf("unknown blob encoding %d", plain[0])
 	}
 	if uint32(len(out)) != loc.RawLength {
-		return nil, fmt.Errorf("plaintext is %d bytes, the index says %d", len(out), loc.RawLength)
+		return nil, false, fmt.Errorf("plaintext is %d bytes, the index says %d", len(out), loc.RawLength)
 	}
 	if got := r.keys.hash(out); got != id {
-		return nil, fmt.Errorf("content hashes to %s, not its id", got.Short())
+		return nil, false, fmt.Errorf("content hashes to %s, not its id", got.Short())
 	}
-	return out, nil
+	return out, aliased, nil
 }
 
 // sealedPool holds read buffers for stored blobs, so restores do not allocate per chunk.
@@ -230,9 +253,13 @@ func (r *Repository) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, e
 		return nil, fmt.Errorf("blob %s: %w", id.Short(), err)
 	}
 	*sp = sealed
-	out, err := r.openBlob(id, loc, sealed, buf)
+	out, aliased, err := r.decodeBlob(id, loc, sealed, buf, true)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s in pack %s at offset %d: %w", id, packName(pack), loc.Offset, err)
+	}
+	if aliased {
+		// An uncompressed blob lies in the pooled read buffer: hand the caller its own copy.
+		out = append(buf[:0], out...)
 	}
 	return out, nil
 }
@@ -430,13 +457,21 @@ func (r *Repository) LoadBlobs(ctx context.Context, ids []ID, fn func(i int, dat
 			return err
 		}
 		*sp = buf
-		for _, it := range items[start:end] {
-			off := it.loc.Offset - first.loc.Offset
-			out, err := r.openBlob(ids[it.i], it.loc, buf[off:off+it.loc.Length], plain)
-			if err != nil {
-				return fmt.Errorf("blob %s in pack %s at offset %d: %w", ids[it.i], name, it.loc.Offset, err)
+		var out []byte
+		for k, it := range items[start:end] {
+			// Blobs are decrypted in place, so one asked for twice (sorted next to each other) is decoded once.
+			if k == 0 || it.loc.Offset != items[start+k-1].loc.Offset {
+				off := it.loc.Offset - first.loc.Offset
+				var aliased bool
+				var err error
+				out, aliased, err = r.decodeBlob(ids[it.i], it.loc, buf[off:off+it.loc.Length], plain, true)
+				if err != nil {
+					return fmt.Errorf("blob %s in pack %s at offset %d: %w", ids[it.i], name, it.loc.Offset, err)
+				}
+				if !aliased {
+					plain = out
+				}
 			}
-			plain = out
 			if err := fn(it.i, out); err != nil {
 				return err
 			}

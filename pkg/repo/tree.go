@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,14 +60,19 @@ type Node struct {
 	Xattrs []Xattr `json:"xattrs,omitempty"`
 }
 
-const treeMagic = "pxbtree1\n"
+// Tree blobs are "pxbtree2\n" and a compact binary encoding of each node (see encodeNode); "pxbtree1\n" blobs
+// (one JSON node per line) from earlier versions are still read.
+const (
+	treeMagicV1 = "pxbtree1\n"
+	treeMagic   = "pxbtree2\n"
+)
 
 // TreeBlobTarget is the size at which a directory listing is cut into another tree blob.
 const TreeBlobTarget = 1 << 20
 
 // TreeEncoder builds the tree blobs of one directory from its entries in name order.
 type TreeEncoder struct {
-	buf  bytes.Buffer
+	buf  []byte
 	last string
 	n    int
 }
@@ -80,17 +86,12 @@ func (e *TreeEncoder) Add(n *Node) ([]byte, error) {
 		return nil, fmt.Errorf("tree entries out of order: %q after %q", n.Name, e.last)
 	}
 	e.last = n.Name
-	if e.buf.Len() == 0 {
-		e.buf.WriteString(treeMagic)
+	if len(e.buf) == 0 {
+		e.buf = append(e.buf, treeMagic...)
 	}
-	raw, err := json.Marshal(n)
-	if err != nil {
-		return nil, err
-	}
-	e.buf.Write(raw)
-	e.buf.WriteByte('\n')
+	e.buf = encodeNode(e.buf, n)
 	e.n++
-	if e.buf.Len() >= TreeBlobTarget {
+	if len(e.buf) >= TreeBlobTarget {
 		return e.take(), nil
 	}
 	return nil, nil
@@ -98,27 +99,210 @@ func (e *TreeEncoder) Add(n *Node) ([]byte, error) {
 
 // Finish returns the last tree blob, or nil when there is nothing left (an empty directory has no tree blobs).
 func (e *TreeEncoder) Finish() []byte {
-	if e.buf.Len() == 0 {
+	if len(e.buf) == 0 {
 		return nil
 	}
 	return e.take()
 }
 
 func (e *TreeEncoder) take() []byte {
-	out := bytes.Clone(e.buf.Bytes())
-	e.buf.Reset()
+	out := bytes.Clone(e.buf)
+	e.buf = e.buf[:0]
 	return out
+}
+
+var nodeTypes = []NodeType{NodeFile, NodeDir, NodeSymlink, NodeFifo, NodeSocket, NodeChar, NodeBlock}
+
+func nodeTypeCode(t NodeType) byte {
+	for i, nt := range nodeTypes {
+		if nt == t {
+			return byte(i)
+		}
+	}
+	return 0xff // validateNode has refused it already
+}
+
+// encodeNode appends a node: uvarint-length-prefixed name, type byte, uvarint mode, uid, gid, zigzag varint
+// mtime, uvarint dev, inode, links, zigzag varint ctime, uvarint size, then counted lists of content IDs,
+// holes (uvarint offset and length), tree IDs, the length-prefixed symlink target, uvarint rdev and counted
+// xattrs (length-prefixed name and value). Every integer has its shortest encoding, so a node has exactly one.
+func encodeNode(buf []byte, n *Node) []byte {
+	buf = appendBytes(buf, n.Name)
+	buf = append(buf, nodeTypeCode(n.Type))
+	buf = binary.AppendUvarint(buf, uint64(n.Mode))
+	buf = binary.AppendUvarint(buf, uint64(n.UID))
+	buf = binary.AppendUvarint(buf, uint64(n.GID))
+	buf = binary.AppendVarint(buf, n.MTime)
+	buf = binary.AppendUvarint(buf, n.Dev)
+	buf = binary.AppendUvarint(buf, n.Inode)
+	buf = binary.AppendUvarint(buf, n.Links)
+	buf = binary.AppendVarint(buf, n.CTime)
+	buf = binary.AppendUvarint(buf, uint64(n.Size))
+	buf = appendIDs(buf, n.Content)
+	buf = binary.AppendUvarint(buf, uint64(len(n.Holes)))
+	for _, h := range n.Holes {
+		buf = binary.AppendUvarint(buf, uint64(h.Off))
+		buf = binary.AppendUvarint(buf, uint64(h.Len))
+	}
+	buf = appendIDs(buf, n.Tree)
+	buf = appendBytes(buf, n.Target)
+	buf = binary.AppendUvarint(buf, n.Rdev)
+	buf = binary.AppendUvarint(buf, uint64(len(n.Xattrs)))
+	for _, x := range n.Xattrs {
+		buf = appendBytes(buf, x.Name)
+		buf = appendBytes(buf, x.Value)
+	}
+	return buf
+}
+
+func appendBytes[T string | []byte](buf []byte, s T) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
+	return append(buf, s...)
+}
+
+func appendIDs(buf []byte, ids []ID) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(ids)))
+	for i := range ids {
+		buf = append(buf, ids[i][:]...)
+	}
+	return buf
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.buf)
+	if n <= 0 || n != uvarintLen(uint64(v<<1)^uint64(v>>63)) {
+		d.err = fmt.Errorf("truncated or malformed %s", what)
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+// count reads a list length, refusing one that cannot fit in what is left (each element takes at least size bytes).
+func (d *decoder) count(size int, what string) int {
+	return int(d.uvarint(uint64(len(d.buf)/size), what))
+}
+
+func (d *decoder) ids(what string) []ID {
+	n := d.count(32, what+" count")
+	if n == 0 || d.err != nil {
+		return nil
+	}
+	raw := d.bytes(32*n, what)
+	if d.err != nil {
+		return nil
+	}
+	ids := make([]ID, n)
+	for i := range ids {
+		copy(ids[i][:], raw[32*i:])
+	}
+	return ids
+}
+
+func (d *decoder) str(what string) string {
+	n := d.count(1, what+" length")
+	return string(d.bytes(n, what))
+}
+
+func (d *decoder) node() Node {
+	var n Node
+	n.Name = d.str("name")
+	t := d.bytes(1, "type")
+	if d.err == nil {
+		if int(t[0]) >= len(nodeTypes) {
+			d.err = fmt.Errorf("entry %q: unknown type %d", n.Name, t[0])
+			return n
+		}
+		n.Type = nodeTypes[t[0]]
+	}
+	n.Mode = uint32(d.uvarint(1<<32-1, "mode"))
+	n.UID = uint32(d.uvarint(1<<32-1, "uid"))
+	n.GID = uint32(d.uvarint(1<<32-1, "gid"))
+	n.MTime = d.varint("mtime")
+	n.Dev = d.uvarint(1<<64-1, "dev")
+	n.Inode = d.uvarint(1<<64-1, "inode")
+	n.Links = d.uvarint(1<<64-1, "links")
+	n.CTime = d.varint("ctime")
+	n.Size = int64(d.uvarint(1<<63-1, "size"))
+	n.Content = d.ids("content")
+	if nh := d.count(2, "hole count"); nh > 0 && d.err == nil {
+		n.Holes = make([]Extent, nh)
+		for i := range n.Holes {
+			n.Holes[i].Off = int64(d.uvarint(1<<63-1, "hole offset"))
+			n.Holes[i].Len = int64(d.uvarint(1<<63-1, "hole length"))
+		}
+	}
+	n.Tree = d.ids("tree")
+	n.Target = d.str("symlink target")
+	n.Rdev = d.uvarint(1<<64-1, "rdev")
+	if nx := d.count(2, "xattr count"); nx > 0 && d.err == nil {
+		n.Xattrs = make([]Xattr, nx)
+		for i := range n.Xattrs {
+			n.Xattrs[i].Name = d.str("xattr name")
+			n.Xattrs[i].Value = bytes.Clone(d.bytes(d.count(1, "xattr length"), "xattr value"))
+			if n.Xattrs[i].Value == nil && d.err == nil {
+				n.Xattrs[i].Value = []byte{}
+			}
+		}
+	}
+	return n
 }
 
 // DecodeTree parses one tree blob. Entries must be valid and in strictly increasing name order.
 func DecodeTree(raw []byte) ([]Node, error) {
-	rest, ok := bytes.CutPrefix(raw, []byte(treeMagic))
-	if !ok {
-		if bytes.HasPrefix(raw, []byte("pxbtree")) {
-			return nil, errors.New("tree format is newer than this pxb supports: upgrade pxb")
-		}
+	var nodes []Node
+	var err error
+	switch {
+	case bytes.HasPrefix(raw, []byte(treeMagic)):
+		nodes, err = decodeTreeV2(raw[len(treeMagic):])
+	case bytes.HasPrefix(raw, []byte(treeMagicV1)):
+		nodes, err = decodeTreeV1(raw[len(treeMagicV1):])
+	case bytes.HasPrefix(raw, []byte("pxbtree")):
+		return nil, errors.New("tree format is newer than this pxb supports: upgrade pxb")
+	default:
 		return nil, errors.New("not a tree blob")
 	}
+	if err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 {
+		return nil, errors.New("empty tree blob")
+	}
+	return nodes, nil
+}
+
+func decodeTreeV2(rest []byte) ([]Node, error) {
+	d := &decoder{buf: rest}
+	// A file's entry takes about 64 bytes; sizing for that saves copying the slice as it grows.
+	nodes := make([]Node, 0, len(rest)/64+1)
+	for len(d.buf) > 0 {
+		n := d.node()
+		if d.err != nil {
+			return nil, fmt.Errorf("tree entry %d: %w", len(nodes), d.err)
+		}
+		if err := checkEntry(nodes, &n); err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}
+
+func checkEntry(nodes []Node, n *Node) error {
+	if err := validateNode(n); err != nil {
+		return fmt.Errorf("tree entry %d: %w", len(nodes), err)
+	}
+	if len(nodes) > 0 && n.Name <= nodes[len(nodes)-1].Name {
+		return fmt.Errorf("tree entry %d: %q out of order", len(nodes), n.Name)
+	}
+	return nil
+}
+
+// decodeTreeV1 parses the JSON lines of a version 1 tree blob.
+func decodeTreeV1(rest []byte) ([]Node, error) {
 	var nodes []Node
 	for len(rest) > 0 {
 		line, tail, ok := bytes.Cut(rest, []byte{'\n'})
@@ -135,16 +319,10 @@ func DecodeTree(raw []byte) ([]Node, error) {
 		if _, err := dec.Token(); err != io.EOF {
 			return nil, fmt.Errorf("tree entry %d: trailing data", len(nodes))
 		}
-		if err := validateNode(&n); err != nil {
-			return nil, fmt.Errorf("tree entry %d: %w", len(nodes), err)
-		}
-		if len(nodes) > 0 && n.Name <= nodes[len(nodes)-1].Name {
-			return nil, fmt.Errorf("tree entry %d: %q out of order", len(nodes), n.Name)
+		if err := checkEntry(nodes, &n); err != nil {
+			return nil, err
 		}
 		nodes = append(nodes, n)
-	}
-	if len(nodes) == 0 {
-		return nil, errors.New("empty tree blob")
 	}
 	return nodes, nil
 }
@@ -201,4 +379,27 @@ func (r *Repository) WalkTree(ctx context.Context, tree []ID, fn func(*Node) err
 		}
 	}
 	return nil
+}
+
+// LoadTree returns all entries of a directory listing in name order.
+func (r *Repository) LoadTree(ctx context.Context, tree []ID) ([]Node, error) {
+	var all []Node
+	var buf []byte
+	for _, id := range tree {
+		raw, err := r.LoadBlob(ctx, id, buf)
+		if err != nil {
+			return nil, err
+		}
+		buf = raw
+		nodes, err := DecodeTree(raw)
+		if err != nil {
+			return nil, fmt.Errorf("tree blob %s: %w", id, err)
+		}
+		if all == nil {
+			all = nodes
+		} else {
+			all = append(all, nodes...)
+		}
+	}
+	return all, nil
 }

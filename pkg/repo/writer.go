@@ -73,11 +73,9 @@ func (r *Repository) NewWriter(ctx context.Context) (*Writer, error) {
 			return e
 		}
 	}
-	w.bufs.New = func() any { return &sealBufs{} }
+	w.bufs.New = func() any { return new([]byte) }
 	return w, nil
 }
-
-type sealBufs struct{ sealed, scratch []byte }
 
 func (w *Writer) fail(err error) error {
 	w.errMu.Lock()
@@ -109,9 +107,10 @@ func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
 		enc = w.encoders.Get().(*zstd.Encoder)
 		defer w.encoders.Put(enc)
 	}
-	sb := w.bufs.Get().(*sealBufs)
-	defer w.bufs.Put(sb)
-	sb.sealed, sb.scratch = w.r.sealBlob(enc, sb.sealed[:0], sb.scratch, plaintext)
+	buf := w.bufs.Get().(*[]byte)
+	defer w.bufs.Put(buf)
+	sealed := w.r.sealBlob(enc, *buf, plaintext)
+	*buf = sealed
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -122,13 +121,13 @@ func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
 		}
 		w.cur = p
 	}
-	if err := w.cur.add(t, id, sb.sealed, len(plaintext)); err != nil {
+	if err := w.cur.add(t, id, sealed, len(plaintext)); err != nil {
 		return w.fail(err)
 	}
 	w.statMu.Lock()
 	w.stats.Blobs++
 	w.stats.RawBytes += int64(len(plaintext))
-	w.stats.StoredBytes += int64(len(sb.sealed))
+	w.stats.StoredBytes += int64(len(sealed))
 	w.statMu.Unlock()
 	if w.cur.size >= int64(w.r.cfg.PackSize) {
 		w.finishLocked()
