@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -72,5 +75,86 @@ func TestUploadRetriedAfterItsSnapshot(t *testing.T) {
 	}
 	if again.Snapshot != first.Snapshot || again.StoredBytes != first.StoredBytes || again.Bytes != first.Bytes {
 		t.Errorf("retried upload: %+v, want the first attempt's snapshot and counts %+v", again, first)
+	}
+}
+
+// TestUploadIntoAFullLocation: a volume larger than the location can take fails with an error that names
+// the volume and says the location is full, and the snapshot an earlier upload stored stays whole. The
+// location is an NFS one whose export stands on a 16 MiB tmpfs (this kernel cannot mount NFS).
+func TestUploadIntoAFullLocation(t *testing.T) {
+	export := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", export).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", export).Run() })
+	c := testbed.APIServer(t)
+	setup(t, c) // installs pxb
+	kube := c.Clientset(t)
+	ns := c.Namespace(t)
+	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "small-key", Labels: map[string]string{v1alpha1.EncryptionKeyLabel: "true"}},
+		Data: map[string][]byte{v1alpha1.EncryptionKeySecretKey: []byte("correct horse battery staple")}}
+	if _, err := kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Create(ctxT(t, 30*time.Second), key, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	locName := "small-" + ns
+	create(t, c, v1alpha1.BackupLocationsResource, &v1alpha1.BackupLocation{
+		ObjectMeta: metav1.ObjectMeta{Name: locName, Namespace: v1alpha1.SystemNamespace},
+		Spec: v1alpha1.BackupLocationSpec{Provider: v1alpha1.ProviderNFS, NFS: &v1alpha1.NFSLocation{Server: "nfs.example", Path: "/export"},
+			EncryptionKey: v1alpha1.SecretReference{Name: "small-key"}},
+	})
+	opts := runjob.Options{Location: location.Options{NFSMountPath: export}}
+	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc.Close()
+
+	upload := func(backup, claim string, size int) (*runjob.MoverResult, error) {
+		t.Helper()
+		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: claim, Namespace: ns},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+		if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctxT(t, 30*time.Second), pvc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		data := make([]byte, size)
+		if _, err := rand.Read(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "db"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: ns},
+			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
+		req := runjob.MoverRequest{Namespace: ns, Name: backup, Volume: ns + "/" + claim, Path: dir, Method: v1alpha1.VolumeSnapshot}
+		return runjob.Upload(ctxT(t, 2*time.Minute), c.Config, req, opts)
+	}
+	first, err := upload("small", "logs", 2<<20)
+	if err != nil {
+		t.Fatalf("upload of 2 MiB into 16 MiB: %v", err)
+	}
+	_, err = upload("big", "data", 48<<20)
+	if err == nil || !strings.Contains(err.Error(), ns+"/data") || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("upload of 48 MiB into 16 MiB: err %v, want one naming %s/data and saying no space is left", err, ns)
+	}
+	t.Logf("upload of 48 MiB into 16 MiB: %v", err)
+	// The earlier snapshot is intact: the repository opens, holds it alone, and every blob reads back.
+	loc, err = runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, false)
+	if err != nil {
+		t.Fatalf("open the full location: %v", err)
+	}
+	defer loc.Close()
+	r, err := repo.Open(ctxT(t, time.Minute), loc.Bucket, key.Data[v1alpha1.EncryptionKeySecretKey], repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := r.Snapshots(ctxT(t, time.Minute))
+	if err != nil || len(snaps) != 1 || snaps[0].ID != first.Snapshot {
+		t.Fatalf("snapshots after the failed upload: %v, %v; want only %s", snaps, err, first.Snapshot)
+	}
+	res, err := r.Check(ctxT(t, time.Minute), repo.CheckOptions{ReadData: true})
+	if err != nil || len(res.Errors) != 0 {
+		t.Fatalf("check --read-data after the failed upload: %v, %v", err, res.Errors)
 	}
 }
