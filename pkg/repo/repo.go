@@ -302,7 +302,9 @@ func (r *Repository) retainWritten(ctx context.Context, name string) error {
 }
 
 func (r *Repository) newWriter(ctx context.Context, name string, retain bool) (*blob.Writer, error) {
-	wo := &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 8 << 20, MaxConcurrency: 2}
+	// S3's smallest part: its uploader allocates (MaxConcurrency+1) parts per object, so for every pack
+	// uploading at once, 15 MiB instead of 24 with 8 MiB parts, at the same throughput.
+	wo := &blob.WriterOptions{ContentType: "application/octet-stream", BufferSize: 5 << 20, MaxConcurrency: 2}
 	if lock := r.opts.ObjectLock; retain && lock != nil {
 		until := time.Now().Add(lock.Period)
 		mode := lock.Mode
