@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gocloud.dev/blob"
 	"golang.org/x/sys/unix"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
@@ -59,21 +60,28 @@ func open(t *testing.T, st *testbed.Store) (context.Context, v1alpha1.BackupLoca
 	return ctx, s, creds, location.Options{NFSMountPath: st.Dir}
 }
 
+// openProbed opens the location on st and probes it, as `location create` does; the bucket closes with the test.
+func openProbed(t *testing.T, st *testbed.Store) (context.Context, *blob.Bucket) {
+	t.Helper()
+	ctx, s, creds, opts := open(t, st)
+	b, err := location.Open(ctx, s, creds, opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := location.Probe(ctx, b); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	return ctx, b
+}
+
 func TestProbeEveryProvider(t *testing.T) {
 	for name, mk := range map[string]func(testing.TB) *testbed.Store{
 		"s3": testbed.S3, "minio": testbed.MinIO, "azure": testbed.Azure, "gcs": testbed.GCS, "nfs": testbed.Dir,
 	} {
 		t.Run(name, func(t *testing.T) {
 			st := mk(t)
-			ctx, s, creds, opts := open(t, st)
-			b, err := location.Open(ctx, s, creds, opts)
-			if err != nil {
-				t.Fatalf("open: %v", err)
-			}
-			defer b.Close()
-			if err := location.Probe(ctx, b); err != nil {
-				t.Fatalf("probe: %v", err)
-			}
+			ctx, b := openProbed(t, st)
 			// The prefix scopes everything: an object written through the location lands under it in the bucket.
 			if err := b.WriteAll(ctx, "marker", []byte("x"), nil); err != nil {
 				t.Fatal(err)
@@ -192,15 +200,7 @@ func TestNFSExportOnItsOwnMount(t *testing.T) {
 		t.Skipf("%s and %s are on one file system: the test needs two", export, os.TempDir())
 	}
 	st := &testbed.Store{Provider: testbed.ProviderFile, Dir: export}
-	ctx, s, creds, opts := open(t, st)
-	bucket, err := location.Open(ctx, s, creds, opts)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	defer bucket.Close()
-	if err := location.Probe(ctx, bucket); err != nil {
-		t.Fatalf("probe: %v", err)
-	}
+	ctx, bucket := openProbed(t, st)
 	if err := bucket.WriteAll(ctx, "packs/p1", []byte("pack"), nil); err != nil {
 		t.Fatalf("write: %v", err)
 	}

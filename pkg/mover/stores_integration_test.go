@@ -4,8 +4,6 @@ package mover
 
 import (
 	"context"
-	"errors"
-	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -107,25 +105,18 @@ func testObjectLock(t *testing.T, st *testbed.Store) {
 	if !b.As(&client) {
 		t.Fatal("not an S3 bucket")
 	}
-	it := b.List(nil)
-	n := 0
-	for {
-		o, err := it.Next(ctx)
-		if err != nil {
-			break
-		}
-		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(o.Key)})
+	keys := testbed.Keys(t, b)
+	for _, key := range keys {
+		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(key)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		isLock := len(o.Key) > 6 && o.Key[:6] == "locks/"
-		if !isLock && (head.ObjectLockRetainUntilDate == nil || head.ObjectLockRetainUntilDate.Before(time.Now().Add(50*time.Minute))) {
-			t.Errorf("%s: retention until %v, want about an hour from now", o.Key, head.ObjectLockRetainUntilDate)
+		if !strings.HasPrefix(key, "locks/") && (head.ObjectLockRetainUntilDate == nil || head.ObjectLockRetainUntilDate.Before(time.Now().Add(50*time.Minute))) {
+			t.Errorf("%s: retention until %v, want about an hour from now", key, head.ObjectLockRetainUntilDate)
 		}
-		n++
 	}
-	if n < 5 {
-		t.Fatalf("only %d objects listed", n)
+	if len(keys) < 5 {
+		t.Fatalf("only %d objects listed", len(keys))
 	}
 	// On a versioned, locked bucket a delete only hides the current version; whatever the store does, GC must
 	// not fail and the repository must stay consistent.
@@ -161,25 +152,17 @@ func TestObjectRetentionGCS(t *testing.T) {
 	if !b.As(&client) {
 		t.Fatal("not a GCS bucket")
 	}
-	it := b.List(nil)
 	n := 0
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(o.Key, "locks/") {
+	for _, key := range testbed.Keys(t, b) {
+		if strings.HasPrefix(key, "locks/") {
 			continue
 		}
-		attrs, err := client.Bucket(st.Bucket).Object(o.Key).Attrs(ctx)
+		attrs, err := client.Bucket(st.Bucket).Object(key).Attrs(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ret := attrs.Retention; ret == nil || ret.Mode != "Locked" || ret.RetainUntil.Before(time.Now().Add(47*time.Hour)) {
-			t.Errorf("%s: retention %+v, want Locked about 2 days ahead", o.Key, ret)
+			t.Errorf("%s: retention %+v, want Locked about 2 days ahead", key, ret)
 		}
 		n++
 	}

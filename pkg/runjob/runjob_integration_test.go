@@ -5,8 +5,6 @@ package runjob_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -285,28 +283,19 @@ func TestBackupDeleteRestore(t *testing.T) {
 		}
 	}
 	// Everything in the bucket is the encrypted repository: no object, key or value, shows in the clear.
-	objects := 0
-	it := loc.Bucket.List(nil)
-	for {
-		obj, err := it.Next(ctxT(t, time.Minute))
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		objects++
-		data, err := loc.Bucket.ReadAll(ctxT(t, time.Minute), obj.Key)
+	keys := testbed.Keys(t, loc.Bucket)
+	for _, key := range keys {
+		data, err := loc.Bucket.ReadAll(ctxT(t, time.Minute), key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, clear := range []string{"s3cr3t", "nginx:1.27", "settings", ns} {
-			if bytes.Contains(data, []byte(clear)) || strings.Contains(obj.Key, clear) {
-				t.Errorf("bucket object %s shows %q in the clear", obj.Key, clear)
+			if bytes.Contains(data, []byte(clear)) || strings.Contains(key, clear) {
+				t.Errorf("bucket object %s shows %q in the clear", key, clear)
 			}
 		}
 	}
-	if objects == 0 {
+	if len(keys) == 0 {
 		t.Error("the bucket is empty")
 	}
 	var log strings.Builder
@@ -459,33 +448,25 @@ func testObjectLockedLocation(t *testing.T, st *testbed.Store) {
 	if !b.As(&client) {
 		t.Fatal("not an S3 bucket")
 	}
-	it := b.List(nil)
 	checked := 0
-	for {
-		o, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, key := range testbed.Keys(t, b) {
 		// Writers' leases are deleted when released, so they are the one kind written without retention.
-		if strings.HasPrefix(o.Key, "cluster-a/locks/") {
+		if strings.HasPrefix(key, "cluster-a/locks/") {
 			continue
 		}
-		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(o.Key)})
+		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(key)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		until := head.ObjectLockRetainUntilDate
 		if head.ObjectLockMode != s3types.ObjectLockModeCompliance || until == nil ||
 			until.Before(started.Add(47*time.Hour)) || until.After(time.Now().Add(49*time.Hour)) {
-			t.Errorf("%s: lock mode %q until %v, want COMPLIANCE about 2 days ahead", o.Key, head.ObjectLockMode, until)
+			t.Errorf("%s: lock mode %q until %v, want COMPLIANCE about 2 days ahead", key, head.ObjectLockMode, until)
 		}
 		// The store refuses to remove a locked version, whoever asks.
-		if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(o.Key),
+		if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(key),
 			VersionId: head.VersionId}); err == nil {
-			t.Errorf("%s: deleting the locked version succeeded", o.Key)
+			t.Errorf("%s: deleting the locked version succeeded", key)
 		}
 		checked++
 	}

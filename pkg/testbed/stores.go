@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,6 +95,27 @@ func (s *Store) OpenT(t testing.TB) *blob.Bucket {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
+}
+
+// Keys lists every object key in b (directories left out); a listing error fails the test.
+func Keys(t testing.TB, b *blob.Bucket) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var keys []string
+	it := b.List(nil)
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			return keys
+		}
+		if err != nil {
+			t.Fatalf("list the bucket: %v", err)
+		}
+		if !o.IsDir {
+			keys = append(keys, o.Key)
+		}
+	}
 }
 
 // server is one object store process shared by the test process.
