@@ -4,9 +4,12 @@ package testbed_test
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +23,11 @@ func TestServersStopWithTheTestProcess(t *testing.T) {
 	for _, mode := range []string{"exit", "killed"} {
 		t.Run(mode, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestChildStartsS3$")
-			// The child's data goes where this test cleans up: a killed child cannot remove it.
-			cmd.Env = append(os.Environ(), "TESTBED_CHILD="+mode, "TMPDIR="+t.TempDir())
+			// The child's data goes where this test cleans up: a killed child cannot remove it. Its servers
+			// name that directory in their arguments, which is how this test tells them from servers of
+			// other test processes that may have taken the same port since.
+			tmp := t.TempDir()
+			cmd.Env = append(os.Environ(), "TESTBED_CHILD="+mode, "TMPDIR="+tmp)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -54,18 +60,43 @@ func TestServersStopWithTheTestProcess(t *testing.T) {
 
 			deadline := time.Now().Add(5 * time.Second)
 			for {
-				conn, err := net.Dial("tcp", endpoint)
+				left, err := processesNaming(tmp)
 				if err != nil {
+					t.Fatal(err)
+				}
+				if len(left) == 0 {
 					break
 				}
-				conn.Close()
 				if time.Now().After(deadline) {
-					t.Fatalf("server at %s still answers after its test process ended (%s)", endpoint, mode)
+					t.Fatalf("server still running after its test process ended (%s): %s", mode, strings.Join(left, "; "))
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
 		})
 	}
+}
+
+// processesNaming lists the command lines of running processes that mention s.
+func processesNaming(s string) ([]string, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	var found []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		// A process may end between the listing and this read; it is then not running.
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if cmdline := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmdline, s) {
+			found = append(found, e.Name()+": "+cmdline)
+		}
+	}
+	return found, nil
 }
 
 func TestChildStartsS3(t *testing.T) {
