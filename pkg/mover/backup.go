@@ -102,8 +102,9 @@ type backup struct {
 	files chan fileJob
 	blobs chan blobJob
 
-	linkMu sync.Mutex
-	links  map[linkKey]*linkFuture
+	linkMu  sync.Mutex
+	links   map[linkKey]*linkFuture
+	linkers sync.WaitGroup // further names of hard-linked files waiting for the first
 
 	rootDone chan struct{}
 	walkSem  chan struct{} // bounds the goroutines listing directories
@@ -188,6 +189,9 @@ func Backup(ctx context.Context, r *repo.Repository, dir string, opts Options) (
 	workers.Wait()
 	close(b.blobs)
 	savers.Wait()
+	// The first names are all stored (or the backup failed); their further names may still be finishing
+	// the directories that hold them.
+	b.linkers.Wait()
 	select {
 	case <-b.rootDone:
 	default:
@@ -445,7 +449,9 @@ func (b *backup) linkedCopy(d *dirState, i int) bool {
 		return false
 	}
 	b.linkMu.Unlock()
+	b.linkers.Add(1)
 	go func() {
+		defer b.linkers.Done()
 		select {
 		case <-fut.done:
 			n.Content, n.Holes, n.Xattrs = fut.node.Content, fut.node.Holes, fut.node.Xattrs

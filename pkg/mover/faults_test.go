@@ -158,8 +158,22 @@ func TestFlippedByte(t *testing.T) {
 	}
 	_, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
 	wantErr(t, err, name, "authentication failed")
+	fds := openFiles(t)
 	_, err = Restore(ctx, r, id, "", t.TempDir(), RestoreOptions{})
 	wantErr(t, err, name, "authentication failed")
+	if left := openFiles(t); left > fds {
+		t.Errorf("the failed restore left %d files open", left-fds)
+	}
+}
+
+// openFiles counts this process's open file descriptors.
+func openFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
 }
 
 func TestIndexDisagreesWithPack(t *testing.T) {

@@ -2,6 +2,7 @@ package mover
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -237,4 +238,54 @@ func TestRestoreSharedContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffTrees(t, describeTree(t, src), describeTree(t, dst))
+}
+
+// TestRestoreHardLinkedChunkedFiles restores more files of several chunks than one restore window holds,
+// each with names in several directories, some named again after a window has been written: every name
+// must end up as a link to one inode holding the right bytes.
+func TestRestoreHardLinkedChunkedFiles(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src := t.TempDir()
+	rng := rand.New(rand.NewPCG(11, 12))
+	for i := range windowFiles + 30 {
+		first := filepath.Join(src, "a", fmt.Sprintf("f%03d", i))
+		writeFile(t, first, randomBytes(rng, 100<<10+rng.IntN(200<<10)))
+		// "b" is walked right after "a"; "z" comes last, long after its first name's window was written.
+		for _, d := range []string{"b", "z"} {
+			if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(first, filepath.Join(src, d, fmt.Sprintf("f%03d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id, _, err := Backup(ctx, r, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "r")
+	st, err := Restore(ctx, reopen(t, dir), id, "", dst, RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(3 * (windowFiles + 30)); st.Files != want {
+		t.Errorf("restored %d files, want %d", st.Files, want)
+	}
+	diffTrees(t, describeTree(t, src), describeTree(t, dst))
+	for i := range windowFiles + 30 {
+		var first unix.Stat_t
+		for k, d := range []string{"a", "b", "z"} {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(dst, d, fmt.Sprintf("f%03d", i)), &st); err != nil {
+				t.Fatal(err)
+			}
+			if k == 0 {
+				first = st
+			} else if st.Ino != first.Ino {
+				t.Errorf("%s/f%03d is not a link to a/f%03d", d, i, i)
+			}
+		}
+	}
 }

@@ -22,7 +22,7 @@ import (
 type RestoreOptions struct {
 	Progress         func(Progress)
 	ProgressInterval time.Duration
-	// Workers is the number of chunks fetched and written at once (default 4 x GOMAXPROCS).
+	// Workers is the number of pack reads fetched and written at once (default 4 x GOMAXPROCS).
 	Workers int
 }
 
@@ -33,11 +33,14 @@ type restorer struct {
 	opts   RestoreOptions
 	root   bool // running as root: restore ownership and devices
 
-	files  chan []restoreFile
-	chunks chan chunkJob
+	files   chan []restoreFile // single files and batches of small files, for the file workers
+	windows chan []restoreFile // files of several chunks, for the planner
+	reads   chan chunkRead     // pack reads, for the chunk workers
 
-	batch      []restoreFile // small files collected by the walker
-	batchBytes int64
+	batch       []restoreFile // small files collected by the walker
+	batchBytes  int64
+	window      []restoreFile // files of several chunks collected by the walker
+	windowBytes int64
 
 	linkMu sync.Mutex
 	links  map[linkKey]*restoredLink
@@ -54,20 +57,35 @@ type restoreFile struct {
 	node *repo.Node
 }
 
-type chunkJob struct {
-	f    *os.File
-	path string
-	id   repo.ID
-	off  int64 // position in the file's data stream
-	data []repo.Extent
-	wg   *sync.WaitGroup
-	err  *atomic.Pointer[error]
+// chunkedFile is a file of several chunks, open while the chunk workers write it.
+type chunkedFile struct {
+	path    string
+	node    *repo.Node
+	f       *os.File
+	data    []repo.Extent
+	pending atomic.Int64 // chunks not yet written
+	failed  atomic.Bool
 }
 
+// chunkTarget is where one chunk's plaintext goes: a position in a file's data stream.
+type chunkTarget struct {
+	file *chunkedFile
+	off  int64
+}
+
+// chunkRead is one pack read; targets is indexed by the blob positions the read was planned with.
+type chunkRead struct {
+	read    repo.PackRead
+	targets []chunkTarget
+}
+
+// restoredLink is an inode with several names: the first name is written, the others are linked to it
+// once it is complete.
 type restoredLink struct {
-	path string
-	done chan struct{}
-	err  error
+	path    string
+	done    bool
+	failed  bool
+	waiters []string
 }
 
 type dirMeta struct {
@@ -102,13 +120,16 @@ func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, targe
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rs := &restorer{ctx: rctx, cancel: cancel, r: r, opts: opts, root: os.Geteuid() == 0,
-		files: make(chan []restoreFile, 16), chunks: make(chan chunkJob, opts.Workers), links: map[linkKey]*restoredLink{}}
+		files: make(chan []restoreFile, 16), windows: make(chan []restoreFile, 1), reads: make(chan chunkRead, opts.Workers),
+		links: map[linkKey]*restoredLink{}}
 
 	var fileWG, chunkWG sync.WaitGroup
 	for range 2 * runtime.GOMAXPROCS(0) {
 		fileWG.Add(1)
 		go func() { defer fileWG.Done(); rs.fileWorker() }()
 	}
+	planned := make(chan struct{})
+	go func() { defer close(planned); rs.planner() }()
 	for range opts.Workers {
 		chunkWG.Add(1)
 		go func() { defer chunkWG.Done(); rs.chunkWorker() }()
@@ -123,10 +144,12 @@ func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, targe
 		rs.restoreEntry(filepath.Join(target, node.Name), node)
 	}
 	rs.flushBatch()
+	rs.flushWindow()
 	rs.walkDone.Store(true)
 	close(rs.files)
+	close(rs.windows)
 	fileWG.Wait()
-	close(rs.chunks)
+	<-planned
 	chunkWG.Wait()
 	if err := context.Cause(rctx); err != nil {
 		stopProgress()
@@ -235,9 +258,20 @@ func (rs *restorer) restoreEntry(path string, n *repo.Node) {
 		rs.nFiles.Add(1)
 		rs.filesTotal.Add(1)
 		rs.bytesTotal.Add(n.Size)
+		if n.Links > 1 && !rs.firstName(path, n) {
+			return // linked to the first name once that is written
+		}
 		c := *n
 		f := restoreFile{path: path, node: &c}
-		if len(n.Content) <= 1 && n.Links <= 1 && n.Size <= batchFileMax {
+		if len(n.Content) > 1 {
+			rs.window = append(rs.window, f)
+			rs.windowBytes += n.Size
+			if len(rs.window) >= windowFiles || rs.windowBytes >= windowBytes {
+				rs.flushWindow()
+			}
+			return
+		}
+		if n.Links <= 1 && n.Size <= batchFileMax {
 			rs.batch = append(rs.batch, f)
 			rs.batchBytes += n.Size
 			if len(rs.batch) >= batchFiles || rs.batchBytes >= batchBytes {
@@ -283,6 +317,15 @@ const (
 	batchBytes   = 4 << 20
 )
 
+// Files of several chunks are planned together in windows, so chunks that were stored together (a backup
+// writes the chunks of several files into one pack at once) are fetched with one request. A window bounds the
+// files held open; planChunks bounds the plan of a very large file.
+const (
+	windowFiles = 128
+	windowBytes = 256 << 20
+	planChunks  = 8192
+)
+
 func (rs *restorer) send(job []restoreFile) {
 	select {
 	case rs.files <- job:
@@ -295,6 +338,68 @@ func (rs *restorer) flushBatch() {
 		rs.send(rs.batch)
 	}
 	rs.batch, rs.batchBytes = nil, 0
+}
+
+func (rs *restorer) flushWindow() {
+	if len(rs.window) > 0 {
+		select {
+		case rs.windows <- rs.window:
+		case <-rs.ctx.Done():
+		}
+	}
+	rs.window, rs.windowBytes = nil, 0
+}
+
+// firstName registers a name of an inode with several links. It reports whether this is the first name,
+// which is written; a later name is linked now if the first is complete, or when it completes.
+func (rs *restorer) firstName(path string, n *repo.Node) bool {
+	key := linkKey{n.Dev, n.Inode}
+	rs.linkMu.Lock()
+	first, ok := rs.links[key]
+	if !ok {
+		rs.links[key] = &restoredLink{path: path}
+		rs.linkMu.Unlock()
+		return true
+	}
+	if !first.done {
+		first.waiters = append(first.waiters, path)
+		rs.linkMu.Unlock()
+		return false
+	}
+	failed := first.failed
+	rs.linkMu.Unlock()
+	if !failed {
+		rs.link(first.path, path, n)
+	}
+	return false
+}
+
+// firstDone records that the first name of a linked inode is complete, or failed, and links its other names.
+func (rs *restorer) firstDone(n *repo.Node, ok bool) {
+	if n.Links <= 1 {
+		return
+	}
+	rs.linkMu.Lock()
+	first := rs.links[linkKey{n.Dev, n.Inode}]
+	first.done, first.failed = true, !ok
+	waiters := first.waiters
+	first.waiters = nil
+	rs.linkMu.Unlock()
+	if !ok {
+		return // the restore has failed already
+	}
+	for _, path := range waiters {
+		rs.link(first.path, path, n)
+	}
+}
+
+func (rs *restorer) link(first, path string, n *repo.Node) {
+	if err := os.Link(first, path); err != nil {
+		rs.fail(fmt.Errorf("hard link %s to %s: %w", path, first, err))
+		return
+	}
+	rs.bytesDone.Add(n.Size)
+	rs.filesDone.Add(1)
 }
 
 func (rs *restorer) fileWorker() {
@@ -408,118 +513,167 @@ func createFile(path string, n *repo.Node) (*os.File, []repo.Extent, int64, erro
 	return f, data, want, nil
 }
 
+// restoreFile writes a file of at most one chunk.
 func (rs *restorer) restoreFile(path string, n *repo.Node, buf *[]byte) error {
-	if n.Links > 1 {
-		key := linkKey{n.Dev, n.Inode}
-		rs.linkMu.Lock()
-		first, ok := rs.links[key]
-		if !ok {
-			rs.links[key] = &restoredLink{path: path, done: make(chan struct{})}
-		}
-		rs.linkMu.Unlock()
-		if ok {
-			select {
-			case <-first.done:
-			case <-rs.ctx.Done():
-				return context.Cause(rs.ctx)
-			}
-			if first.err != nil {
-				return first.err
-			}
-			if err := os.Link(first.path, path); err != nil {
-				return fmt.Errorf("hard link %s to %s: %w", path, first.path, err)
-			}
-			rs.bytesDone.Add(n.Size)
-			return nil
-		}
-		defer func() {
-			rs.linkMu.Lock()
-			close(rs.links[key].done)
-			rs.linkMu.Unlock()
-		}()
-	}
+	var data []byte
 	var err error
-	if len(n.Content) > 1 {
-		err = rs.writeChunked(path, n)
-	} else {
-		var data []byte
-		if len(n.Content) == 1 {
-			data, err = rs.r.LoadBlob(rs.ctx, n.Content[0], *buf)
-			if err != nil {
-				err = fmt.Errorf("restore %s: %w", path, err)
-			}
-			*buf = data
+	if len(n.Content) == 1 {
+		data, err = rs.r.LoadBlob(rs.ctx, n.Content[0], *buf)
+		if err != nil {
+			err = fmt.Errorf("restore %s: %w", path, err)
 		}
-		if err == nil {
-			err = rs.writeSmall(path, n, data)
-			rs.bytesDone.Add(int64(len(data)))
-		}
+		*buf = data
 	}
-	if err != nil && n.Links > 1 {
-		rs.linkMu.Lock()
-		rs.links[linkKey{n.Dev, n.Inode}].err = err
-		rs.linkMu.Unlock()
+	if err == nil {
+		err = rs.writeSmall(path, n, data)
 	}
+	if err == nil {
+		rs.bytesDone.Add(int64(len(data)))
+	}
+	rs.firstDone(n, err == nil)
 	return err
 }
 
-// writeChunked writes a file of several chunks; the chunk workers fetch and write them in parallel.
-func (rs *restorer) writeChunked(path string, n *repo.Node) error {
-	f, data, want, err := createFile(path, n)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var wg sync.WaitGroup
-	var chunkErr atomic.Pointer[error]
-	var off int64
-	// Chunk sizes are only known after loading, so the offsets come from the raw lengths in the index.
-	for _, id := range n.Content {
-		loc, _, ok := rs.r.Index().Lookup(id)
-		if !ok {
-			wg.Wait()
-			return fmt.Errorf("restore %s: blob %s is not in any index (missing from the repository)", path, id)
+// planner opens the files of each window and turns their chunks into pack reads for the chunk workers.
+func (rs *restorer) planner() {
+	defer close(rs.reads)
+	for win := range rs.windows {
+		if rs.ctx.Err() == nil {
+			rs.planWindow(win)
 		}
-		wg.Add(1)
-		select {
-		case rs.chunks <- chunkJob{f: f, path: path, id: id, off: off, data: data, wg: &wg, err: &chunkErr}:
-		case <-rs.ctx.Done():
-			wg.Done()
-			wg.Wait()
-			return context.Cause(rs.ctx)
-		}
-		off += int64(loc.RawLength)
 	}
-	wg.Wait()
-	if p := chunkErr.Load(); p != nil {
-		return *p
-	}
-	if off != want {
-		return fmt.Errorf("restore %s: snapshot content has %d bytes, the file had %d", path, off, want)
-	}
-	return rs.applyMeta(path, n)
 }
 
-func (rs *restorer) chunkWorker() {
-	for j := range rs.chunks {
-		if rs.ctx.Err() == nil {
-			var written bool
-			err := rs.r.LoadBlobs(rs.ctx, []repo.ID{j.id}, func(_ int, out []byte) error {
-				written = true
-				if err := writeData(j.f, out, j.off, j.data); err != nil {
-					return fmt.Errorf("write %s: %w", j.path, err)
+func (rs *restorer) planWindow(win []restoreFile) {
+	var ids []repo.ID
+	var targets []chunkTarget
+	for k, rf := range win {
+		cf, offs, err := rs.openChunked(rf)
+		if err != nil {
+			rs.fail(err)
+			rs.drop(targets) // the files opened before this one
+			return
+		}
+		for i, id := range rf.node.Content {
+			ids = append(ids, id)
+			targets = append(targets, chunkTarget{cf, offs[i]})
+		}
+		if len(ids) >= planChunks || k == len(win)-1 {
+			rs.dispatch(ids, targets)
+			ids, targets = nil, nil
+		}
+	}
+}
+
+// openChunked creates a file of several chunks and returns it with each chunk's position in its data stream.
+func (rs *restorer) openChunked(rf restoreFile) (*chunkedFile, []int64, error) {
+	// Chunk sizes are only known after loading, so the positions come from the raw lengths in the index.
+	var off int64
+	offs := make([]int64, len(rf.node.Content))
+	for i, id := range rf.node.Content {
+		loc, _, ok := rs.r.Index().Lookup(id)
+		if !ok {
+			return nil, nil, fmt.Errorf("restore %s: blob %s is not in any index (missing from the repository)", rf.path, id)
+		}
+		offs[i] = off
+		off += int64(loc.RawLength)
+	}
+	f, data, want, err := createFile(rf.path, rf.node)
+	if err != nil {
+		return nil, nil, err
+	}
+	if off != want {
+		f.Close()
+		return nil, nil, fmt.Errorf("restore %s: snapshot content has %d bytes, the file had %d", rf.path, off, want)
+	}
+	cf := &chunkedFile{path: rf.path, node: rf.node, f: f, data: data}
+	cf.pending.Store(int64(len(offs)))
+	return cf, offs, nil
+}
+
+// dispatch plans the reads of the chunks and sends them to the chunk workers.
+func (rs *restorer) dispatch(ids []repo.ID, targets []chunkTarget) {
+	reads, err := rs.r.PlanReads(ids)
+	if err != nil {
+		rs.fail(err)
+		rs.drop(targets)
+		return
+	}
+	for k, p := range reads {
+		select {
+		case rs.reads <- chunkRead{read: p, targets: targets}:
+		case <-rs.ctx.Done():
+			for _, p := range reads[k:] {
+				for _, i := range p.Indexes() {
+					rs.chunkDone(targets[i].file, false)
 				}
+			}
+			return
+		}
+	}
+}
+
+// drop gives up chunks of a failed restore, which closes their files.
+func (rs *restorer) drop(targets []chunkTarget) {
+	for _, t := range targets {
+		rs.chunkDone(t.file, false)
+	}
+}
+
+// chunkDone records one chunk of a file as written, or given up because the restore failed; the last one
+// completes the file.
+func (rs *restorer) chunkDone(cf *chunkedFile, written bool) {
+	if !written {
+		cf.failed.Store(true)
+	}
+	if cf.pending.Add(-1) > 0 {
+		return
+	}
+	if cf.failed.Load() {
+		cf.f.Close()
+		rs.firstDone(cf.node, false)
+		return
+	}
+	err := rs.applyFileMeta(int(cf.f.Fd()), cf.path, cf.node)
+	if cerr := cf.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", cf.path, cerr)
+	}
+	if err != nil {
+		rs.fail(err)
+	} else {
+		rs.filesDone.Add(1)
+	}
+	rs.firstDone(cf.node, err == nil)
+}
+
+// chunkWorker carries out pack reads, writing each chunk where its files want it.
+func (rs *restorer) chunkWorker() {
+	for cr := range rs.reads {
+		idx := cr.read.Indexes()
+		delivered := 0
+		if rs.ctx.Err() == nil {
+			var writeErr error
+			err := rs.r.LoadRead(rs.ctx, cr.read, func(i int, out []byte) error {
+				t := cr.targets[i]
+				if err := writeData(t.file.f, out, t.off, t.file.data); err != nil {
+					writeErr = fmt.Errorf("write %s: %w", t.file.path, err)
+					return writeErr
+				}
+				delivered++
 				rs.bytesDone.Add(int64(len(out)))
+				rs.chunkDone(t.file, true)
 				return nil
 			})
-			if err != nil && !written {
-				err = fmt.Errorf("restore %s: %w", j.path, err)
+			if err != nil && err != writeErr {
+				err = fmt.Errorf("restore %s: %w", cr.targets[idx[delivered]].file.path, err)
 			}
 			if err != nil {
-				j.err.CompareAndSwap(nil, &err)
+				rs.fail(err)
 			}
 		}
-		j.wg.Done()
+		for _, i := range idx[delivered:] {
+			rs.chunkDone(cr.targets[i].file, false)
+		}
 	}
 }
 

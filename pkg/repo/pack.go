@@ -408,75 +408,129 @@ func (p *openPack) abort() {
 	_ = p.w.Close()
 }
 
-// Reads of blobs that lie this close together in one pack are merged, up to maxMergedRead bytes.
+// Reads of blobs that lie this close together in one pack are merged, up to maxMergedRead bytes: on an object
+// store a request costs far more than reading a few hundred KiB more of a pack.
 const (
 	mergeGap      = 256 << 10
-	maxMergedRead = 8 << 20
+	maxMergedRead = 16 << 20
 )
+
+// A PackRead is one ranged read of a pack that returns several blobs stored close together, in storage order.
+// PlanReads makes them; LoadRead carries them out, so a caller can spread them over goroutines.
+type PackRead struct {
+	pack     string
+	off, end int64
+	blobs    []plannedBlob
+}
+
+type plannedBlob struct {
+	i   int // position in the ids given to PlanReads
+	id  ID
+	loc Loc
+}
+
+// Indexes returns the positions, in the ids given to PlanReads, of the blobs this read returns.
+func (p *PackRead) Indexes() []int {
+	is := make([]int, len(p.blobs))
+	for k, b := range p.blobs {
+		is[k] = b.i
+	}
+	return is
+}
+
+// PlanReads groups the blobs into reads of their packs, merging blobs stored close together. A blob may be
+// asked for more than once; it is read once.
+func (r *Repository) PlanReads(ids []ID) ([]PackRead, error) {
+	blobs := make([]struct {
+		plannedBlob
+		pack string
+	}, len(ids))
+	for i, id := range ids {
+		loc, pack, ok := r.index.Lookup(id)
+		if !ok {
+			return nil, fmt.Errorf("blob %s is not in any index (missing from the repository)", id)
+		}
+		blobs[i].plannedBlob, blobs[i].pack = plannedBlob{i: i, id: id, loc: loc}, pack
+	}
+	sort.Slice(blobs, func(a, b int) bool {
+		if blobs[a].pack != blobs[b].pack {
+			return blobs[a].pack < blobs[b].pack
+		}
+		return blobs[a].loc.Offset < blobs[b].loc.Offset
+	})
+	var reads []PackRead
+	for _, b := range blobs {
+		off, end := int64(b.loc.Offset), int64(b.loc.Offset)+int64(b.loc.Length)
+		if n := len(reads); n > 0 {
+			last := &reads[n-1]
+			if last.pack == b.pack && off <= last.end+mergeGap && end-last.off <= maxMergedRead {
+				last.end = max(last.end, end)
+				last.blobs = append(last.blobs, b.plannedBlob)
+				continue
+			}
+		}
+		reads = append(reads, PackRead{pack: b.pack, off: off, end: end, blobs: []plannedBlob{b.plannedBlob}})
+	}
+	return reads, nil
+}
+
+// LoadRead carries out one read, streaming: it holds one blob at a time, however long the read. fn receives
+// each blob's position in the planned ids and its plaintext, valid only during the call.
+func (r *Repository) LoadRead(ctx context.Context, p PackRead, fn func(i int, data []byte) error) error {
+	name := packName(p.pack)
+	rd, err := openRange(ctx, r.bucket, name, p.off, p.end-p.off)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	sp := sealedPool.Get().(*[]byte)
+	defer sealedPool.Put(sp)
+	var plain, out []byte
+	pos := p.off
+	for k, b := range p.blobs {
+		// A blob asked for twice sorts next to itself and is decoded once.
+		if k == 0 || b.loc.Offset != p.blobs[k-1].loc.Offset {
+			off, length := int64(b.loc.Offset), int64(b.loc.Length)
+			if gap := off - pos; gap > 0 {
+				if n, err := io.CopyN(io.Discard, rd, gap); err != nil {
+					return rangeErr(name, pos, gap, n, err)
+				}
+			}
+			if int64(cap(*sp)) < length {
+				*sp = make([]byte, length)
+			}
+			sealed := (*sp)[:length]
+			if n, err := io.ReadFull(rd, sealed); err != nil {
+				return rangeErr(name, off, length, int64(n), err)
+			}
+			pos = off + length
+			var aliased bool
+			out, aliased, err = r.decodeBlob(b.id, b.loc, sealed, plain, true)
+			if err != nil {
+				return fmt.Errorf("blob %s in pack %s at offset %d: %w", b.id, name, b.loc.Offset, err)
+			}
+			if !aliased {
+				plain = out
+			}
+		}
+		if err := fn(b.i, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // LoadBlobs reads several blobs, merging reads of blobs stored close together in the same pack. fn receives
 // each blob's index in ids and its plaintext, valid only during the call, in storage order.
 func (r *Repository) LoadBlobs(ctx context.Context, ids []ID, fn func(i int, data []byte) error) error {
-	type item struct {
-		i    int
-		loc  Loc
-		pack string
+	reads, err := r.PlanReads(ids)
+	if err != nil {
+		return err
 	}
-	items := make([]item, len(ids))
-	for i, id := range ids {
-		loc, pack, ok := r.index.Lookup(id)
-		if !ok {
-			return fmt.Errorf("blob %s is not in any index (missing from the repository)", id)
-		}
-		items[i] = item{i, loc, pack}
-	}
-	sort.Slice(items, func(a, b int) bool {
-		if items[a].pack != items[b].pack {
-			return items[a].pack < items[b].pack
-		}
-		return items[a].loc.Offset < items[b].loc.Offset
-	})
-	sp := sealedPool.Get().(*[]byte)
-	defer sealedPool.Put(sp)
-	var plain []byte
-	for start := 0; start < len(items); {
-		first := items[start]
-		end := start + 1
-		stop := int64(first.loc.Offset) + int64(first.loc.Length)
-		for end < len(items) && items[end].pack == first.pack {
-			next := items[end].loc
-			if int64(next.Offset) > stop+mergeGap || int64(next.Offset)+int64(next.Length)-int64(first.loc.Offset) > maxMergedRead {
-				break
-			}
-			stop = max(stop, int64(next.Offset)+int64(next.Length))
-			end++
-		}
-		name := packName(first.pack)
-		buf, err := readRange(ctx, r.bucket, name, int64(first.loc.Offset), stop-int64(first.loc.Offset), *sp)
-		if err != nil {
+	for _, p := range reads {
+		if err := r.LoadRead(ctx, p, fn); err != nil {
 			return err
 		}
-		*sp = buf
-		var out []byte
-		for k, it := range items[start:end] {
-			// Blobs are decrypted in place, so one asked for twice (sorted next to each other) is decoded once.
-			if k == 0 || it.loc.Offset != items[start+k-1].loc.Offset {
-				off := it.loc.Offset - first.loc.Offset
-				var aliased bool
-				var err error
-				out, aliased, err = r.decodeBlob(ids[it.i], it.loc, buf[off:off+it.loc.Length], plain, true)
-				if err != nil {
-					return fmt.Errorf("blob %s in pack %s at offset %d: %w", ids[it.i], name, it.loc.Offset, err)
-				}
-				if !aliased {
-					plain = out
-				}
-			}
-			if err := fn(it.i, out); err != nil {
-				return err
-			}
-		}
-		start = end
 	}
 	return nil
 }

@@ -347,6 +347,23 @@ func readAll(ctx context.Context, b *blob.Bucket, name string) ([]byte, error) {
 }
 
 func readRange(ctx context.Context, b *blob.Bucket, name string, off, length int64, buf []byte) ([]byte, error) {
+	rd, err := openRange(ctx, b, name, off, length)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	if int64(cap(buf)) < length {
+		buf = make([]byte, length)
+	}
+	buf = buf[:length]
+	if n, err := io.ReadFull(rd, buf); err != nil {
+		return nil, rangeErr(name, off, length, int64(n), err)
+	}
+	return buf, nil
+}
+
+// openRange starts reading length bytes of an object at off; errors name the object and say when it is missing.
+func openRange(ctx context.Context, b *blob.Bucket, name string, off, length int64) (*blob.Reader, error) {
 	rd, err := b.NewRangeReader(ctx, name, off, length, nil)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
@@ -354,19 +371,15 @@ func readRange(ctx context.Context, b *blob.Bucket, name string, off, length int
 		}
 		return nil, fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
 	}
-	defer rd.Close()
-	if int64(cap(buf)) < length {
-		buf = make([]byte, length)
+	return rd, nil
+}
+
+// rangeErr describes a read of length bytes at off that stopped after n bytes with err.
+func rangeErr(name string, off, length, n int64, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("object %s is truncated: wanted bytes %d..%d, got %d", name, off, off+length, n)
 	}
-	buf = buf[:length]
-	n, err := io.ReadFull(rd, buf)
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("object %s is truncated: wanted bytes %d..%d, got %d", name, off, off+length, n)
-		}
-		return nil, fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
-	}
-	return buf, nil
+	return fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
 }
 
 // listNames lists object names under prefix, skipping fileblob's temporary and attribute files.
