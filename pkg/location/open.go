@@ -250,7 +250,9 @@ func openNFS(spec v1alpha1.BackupLocationSpec, opts Options) (*blob.Bucket, erro
 	}
 	// An object is written to a temporary file and renamed into place; the temporary file must be on the
 	// export (a rename across mounts fails), next to the object. The repository ignores it in listings.
-	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true})
+	// No ".attrs" sidecar: the repository sets no object metadata, and the sidecar would cost a second file
+	// and an MD5 of every byte written.
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 	if err != nil {
 		return nil, fmt.Errorf("nfs location directory %s: %w", dir, err)
 	}

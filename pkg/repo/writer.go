@@ -26,7 +26,8 @@ type Writer struct {
 	idxMu   sync.Mutex
 	pending []*packRecord // stored packs not yet in an index object
 
-	encoders sync.Pool
+	// encoders[1] entropy-codes the literals of blocks without matches, for blobs of allLitMin bytes or more.
+	encoders [2]sync.Pool
 	bufs     sync.Pool
 
 	statMu sync.Mutex
@@ -64,17 +65,34 @@ func (r *Repository) NewWriter(ctx context.Context) (*Writer, error) {
 		level = zstd.SpeedBestCompression
 	}
 	if r.cfg.Compression == "zstd" {
-		w.encoders.New = func() any {
-			e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
-				zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
-			if err != nil {
-				panic(err)
+		// No frame checksum: every blob is authenticated by AES-GCM already.
+		for i := range w.encoders {
+			w.encoders[i].New = func() any {
+				e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+					zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20), zstd.WithEncoderCRC(false),
+					zstd.WithAllLitEntropyCompression(i == 1))
+				if err != nil {
+					panic(err)
+				}
+				return e
 			}
-			return e
 		}
 	}
 	w.bufs.New = func() any { return new([]byte) }
 	return w, nil
+}
+
+// The fastest level stores the literals of a block where it finds no match as they are. Entropy-coding them
+// anyway shrinks text chunks by a further ~4% (measured on the benchmark's text: ratio 2.49 to 2.58 at the
+// same speed), but building a Huffman table costs ~18 µs: on blobs of a few KiB that is half the cost of
+// compressing them, so small blobs go without.
+const allLitMin = 64 << 10
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (w *Writer) fail(err error) error {
@@ -103,9 +121,9 @@ func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
 		return err
 	}
 	var enc *zstd.Encoder
-	if w.encoders.New != nil {
-		enc = w.encoders.Get().(*zstd.Encoder)
-		defer w.encoders.Put(enc)
+	if pool := &w.encoders[boolIndex(len(plaintext) >= allLitMin)]; pool.New != nil {
+		enc = pool.Get().(*zstd.Encoder)
+		defer pool.Put(enc)
 	}
 	buf := w.bufs.Get().(*[]byte)
 	defer w.bufs.Put(buf)

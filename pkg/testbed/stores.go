@@ -398,7 +398,7 @@ func Dir(t testing.TB) *Store {
 	st := &Store{Provider: ProviderFile, Dir: dir}
 	st.URL = (&url.URL{Scheme: "file", Path: dir}).String()
 	st.open = func(context.Context) (*blob.Bucket, error) {
-		return fileblob.OpenBucket(dir, nil)
+		return fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 	}
 	return st
 }
