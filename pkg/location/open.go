@@ -138,8 +138,9 @@ func openS3(ctx context.Context, spec v1alpha1.BackupLocationSpec, creds Credent
 			o.BaseEndpoint = aws.String(spec.Endpoint)
 		}
 		o.UsePathStyle = spec.S3ForcePathStyle
+		// S3-compatible stores vary in which checksums they accept; send them only where S3 requires them.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 	})
-	// S3-compatible stores vary in which checksums they accept; send them only where S3 requires them.
 	return s3blob.OpenBucket(ctx, client, spec.Bucket, &s3blob.Options{
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	})
