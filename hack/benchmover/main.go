@@ -209,6 +209,10 @@ func run() error {
 		// after many were deleted scans past every recently deleted inode (ext4's recently_deleted), which
 		// would make each tool's restore pay for the previous tool's clean-up.
 		trash := filepath.Join(c.work, "trash-"+set)
+		// A run that failed midway left its trash behind, whose names the runs below would collide with.
+		if err := os.RemoveAll(trash); err != nil {
+			return err
+		}
 		for runNo := range c.runs {
 			for _, tool := range tools {
 				fmt.Fprintf(os.Stderr, "set %s run %d: %s\n", set, runNo+1, tool)
