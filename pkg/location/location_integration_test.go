@@ -4,6 +4,7 @@ package location_test
 
 import (
 	"context"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -207,5 +208,15 @@ func TestNFSExportOnItsOwnMount(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(export, "team", "cluster-a", "packs", "p1"))
 	if err != nil || string(got) != "pack" {
 		t.Fatalf("object on the export: %q, %v; want \"pack\"", got, err)
+	}
+	// An object is one file: no ".attrs" sidecar beside it.
+	err = filepath.WalkDir(export, func(path string, _ fs.DirEntry, err error) error {
+		if strings.HasSuffix(path, ".attrs") {
+			t.Errorf("sidecar %s written on the export", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

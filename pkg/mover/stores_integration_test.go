@@ -170,3 +170,55 @@ func TestObjectRetentionGCS(t *testing.T) {
 		t.Fatalf("only %d objects listed", n)
 	}
 }
+
+// TestPacksOfSeveralPartsOnS3 writes packs larger than one upload part through the repository's own S3
+// transfer manager (5 MiB parts from the first byte) and restores them byte for byte. A multipart ETag
+// ("<hash>-<parts>") shows the parts were used.
+func TestPacksOfSeveralPartsOnS3(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(testing.TB) *testbed.Store
+	}{{"s3", testbed.S3}, {"minio", testbed.MinIO}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			st := tc.store(t)
+			b := st.OpenT(t)
+			r, err := repo.Init(ctx, b, testPass, repo.InitOptions{KDF: fastKDF, PackSize: 16 << 20}, repo.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := t.TempDir()
+			writeFile(t, filepath.Join(src, "big"), randomBytes(rand.New(rand.NewPCG(21, 22)), 24<<20))
+			id, _, err := Backup(ctx, r, src, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			multipart := 0
+			for _, key := range testbed.Keys(t, b) {
+				if !strings.HasPrefix(key, "data/") {
+					continue
+				}
+				a, err := b.Attributes(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Size > 5<<20 && strings.Contains(a.ETag, "-") {
+					multipart++
+				}
+			}
+			if multipart == 0 {
+				t.Errorf("no pack of more than 5 MiB was uploaded in parts")
+			}
+			dst := filepath.Join(t.TempDir(), "r")
+			r2, err := repo.Open(ctx, st.OpenT(t), testPass, repo.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Restore(ctx, r2, id, "", dst, RestoreOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			diffTrees(t, describeTree(t, src), describeTree(t, dst))
+		})
+	}
+}
