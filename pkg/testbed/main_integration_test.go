@@ -5,6 +5,7 @@ package testbed_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +33,11 @@ func TestServersStopWithTheTestProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The child holds its server until this test has seen it answer: it ends when its input closes.
+			in, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -56,6 +62,7 @@ func TestServersStopWithTheTestProcess(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			in.Close()
 			_ = cmd.Wait()
 
 			deadline := time.Now().Add(5 * time.Second)
@@ -106,7 +113,6 @@ func TestChildStartsS3(t *testing.T) {
 	}
 	st := testbed.S3(t)
 	os.Stdout.WriteString("endpoint: " + st.Endpoint + "\n")
-	if mode == "killed" {
-		time.Sleep(time.Minute) // until the parent kills this process
-	}
+	// Until the parent closes this process's input ("exit") or kills it ("killed").
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
