@@ -249,13 +249,18 @@ func openNFS(spec v1alpha1.BackupLocationSpec, opts Options) (*blob.Bucket, erro
 	if p := strings.Trim(spec.Prefix, "/"); p != "" {
 		dir = filepath.Join(dir, filepath.Clean("/"+p))
 	}
-	// An object is written to a temporary file and renamed into place; the temporary file must be on the
-	// export (a rename across mounts fails), next to the object. The repository ignores it in listings.
-	// No ".attrs" sidecar: the repository sets no object metadata, and the sidecar would cost a second file
-	// and an MD5 of every byte written.
-	b, err := fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+	b, err := OpenDirectory(dir)
 	if err != nil {
 		return nil, fmt.Errorf("nfs location directory %s: %w", dir, err)
 	}
 	return b, nil
+}
+
+// OpenDirectory opens a directory as a bucket the way an NFS location's export is written, creating it if
+// needed. An object is written to a temporary file and renamed into place; the temporary file must be on the
+// export (a rename across mounts fails), next to the object, and the repository ignores it in listings. No
+// ".attrs" sidecar: the repository sets no object metadata, and the sidecar would cost a second file and an
+// MD5 of every byte written.
+func OpenDirectory(dir string) (*blob.Bucket, error) {
+	return fileblob.OpenBucket(dir, &fileblob.Options{CreateDir: true, NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 }

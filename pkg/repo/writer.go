@@ -88,13 +88,6 @@ func (r *Repository) NewWriter(ctx context.Context) (*Writer, error) {
 // compressing them, so small blobs go without.
 const allLitMin = 64 << 10
 
-func boolIndex(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func (w *Writer) fail(err error) error {
 	w.errMu.Lock()
 	defer w.errMu.Unlock()
@@ -121,7 +114,11 @@ func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
 		return err
 	}
 	var enc *zstd.Encoder
-	if pool := &w.encoders[boolIndex(len(plaintext) >= allLitMin)]; pool.New != nil {
+	pool := &w.encoders[0]
+	if len(plaintext) >= allLitMin {
+		pool = &w.encoders[1]
+	}
+	if pool.New != nil {
 		enc = pool.Get().(*zstd.Encoder)
 		defer pool.Put(enc)
 	}

@@ -21,10 +21,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
-	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/blob/s3blob"
 	"google.golang.org/api/option"
+
+	"github.com/pxb-dev/pxb/pkg/location"
 )
 
 // Provider names, as a BackupLocation spells them.
@@ -391,14 +392,14 @@ func GCS(t testing.TB) *Store {
 	return st
 }
 
-// Dir returns a fresh directory opened through fileblob, the way an NFS location is written.
+// Dir returns a fresh directory opened the way an NFS location is written (location.OpenDirectory).
 func Dir(t testing.TB) *Store {
 	t.Helper()
 	dir := t.TempDir()
 	st := &Store{Provider: ProviderFile, Dir: dir}
 	st.URL = (&url.URL{Scheme: "file", Path: dir}).String()
 	st.open = func(context.Context) (*blob.Bucket, error) {
-		return fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+		return location.OpenDirectory(dir)
 	}
 	return st
 }
