@@ -64,30 +64,28 @@ func readXattrsFd(fd int, path string) ([]repo.Xattr, error) {
 }
 
 func xattrsOf(path string, list func([]byte) (int, error), get func(string, []byte) (int, error)) ([]repo.Xattr, error) {
-	var buf [1024]byte
-	sz, err := list(buf[:])
+	// Sized first: most files have none, and a buffer for the names would cost every file an allocation
+	// (it escapes through list).
 	var names []byte
-	switch {
-	case err == nil:
-		names = buf[:sz]
-	case errors.Is(err, unix.ERANGE):
-		sz, err = list(nil)
-		if err != nil {
-			return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
+	for names == nil {
+		sz, err := list(nil)
+		if err == nil && sz > 0 {
+			names = make([]byte, sz)
+			sz, err = list(names)
+			if errors.Is(err, unix.ERANGE) {
+				names = nil // more names since sized
+				continue
+			}
+			names = names[:sz]
 		}
-		names = make([]byte, sz)
-		sz, err = list(names)
-		if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.ENOENT):
+			return nil, nil
+		case err != nil:
 			return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
+		case sz == 0:
+			return nil, nil
 		}
-		names = names[:sz]
-	case errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.ENOENT):
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("list xattrs of %s: %w", path, err)
-	}
-	if len(names) == 0 {
-		return nil, nil
 	}
 	var out []repo.Xattr
 	for len(names) > 0 {

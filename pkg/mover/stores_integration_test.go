@@ -13,6 +13,7 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"gocloud.dev/blob"
 
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/testbed"
@@ -172,46 +173,65 @@ func TestObjectRetentionGCS(t *testing.T) {
 }
 
 // TestPacksOfSeveralPartsOnS3 writes packs larger than one upload part through the repository's own S3
-// transfer manager (5 MiB parts from the first byte) and restores them byte for byte. A multipart ETag
-// ("<hash>-<parts>") shows the parts were used.
+// uploads (5 MiB parts), under a key prefix, with and without object lock, and restores them byte for
+// byte. A multipart ETag ("<hash>-<parts>") shows the parts were used; every object, the multipart ones
+// included, must carry the retention asked for, under the prefix.
 func TestPacksOfSeveralPartsOnS3(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		store func(testing.TB) *testbed.Store
-	}{{"s3", testbed.S3}, {"minio", testbed.MinIO}} {
+		lock  bool
+	}{{"s3", testbed.S3, false}, {"minio", testbed.MinIO, false}, {"s3-locked", testbed.S3Locked, true}, {"minio-locked", testbed.MinIOLocked, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			st := tc.store(t)
-			b := st.OpenT(t)
-			r, err := repo.Init(ctx, b, testPass, repo.InitOptions{KDF: fastKDF, PackSize: 16 << 20}, repo.Options{})
+			const prefix = "team/a/"
+			b := blob.PrefixedBucket(st.OpenT(t), prefix)
+			var opts repo.Options
+			if tc.lock {
+				opts.ObjectLock = &repo.ObjectLock{Mode: "GOVERNANCE", Period: time.Hour}
+			}
+			r, err := repo.Init(ctx, b, testPass, repo.InitOptions{KDF: fastKDF, PackSize: 16 << 20}, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			src := t.TempDir()
 			writeFile(t, filepath.Join(src, "big"), randomBytes(rand.New(rand.NewPCG(21, 22)), 24<<20))
+			writeFile(t, filepath.Join(src, "small"), []byte("a file that fits one request"))
 			id, _, err := Backup(ctx, r, src, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
+			var client *s3.Client
+			if !b.As(&client) {
+				t.Fatal("not an S3 bucket")
+			}
+			whole := st.OpenT(t)
+			keys := testbed.Keys(t, whole)
 			multipart := 0
-			for _, key := range testbed.Keys(t, b) {
-				if !strings.HasPrefix(key, "data/") {
+			for _, key := range keys {
+				if !strings.HasPrefix(key, prefix) {
+					t.Errorf("object %s is outside prefix %s", key, prefix)
 					continue
 				}
-				a, err := b.Attributes(ctx, key)
+				head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(key)})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if a.Size > 5<<20 && strings.Contains(a.ETag, "-") {
+				if aws.ToInt64(head.ContentLength) > 5<<20 && strings.Contains(aws.ToString(head.ETag), "-") {
 					multipart++
+				}
+				if tc.lock && !strings.HasPrefix(key, prefix+"locks/") && (head.ObjectLockRetainUntilDate == nil ||
+					head.ObjectLockRetainUntilDate.Before(time.Now().Add(50*time.Minute)) || head.ObjectLockMode != "GOVERNANCE") {
+					t.Errorf("%s: retention %s until %v, want GOVERNANCE about an hour from now", key, head.ObjectLockMode, head.ObjectLockRetainUntilDate)
 				}
 			}
 			if multipart == 0 {
-				t.Errorf("no pack of more than 5 MiB was uploaded in parts")
+				t.Errorf("no pack of more than 5 MiB was uploaded in parts (objects: %v)", keys)
 			}
 			dst := filepath.Join(t.TempDir(), "r")
-			r2, err := repo.Open(ctx, st.OpenT(t), testPass, repo.Options{})
+			r2, err := repo.Open(ctx, blob.PrefixedBucket(st.OpenT(t), prefix), testPass, repo.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -219,6 +239,7 @@ func TestPacksOfSeveralPartsOnS3(t *testing.T) {
 				t.Fatal(err)
 			}
 			diffTrees(t, describeTree(t, src), describeTree(t, dst))
+			mustCheck(t, r2, true)
 		})
 	}
 }

@@ -347,30 +347,66 @@ func (r *Repository) writeIndex(ctx context.Context, packs []*packRecord) (strin
 type openPack struct {
 	id     string
 	cancel context.CancelFunc
-	w      *blob.Writer
-	bw     *bufio.Writer // small blobs would otherwise cost a write call each
+	up     upload
+	w      io.Writer // up, throttled when uploads have a limit
 	size   int64
 	blobs  []blobEntry
+}
+
+// An upload is an object being written: through gocloud's writer, or on S3 by the repository itself.
+type upload interface {
+	io.Writer
+	Close() error // completes the object
+	Abort()       // discards it
+}
+
+// blobUpload is an upload through gocloud's writer.
+type blobUpload struct {
+	w      *blob.Writer
+	bw     *bufio.Writer // small blobs would otherwise cost a write call each
+	cancel context.CancelFunc
+}
+
+func (u *blobUpload) Write(p []byte) (int, error) { return u.bw.Write(p) }
+
+func (u *blobUpload) Close() error {
+	if err := u.bw.Flush(); err != nil {
+		u.Abort()
+		return err
+	}
+	return u.w.Close()
+}
+
+func (u *blobUpload) Abort() {
+	// Closing a gocloud writer after cancelling its context discards the upload.
+	u.cancel()
+	_ = u.w.Close()
 }
 
 func (r *Repository) newPack(ctx context.Context) (*openPack, error) {
 	id := randomHex(16)
 	// cancel aborts an upload that is not finished (and so is cancelling the writer's context).
 	ctx, cancel := context.WithCancel(ctx)
-	w, err := r.newWriter(ctx, packName(id), true)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("create pack %s: %w", packName(id), err)
+	var up upload
+	if r.s3 != nil {
+		up = r.s3.upload(ctx, packName(id), r.lockFor(true))
+	} else {
+		w, err := r.newWriter(ctx, packName(id), true)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("create pack %s: %w", packName(id), err)
+		}
+		up = &blobUpload{w: w, bw: bufio.NewWriterSize(w, 1<<20), cancel: cancel}
 	}
-	var out io.Writer = w
+	var w io.Writer = up
 	if r.upload != nil {
-		out = &throttledWriter{ctx: ctx, limiter: r.upload, w: w}
+		w = &throttledWriter{ctx: ctx, limiter: r.upload, w: up}
 	}
-	return &openPack{id: id, cancel: cancel, w: w, bw: bufio.NewWriterSize(out, 1<<20)}, nil
+	return &openPack{id: id, cancel: cancel, up: up, w: w}, nil
 }
 
 func (p *openPack) add(t BlobType, id ID, sealed []byte, rawLen int) error {
-	if _, err := p.bw.Write(sealed); err != nil {
+	if _, err := p.w.Write(sealed); err != nil {
 		return fmt.Errorf("write pack %s: %w", packName(p.id), err)
 	}
 	p.blobs = append(p.blobs, blobEntry{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed)), RawLength: uint32(rawLen)})
@@ -384,15 +420,11 @@ func (r *Repository) finishPack(p *openPack) (*packRecord, error) {
 	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(hdr)))
 	hdr = append(hdr, packMagic...)
 	defer p.cancel()
-	_, err := p.bw.Write(hdr)
-	if err == nil {
-		err = p.bw.Flush()
-	}
-	if err != nil {
+	if _, err := p.w.Write(hdr); err != nil {
 		p.abort()
 		return nil, fmt.Errorf("write pack %s: %w", packName(p.id), err)
 	}
-	if err := p.w.Close(); err != nil {
+	if err := p.up.Close(); err != nil {
 		return nil, fmt.Errorf("write pack %s: %w", packName(p.id), err)
 	}
 	if err := r.retainWritten(context.Background(), packName(p.id)); err != nil {
@@ -403,9 +435,8 @@ func (r *Repository) finishPack(p *openPack) (*packRecord, error) {
 
 // abort discards a pack that will not be completed.
 func (p *openPack) abort() {
-	// Closing a gocloud writer after cancelling its context discards the upload.
 	p.cancel()
-	_ = p.w.Close()
+	p.up.Abort()
 }
 
 // Reads of blobs that lie this close together in one pack are merged, up to maxMergedRead bytes: on an object
