@@ -25,6 +25,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -414,6 +415,9 @@ func (t *toolRun) exec(bin string, args ...string) (step, error) {
 	usage := filepath.Join(t.cache, "usage")
 	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", usage, bin}, args...)...)
 	cmd.Env = t.env()
+	// What the previous step left dirty is written back now, not during this step: writeback competing
+	// with a restore's writes made its system time vary several-fold, to whichever tool came next.
+	syscall.Sync()
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
