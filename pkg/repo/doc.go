@@ -70,7 +70,8 @@
 // mostly unused (GCOptions.RepackUnused, default half its bytes) has its used blobs copied, still sealed and
 // verified, into new packs; it then writes one new index of the kept and new packs, deletes the old index
 // objects and then the unreferenced packs; packs that are in no index are deleted
-// only once older than the lease duration. A deletion refused (for example by object-lock retention) is
+// only once older than the lease duration, and on S3 so are the incomplete multipart uploads of packs that
+// killed writers left (GCStats.AbortedUploads). A deletion refused (for example by object-lock retention) is
 // reported in GCStats.Undeletable, and packs that a surviving index names are kept.
 //
 // # Versions

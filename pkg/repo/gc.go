@@ -29,6 +29,8 @@ type GCStats struct {
 	DeletedBytes   int64
 	DeletedIndexes int
 	DeletedLocks   int
+	// AbortedUploads counts incomplete S3 multipart uploads of packs, left by writers that were killed.
+	AbortedUploads int
 	// Undeletable lists objects whose deletion failed (for example under object-lock retention); they are
 	// reported, not treated as damage, and a later GC tries again.
 	Undeletable []string
@@ -101,7 +103,19 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 			dead[id] = o.Size
 		}
 	}
+	// Incomplete uploads of packs: as for unindexed packs, their age is a second guard besides the lock.
+	abortUploads := func(dryRun bool) {
+		if r.s3 == nil {
+			return
+		}
+		n, err := r.s3.abortStaleUploads(ctx, cutoff, dryRun)
+		stats.AbortedUploads = n
+		if err != nil {
+			stats.Undeletable = append(stats.Undeletable, err.Error())
+		}
+	}
 	if opts.DryRun {
+		abortUploads(true)
 		stats.RepackedPacks = len(repack)
 		stats.DeletedPacks = len(dead) + len(repack)
 		for _, sz := range dead {
@@ -112,6 +126,7 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 	if err := l.valid(); err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
+	abortUploads(false)
 
 	// Used blobs of mostly unused packs are copied (still sealed) into new packs; the old packs then die.
 	if len(repack) > 0 {

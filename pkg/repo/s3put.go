@@ -275,3 +275,32 @@ func (u *s3Upload) discardBuf() {
 	u.s.release(u.buf)
 	u.buf = nil
 }
+
+// abortStaleUploads aborts the multipart uploads of packs started before cutoff: what writers killed
+// mid-pack left behind (a writer that ends aborts its own), which S3 would otherwise keep, and bill, until
+// a lifecycle rule removed them. With dryRun it only counts them.
+func (s *s3Store) abortStaleUploads(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
+	n := 0
+	// The whole bucket's, filtered here: MinIO matches a listing's prefix against whole keys only.
+	data := s.prefix + dataPrefix
+	pages := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return n, fmt.Errorf("list incomplete uploads under %s: %w", dataPrefix, err)
+		}
+		for _, u := range page.Uploads {
+			if !strings.HasPrefix(aws.ToString(u.Key), data) || u.Initiated == nil || !u.Initiated.Before(cutoff) {
+				continue
+			}
+			if !dryRun {
+				if _, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket),
+					Key: u.Key, UploadId: u.UploadId}); err != nil {
+					return n, fmt.Errorf("abort the incomplete upload of %s: %w", strings.TrimPrefix(aws.ToString(u.Key), s.prefix), err)
+				}
+			}
+			n++
+		}
+	}
+	return n, nil
+}
