@@ -98,22 +98,15 @@ func testObjectLock(t *testing.T, st *testbed.Store) {
 	}
 	src := t.TempDir()
 	buildTree(t, src)
-	id, _, err := Backup(ctx, r, src, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var client *s3.Client
-	if !b.As(&client) {
-		t.Fatal("not an S3 bucket")
-	}
+	id, client := backupOnS3(ctx, t, r, b, src)
 	keys := testbed.Keys(t, b)
 	for _, key := range keys {
 		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(key)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(key, "locks/") && (head.ObjectLockRetainUntilDate == nil || head.ObjectLockRetainUntilDate.Before(time.Now().Add(50*time.Minute))) {
-			t.Errorf("%s: retention until %v, want about an hour from now", key, head.ObjectLockRetainUntilDate)
+		if !strings.HasPrefix(key, "locks/") {
+			checkRetainedAnHour(t, key, head)
 		}
 	}
 	if len(keys) < 5 {
@@ -130,6 +123,29 @@ func testObjectLock(t *testing.T, st *testbed.Store) {
 	}
 	t.Logf("gc under retention: %+v", stats)
 	mustCheck(t, r, true)
+}
+
+// backupOnS3 backs src up into r, which lives in S3 bucket b, and returns the snapshot and b's S3 client.
+func backupOnS3(ctx context.Context, t *testing.T, r *repo.Repository, b *blob.Bucket, src string) (string, *s3.Client) {
+	t.Helper()
+	id, _, err := Backup(ctx, r, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client *s3.Client
+	if !b.As(&client) {
+		t.Fatal("not an S3 bucket")
+	}
+	return id, client
+}
+
+// checkRetainedAnHour fails unless object key has GOVERNANCE retention about an hour ahead, as the tests ask.
+func checkRetainedAnHour(t *testing.T, key string, head *s3.HeadObjectOutput) {
+	t.Helper()
+	if head.ObjectLockRetainUntilDate == nil || head.ObjectLockRetainUntilDate.Before(time.Now().Add(50*time.Minute)) ||
+		head.ObjectLockMode != "GOVERNANCE" {
+		t.Errorf("%s: retention %s until %v, want GOVERNANCE about an hour from now", key, head.ObjectLockMode, head.ObjectLockRetainUntilDate)
+	}
 }
 
 // TestObjectRetentionGCS writes a repository with a retention date on fake-gcs-server, which stores an
@@ -199,14 +215,7 @@ func TestPacksOfSeveralPartsOnS3(t *testing.T) {
 			src := t.TempDir()
 			writeFile(t, filepath.Join(src, "big"), randomBytes(rand.New(rand.NewPCG(21, 22)), 24<<20))
 			writeFile(t, filepath.Join(src, "small"), []byte("a file that fits one request"))
-			id, _, err := Backup(ctx, r, src, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var client *s3.Client
-			if !b.As(&client) {
-				t.Fatal("not an S3 bucket")
-			}
+			id, client := backupOnS3(ctx, t, r, b, src)
 			whole := st.OpenT(t)
 			keys := testbed.Keys(t, whole)
 			multipart := 0
@@ -222,9 +231,8 @@ func TestPacksOfSeveralPartsOnS3(t *testing.T) {
 				if aws.ToInt64(head.ContentLength) > 5<<20 && strings.Contains(aws.ToString(head.ETag), "-") {
 					multipart++
 				}
-				if tc.lock && !strings.HasPrefix(key, prefix+"locks/") && (head.ObjectLockRetainUntilDate == nil ||
-					head.ObjectLockRetainUntilDate.Before(time.Now().Add(50*time.Minute)) || head.ObjectLockMode != "GOVERNANCE") {
-					t.Errorf("%s: retention %s until %v, want GOVERNANCE about an hour from now", key, head.ObjectLockMode, head.ObjectLockRetainUntilDate)
+				if tc.lock && !strings.HasPrefix(key, prefix+"locks/") {
+					checkRetainedAnHour(t, key, head)
 				}
 			}
 			if multipart == 0 {

@@ -85,6 +85,16 @@ type retention struct {
 	until time.Time
 }
 
+// s3 is the lock as S3 request fields; none for a nil lock.
+func (l *retention) s3() (types.ObjectLockMode, *time.Time) {
+	if l == nil {
+		return "", nil
+	}
+	return types.ObjectLockMode(l.mode), aws.Time(l.until)
+}
+
+// key is the S3 key of object name. The prefix is as gocloud escaped it; the repository's own names need no
+// escaping.
 func (s *s3Store) key(name string) *string { return aws.String(s.prefix + name) }
 
 // checksumFor is the checksum an upload sends: S3 refuses an object lock without one.
@@ -100,9 +110,7 @@ func (s *s3Store) put(ctx context.Context, name string, data []byte, lock *reten
 	in := &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: s.key(name), Body: bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))), ContentType: aws.String(contentType),
 		ChecksumAlgorithm: s.checksumFor(lock)}
-	if lock != nil {
-		in.ObjectLockMode, in.ObjectLockRetainUntilDate = types.ObjectLockMode(lock.mode), aws.Time(lock.until)
-	}
+	in.ObjectLockMode, in.ObjectLockRetainUntilDate = lock.s3()
 	_, err := s.client.PutObject(ctx, in)
 	return err
 }
@@ -195,9 +203,7 @@ func (u *s3Upload) send() error {
 	if u.id == nil {
 		in := &s3.CreateMultipartUploadInput{Bucket: aws.String(s.bucket), Key: s.key(u.name),
 			ContentType: aws.String(contentType), ChecksumAlgorithm: s.checksumFor(u.lock)}
-		if u.lock != nil {
-			in.ObjectLockMode, in.ObjectLockRetainUntilDate = types.ObjectLockMode(u.lock.mode), aws.Time(u.lock.until)
-		}
+		in.ObjectLockMode, in.ObjectLockRetainUntilDate = u.lock.s3()
 		out, err := s.client.CreateMultipartUpload(u.ctx, in)
 		if err != nil {
 			return err
@@ -266,9 +272,14 @@ func (u *s3Upload) Abort() {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(u.ctx), time.Minute)
 	defer cancel()
 	// On failure the parts stay until the bucket's lifecycle rule for incomplete uploads removes them.
-	_, _ = u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(u.s.bucket),
-		Key: u.s.key(u.name), UploadId: u.id})
+	_ = u.s.abort(ctx, u.s.key(u.name), u.id)
 	u.id = nil
+}
+
+// abort discards multipart upload id of key with its parts.
+func (s *s3Store) abort(ctx context.Context, key, id *string) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: key, UploadId: id})
+	return err
 }
 
 func (u *s3Upload) discardBuf() {
@@ -294,8 +305,7 @@ func (s *s3Store) abortStaleUploads(ctx context.Context, cutoff time.Time, dryRu
 				continue
 			}
 			if !dryRun {
-				if _, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket),
-					Key: u.Key, UploadId: u.UploadId}); err != nil {
+				if err := s.abort(ctx, u.Key, u.UploadId); err != nil {
 					return n, fmt.Errorf("abort the incomplete upload of %s: %w", strings.TrimPrefix(aws.ToString(u.Key), s.prefix), err)
 				}
 			}
