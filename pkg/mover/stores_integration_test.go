@@ -5,7 +5,9 @@ package mover
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,17 +114,59 @@ func testObjectLock(t *testing.T, st *testbed.Store) {
 	if len(keys) < 5 {
 		t.Fatalf("only %d objects listed", len(keys))
 	}
-	// On a versioned, locked bucket a delete only hides the current version; whatever the store does, GC must
-	// not fail and the repository must stay consistent.
-	if err := r.DeleteSnapshot(ctx, id); err != nil {
-		t.Logf("delete snapshot under retention: %v", err)
-	}
-	stats, err := r.GC(ctx, repo.GCOptions{UnindexedMinAge: time.Nanosecond})
+	// A second snapshot keeps a little of the first one's data, so the first's packs are mostly unused once it
+	// is deleted: without object lock GC would delete or repack them.
+	keepOnly(t, src, "small.txt")
+	id2, _, err := Backup(ctx, r, src, Options{Parent: id})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("gc under retention: %+v", stats)
+	// On a versioned, locked bucket a delete only hides the current version.
+	if err := r.DeleteSnapshot(ctx, id); err != nil {
+		t.Logf("delete snapshot under retention: %v", err)
+	}
+	before := testbed.Keys(t, b)
+	// Everything is retained for an hour: GC deletes and repacks nothing, says until when the data stays,
+	// and a second run writes nothing either (no index or pack copies piling up under retention).
+	for range 2 {
+		stats, err := r.GC(ctx, repo.GCOptions{UnindexedMinAge: time.Nanosecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats.DeletedPacks != 0 || stats.RepackedPacks != 0 || stats.DeletedIndexes != 0 || len(stats.Undeletable) != 0 ||
+			stats.RetainedPacks == 0 || stats.RetainedUntil.Before(time.Now().Add(50*time.Minute)) {
+			t.Fatalf("gc under retention: %+v; want nothing deleted or repacked, unused packs retained about an hour", stats)
+		}
+	}
+	if after := testbed.Keys(t, b); !slices.Equal(withoutLocks(before), withoutLocks(after)) {
+		t.Errorf("objects before gc:\n%s\nafter two gc runs:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+	}
 	mustCheck(t, r, true)
+	dst := filepath.Join(t.TempDir(), "r")
+	if _, err := Restore(ctx, r, id2, "", dst, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	diffTrees(t, describeTree(t, src), describeTree(t, dst))
+}
+
+// keepOnly removes every entry of dir but name.
+func keepOnly(t *testing.T, dir, name string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != name {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func withoutLocks(keys []string) []string {
+	return slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return strings.HasPrefix(k, "locks/") })
 }
 
 // backupOnS3 backs src up into r, which lives in S3 bucket b, and returns the snapshot and b's S3 client.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"time"
 
 	"gocloud.dev/blob"
 )
@@ -40,15 +41,21 @@ type packInfo struct {
 // repoState is the stored index, read object by object so problems can be attributed.
 type repoState struct {
 	indexes map[string][]*packRecord
-	packs   map[string]packInfo // pack id -> its record and the first index naming it
+	written map[string]time.Time // index name -> when it was written
+	packs   map[string]packInfo  // pack id -> its record and the first index naming it
 	stored  map[string]*blob.ListObject
 	errs    []string
 	warns   []string
 }
 
 func (r *Repository) readState(ctx context.Context) (*repoState, error) {
-	st := &repoState{indexes: map[string][]*packRecord{}, packs: map[string]packInfo{}, stored: map[string]*blob.ListObject{}}
-	names, err := listNames(ctx, r.bucket, indexPrefix)
+	st := &repoState{indexes: map[string][]*packRecord{}, written: map[string]time.Time{}, packs: map[string]packInfo{},
+		stored: map[string]*blob.ListObject{}}
+	var names []string
+	err := listObjects(ctx, r.bucket, indexPrefix, func(o *blob.ListObject) {
+		names = append(names, o.Key)
+		st.written[o.Key] = o.ModTime
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -71,8 +71,11 @@
 // verified, into new packs; it then writes one new index of the kept and new packs, deletes the old index
 // objects and then the unreferenced packs; packs that are in no index are deleted
 // only once older than the lease duration, and on S3 so are the incomplete multipart uploads of packs that
-// killed writers left (GCStats.AbortedUploads). A deletion refused (for example by object-lock retention) is
-// reported in GCStats.Undeletable, and packs that a surviving index names are kept.
+// killed writers left (GCStats.AbortedUploads). With object lock, GC deletes nothing still retained (written
+// less than the lock period ago): such unused packs, and every pack a retained index names, are kept and
+// counted (GCStats.RetainedPacks, RetainedUntil), and no retained pack is repacked, since its old copy could
+// not go. A deletion the store refuses anyway is reported in GCStats.Undeletable, and packs that a surviving
+// index names are kept.
 //
 // # Versions
 //

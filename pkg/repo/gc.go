@@ -31,6 +31,12 @@ type GCStats struct {
 	DeletedLocks   int
 	// AbortedUploads counts incomplete S3 multipart uploads of packs, left by writers that were killed.
 	AbortedUploads int
+	// RetainedPacks are the packs that GC would delete or repack but leaves, because object-lock retention
+	// still protects them (or an index naming them); RetainedBytes is the unused data in them and
+	// RetainedUntil when the last of it can go.
+	RetainedPacks int
+	RetainedBytes int64
+	RetainedUntil time.Time
 	// Undeletable lists objects whose deletion failed (for example under object-lock retention); they are
 	// reported, not treated as damage, and a later GC tries again.
 	Undeletable []string
@@ -75,6 +81,34 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		}
 	}
 	stats := &GCStats{UsedBlobs: len(used)}
+	now := time.Now()
+	// Under object lock, objects still retained are not deleted (the store would refuse), and an index still
+	// retained keeps every pack it names; packs are not repacked while the old copy cannot go.
+	lockedIndexes := map[string]bool{}
+	namedByLocked := map[string]time.Time{}
+	for name, recs := range st.indexes {
+		if until, ok := r.retainedUntil(st.written[name], now); ok {
+			lockedIndexes[name] = true
+			for _, p := range recs {
+				namedByLocked[p.ID] = later(namedByLocked[p.ID], until)
+			}
+		}
+	}
+	// heldUntil says until when pack id cannot be deleted, if it cannot be now.
+	heldUntil := func(id string) (time.Time, bool) {
+		until, named := namedByLocked[id]
+		if o := st.stored[id]; o != nil {
+			if u, ok := r.retainedUntil(o.ModTime, now); ok {
+				until, named = later(until, u), true
+			}
+		}
+		return until, named
+	}
+	retain := func(size int64, until time.Time) {
+		stats.RetainedPacks++
+		stats.RetainedBytes += size
+		stats.RetainedUntil = later(stats.RetainedUntil, until)
+	}
 
 	var keep, repack []*packRecord
 	dead := map[string]int64{}
@@ -86,20 +120,34 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 				usedBytes += int64(b.Length)
 			}
 		}
+		until, held := heldUntil(id)
+		mostlyUnused := opts.RepackUnused > 0 && float64(allBytes-usedBytes) >= opts.RepackUnused*float64(allBytes)
 		switch {
+		case held && (usedBytes == 0 || mostlyUnused):
+			// Indexed still, so that check finds it in order until it can go.
+			keep = append(keep, pi.rec)
+			if usedBytes == 0 {
+				retain(pi.rec.Size, until)
+			} else {
+				retain(allBytes-usedBytes, until)
+			}
 		case usedBytes == 0:
 			dead[id] = pi.rec.Size
-		case opts.RepackUnused > 0 && float64(allBytes-usedBytes) >= opts.RepackUnused*float64(allBytes):
+		case mostlyUnused:
 			repack = append(repack, pi.rec)
 		default:
 			keep = append(keep, pi.rec)
 		}
 	}
 	sort.Slice(keep, func(i, j int) bool { return keep[i].ID < keep[j].ID })
-	stats.KeptPacks = len(keep)
-	cutoff := time.Now().Add(-opts.UnindexedMinAge)
+	stats.KeptPacks = len(keep) - stats.RetainedPacks
+	cutoff := now.Add(-opts.UnindexedMinAge)
 	for id, o := range st.stored {
 		if _, indexed := st.packs[id]; !indexed && o.ModTime.Before(cutoff) {
+			if until, held := heldUntil(id); held {
+				retain(o.Size, until)
+				continue
+			}
 			dead[id] = o.Size
 		}
 	}
@@ -140,8 +188,9 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		}
 		stats.RepackedPacks = len(repack)
 	}
-	// The new index goes first: from then on every kept pack is reachable whatever else fails.
-	if len(dead) > 0 || len(st.indexes) > 32 {
+	// The new index goes first: from then on every kept pack is reachable whatever else fails. It replaces
+	// the old indexes that can be deleted; while every one is retained, writing it would only add another.
+	if (len(dead) > 0 || len(st.indexes) > 32) && len(lockedIndexes) < len(st.indexes) {
 		if len(keep) > 0 {
 			if _, err := r.writeIndex(ctx, keep); err != nil {
 				return nil, fmt.Errorf("gc: %w", err)
@@ -150,6 +199,9 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		// Packs an old index still names (because that index could not be deleted) must stay, or the index
 		// would point at missing data.
 		for name, recs := range st.indexes {
+			if lockedIndexes[name] {
+				continue
+			}
 			if err := r.bucket.Delete(ctx, name); err != nil {
 				stats.Undeletable = append(stats.Undeletable, describeDeleteError(name, err))
 				for _, p := range recs {
@@ -194,6 +246,24 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		return stats, fmt.Errorf("gc: reload index: %w", err)
 	}
 	return stats, nil
+}
+
+// retainedUntil says whether an object written at written is still under the repository's object-lock
+// retention, and until when. A minute of slack covers the clocks of the writer and the store.
+func (r *Repository) retainedUntil(written, now time.Time) (time.Time, bool) {
+	l := r.opts.ObjectLock
+	if l == nil {
+		return time.Time{}, false
+	}
+	until := written.Add(l.Period + time.Minute)
+	return until, now.Before(until)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func describeDeleteError(name string, err error) string {
