@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -391,7 +393,39 @@ func TestVolumeIncremental(t *testing.T) {
 		r, err := restoreCreate(t, c, "inc2-"+suffix(ns)+"-r", b2.GetName(), 10*time.Minute, "--namespace-mappings", ns+":"+target)
 		requireEnded(t, c, r, err, "Completed", "pxb.dev/restore")
 		framework.CompareManifests(t, "restore of the second backup", second, c.Manifest(t, target, "data"))
+
+		// Both backups deleted, the location's maintenance Job frees their data.
+		for _, b := range []string{b1.GetName(), b2.GetName()} {
+			if out, err := kubectlPxb(t, c, 5*time.Minute, "backup", "delete", b, "-n", "pxb-system", "-y"); err != nil {
+				t.Fatalf("backup delete %s: %v\n%s", b, err, out)
+			}
+		}
+		out, err := kubectlPxb(t, c, 10*time.Minute, "location", "maintain", loc)
+		if err != nil {
+			t.Fatalf("location maintain: %v\n%s", err, out)
+		}
+		if freed := freedBytes(t, out); freed < v1.UploadedBytes*9/10 {
+			t.Errorf("maintenance freed %d bytes; want at least 90%% of the %d the first backup uploaded", freed, v1.UploadedBytes)
+		}
+		if out, err := kubectlPxb(t, c, time.Minute, "location", "describe", loc); err != nil || !strings.Contains(out, "Last maintained:") {
+			t.Errorf("location describe after maintenance: %v\n%s", err, out)
+		}
 	})
+}
+
+// freedBytes reads what `location maintain` says it freed ("freed 245.3 MiB (...)").
+func freedBytes(t *testing.T, out string) int64 {
+	t.Helper()
+	m := regexp.MustCompile(`freed ([0-9.]+) (B|KiB|MiB|GiB) \(`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("location maintain says nothing of what it freed:\n%s", out)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := map[string]float64{"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]
+	return int64(v * unit)
 }
 
 // TestVolumeFileSystem: a volume whose driver has no snapshots is backed up from the live volume of the pod

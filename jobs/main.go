@@ -22,7 +22,6 @@ var kinds = []struct{ name, short string }{
 	{"freeze", "Freeze a KubeVirt VM's guest file systems"},
 	{"thaw", "Thaw a KubeVirt VM's guest file systems"},
 	{"schedule", "Create a Backup from a BackupSchedule and apply retention"},
-	{"maintenance", "Verify a repository and collect its garbage"},
 }
 
 func main() {
@@ -47,7 +46,7 @@ func newRootCmd() *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	target.AddFlags(root.PersistentFlags())
 	root.AddCommand(newProbeCmd(target), newBackupCmd(target), newRestoreCmd(target))
-	root.AddCommand(newCheckCmd(target), newSyncCmd(target), newUploadCmd(target), newDownloadCmd(target))
+	root.AddCommand(newCheckCmd(target), newSyncCmd(target), newMaintenanceCmd(target), newUploadCmd(target), newDownloadCmd(target))
 	for _, k := range kinds {
 		root.AddCommand(&cobra.Command{
 			Use:   k.name,

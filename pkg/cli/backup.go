@@ -700,7 +700,8 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("Backup %s/%s kept: its data could not be deleted: %w", b.Namespace, b.Name, err)
 		}
-		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s (the repository frees their data at its next maintenance)\n", n, loc.URL(prefix))
+		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s; their data is freed at the location's next maintenance (kubectl pxb location maintain %s)\n",
+			n, loc.URL(prefix), b.Spec.Location)
 	case b.Status.Phase == "" || b.Status.Phase == v1alpha1.BackupFailed:
 		// Nothing was written, or nothing worth keeping the Backup for.
 	default:

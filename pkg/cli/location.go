@@ -36,7 +36,7 @@ func NewCmdLocation(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobr
 	}
 	cmd.AddCommand(newCmdLocationCreate(f, streams), newCmdLocationGet(f, streams), newCmdLocationDescribe(f, streams),
 		newCmdLocationDelete(f, streams), newCmdLocationExportKey(f, streams), newCmdLocationRotateKey(f, streams),
-		newCmdLocationCheck(f, streams), newCmdLocationSync(f, streams))
+		newCmdLocationCheck(f, streams), newCmdLocationSync(f, streams), newCmdLocationMaintain(f, streams))
 	return cmd
 }
 
@@ -387,7 +387,14 @@ func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStream
 			if t := l.Status.LastSyncTime; t != nil {
 				row("Last synced", t.UTC().Format("2006-01-02 15:04:05 MST"))
 			}
-			row("Sync schedule", syncScheduleRow(cmd.Context(), c, l.Name))
+			row("Sync schedule", scheduleRow(cmd.Context(), c, jobspec.KindSync, l.Name))
+			if c := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionMaintained); c != nil {
+				row("Maintenance", c.Message)
+			}
+			if t := l.Status.LastMaintenanceTime; t != nil {
+				row("Last maintained", t.UTC().Format("2006-01-02 15:04:05 MST"))
+			}
+			row("Maintenance schedule", scheduleRow(cmd.Context(), c, jobspec.KindMaintenance, l.Name))
 			row("Backups", fmt.Sprint(len(backups)))
 			return w.Flush()
 		},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,23 +21,10 @@ import (
 )
 
 // LocationSyncOptions are the options of `kubectl pxb location sync`.
-type LocationSyncOptions struct {
-	Name    string
-	Wait    bool
-	Timeout time.Duration
-	// Every, Schedule and Unschedule set up or remove the CronJob that syncs on an interval instead.
-	Every      time.Duration
-	Schedule   string
-	Unschedule bool
-
-	scheduling, everySet bool
-
-	client clients
-	genericiooptions.IOStreams
-}
+type LocationSyncOptions struct{ locationJobOptions }
 
 func newCmdLocationSync(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &LocationSyncOptions{IOStreams: streams, Wait: true, Timeout: 10 * time.Minute}
+	o := &LocationSyncOptions{locationJobOptions{IOStreams: streams, Wait: true, Timeout: 10 * time.Minute}}
 	cmd := &cobra.Command{
 		Use:   "sync NAME",
 		Short: "Create the Backups found in a backup location that this cluster lacks",
@@ -82,143 +68,14 @@ The command exits with an error when some backups could not be synced.`,
 			return o.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait for the sync's outcome.")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the sync's Job.")
-	cmd.Flags().DurationVar(&o.Every, "every", 0, "Sync on this interval (e.g. 15m, 1h, 24h) with a CronJob instead of now; 0 removes the CronJob.")
-	cmd.Flags().StringVar(&o.Schedule, "schedule", "", "Sync on this cron schedule (5 fields, e.g. \"*/30 * * * *\") with a CronJob instead of now.")
-	cmd.Flags().BoolVar(&o.Unschedule, "unschedule", false, "Remove the CronJob that syncs the location on an interval.")
+	o.addFlags(cmd, "sync", "Sync", "syncs")
 	return cmd
-}
-
-// Complete builds the clients and notes whether the command sets up the scheduled sync.
-func (o *LocationSyncOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
-	o.Name = args[0]
-	o.everySet = cmd.Flags().Changed("every")
-	o.scheduling = o.everySet || cmd.Flags().Changed("schedule") || o.Unschedule
-	var err error
-	o.client, err = newClients(f)
-	return err
-}
-
-// Validate checks that one way of scheduling is given, and turns --every into a schedule.
-func (o *LocationSyncOptions) Validate() error {
-	n := 0
-	for _, set := range []bool{o.everySet, o.Schedule != "", o.Unschedule} {
-		if set {
-			n++
-		}
-	}
-	if n > 1 {
-		return errors.New("--every, --schedule and --unschedule are mutually exclusive")
-	}
-	if o.Every < 0 {
-		return fmt.Errorf("--every %s: the interval must not be negative", o.Every)
-	}
-	if o.Every == 0 && o.Schedule == "" {
-		return nil
-	}
-	if o.Every > 0 {
-		var err error
-		if o.Schedule, err = jobspec.ScheduleEvery(o.Every); err != nil {
-			return fmt.Errorf("--every: %w (--schedule takes one)", err)
-		}
-	}
-	if len(strings.Fields(o.Schedule)) != 5 && !strings.HasPrefix(o.Schedule, "@") {
-		return fmt.Errorf("--schedule %q: want the 5 fields of a cron schedule (minute hour day-of-month month day-of-week)", o.Schedule)
-	}
-	return nil
 }
 
 // Run launches the sync's Job and, with --wait, prints the outcome it wrote into the location's status;
 // or sets up or removes the scheduled sync.
 func (o *LocationSyncOptions) Run(ctx context.Context) error {
-	if o.scheduling {
-		return o.schedule(ctx)
-	}
-	job, err := runLocationJob(ctx, o.client, jobspec.KindSync, o.Name, "sync", o.Wait, o.Timeout, o.Out)
-	if err != nil || job == nil {
-		return err
-	}
-	loc, err := runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
-	if err != nil {
-		return err
-	}
-	return reportSync(o.Out, loc, job.CreationTimestamp.Time)
-}
-
-// schedule creates, updates or deletes the location's sync CronJob.
-func (o *LocationSyncOptions) schedule(ctx context.Context) error {
-	if o.Schedule == "" {
-		deleted, err := jobspec.DeleteLocationCronJob(ctx, o.client.Kube, jobspec.KindSync, o.Name)
-		switch {
-		case err != nil:
-			return err
-		case deleted:
-			fmt.Fprintf(o.Out, "Location %s is no longer synced on a schedule (CronJob %s/%s deleted).\n",
-				o.Name, v1alpha1.SystemNamespace, jobspec.LocationCronJobName(jobspec.KindSync, o.Name))
-		default:
-			fmt.Fprintf(o.Out, "Location %s was not synced on a schedule.\n", o.Name)
-		}
-		return nil
-	}
-	loc, err := runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
-	if err != nil {
-		return err
-	}
-	cfg, err := jobspec.LoadConfig(ctx, o.client.Kube)
-	if err != nil {
-		return err
-	}
-	var every string
-	if o.Every > 0 {
-		every = shortDuration(o.Every)
-	}
-	cj, err := jobspec.ApplyLocationCronJob(ctx, o.client.Kube, jobspec.KindSync, loc, cfg, o.Schedule, every)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.Out, "CronJob %s/%s syncs location %s %s.\n", cj.Namespace, cj.Name, o.Name, syncScheduleText(cj))
-	return nil
-}
-
-// syncScheduleText says when a location's sync CronJob runs: "every 1h (0 * * * *)", or "on schedule
-// \"*/30 * * * *\"".
-func syncScheduleText(cj *batchv1.CronJob) string {
-	if every := cj.Annotations[jobspec.AnnotationEvery]; every != "" {
-		return fmt.Sprintf("every %s (%s)", every, cj.Spec.Schedule)
-	}
-	return fmt.Sprintf("on schedule %q", cj.Spec.Schedule)
-}
-
-// syncScheduleRow is what location describe says of the location's scheduled sync.
-func syncScheduleRow(ctx context.Context, c clients, name string) string {
-	cj, err := jobspec.GetLocationCronJob(ctx, c.Kube, jobspec.KindSync, name)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("unknown (%v)", err)
-	case cj == nil:
-		return "none"
-	}
-	text := syncScheduleText(cj) + ", CronJob " + cj.Namespace + "/" + cj.Name
-	if t := cj.Status.LastScheduleTime; t != nil {
-		text += ", last run " + t.UTC().Format("2006-01-02 15:04:05 MST")
-	}
-	if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
-		text += " (suspended)"
-	}
-	return text
-}
-
-// shortDuration prints d the way people write it: 1h rather than 1h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return o.run(ctx, jobspec.KindSync, "sync", "synced", "syncs", reportSync)
 }
 
 // runLocationJob launches a Job of kind on BackupLocation name (what it does is said by what: "check",

@@ -5,6 +5,7 @@ package cli_test
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,14 +25,14 @@ import (
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
-// runSyncWhenLaunched stands in for the Job controller and the kubelet, which the test bed lacks: once
-// `location sync` has created a new sync Job for location name (one not there before), it runs the Job's
-// code in-process, as the pod would, and marks the Job complete.
-func runSyncWhenLaunched(t *testing.T, c *testbed.Cluster, name string) <-chan error {
+// runWhenLaunched stands in for the Job controller and the kubelet, which the test bed lacks: once a command
+// has created a new Job of kind for location name (one not there before), it runs the Job's code (run)
+// in-process, as the pod would, and marks the Job complete.
+func runWhenLaunched(t *testing.T, c *testbed.Cluster, name, kind string, run func(ctx context.Context) error) <-chan error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	jobs := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace)
-	selector := metav1.ListOptions{LabelSelector: "pxb.dev/location=" + name + ",pxb.dev/job=sync"}
+	selector := metav1.ListOptions{LabelSelector: "pxb.dev/location=" + name + ",pxb.dev/job=" + kind}
 	before, err := jobs.List(ctx, selector)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +59,7 @@ func runSyncWhenLaunched(t *testing.T, c *testbed.Cluster, name string) <-chan e
 		})
 		if err == nil {
 			started := metav1.Now()
-			if _, err = runjob.SyncLocation(ctx, c.Config, name, runjob.Options{}); err == nil {
+			if err = run(ctx); err == nil {
 				now := metav1.Now()
 				job.Status = batchv1.JobStatus{StartTime: &started, CompletionTime: &now, Succeeded: 1, Conditions: []batchv1.JobCondition{
 					{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now},
@@ -75,10 +76,27 @@ func runSyncWhenLaunched(t *testing.T, c *testbed.Cluster, name string) <-chan e
 // syncCLI runs `kubectl pxb location sync name` with its Job run in-process, and returns its output.
 func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 	t.Helper()
-	job := runSyncWhenLaunched(t, c, name)
+	job := runWhenLaunched(t, c, name, "sync", func(ctx context.Context) error {
+		_, err := runjob.SyncLocation(ctx, c.Config, name, runjob.Options{})
+		return err
+	})
 	out := mustPxb(t, c, "location", "sync", name)
 	if err := <-job; err != nil {
 		t.Fatalf("sync job: %v", err)
+	}
+	return out
+}
+
+// maintainCLI runs `kubectl pxb location maintain name` with its Job run in-process, and returns its output.
+func maintainCLI(t *testing.T, c *testbed.Cluster, name string) string {
+	t.Helper()
+	job := runWhenLaunched(t, c, name, "maintenance", func(ctx context.Context) error {
+		_, err := runjob.MaintainLocation(ctx, c.Config, name, runjob.Options{})
+		return err
+	})
+	out := mustPxb(t, c, "location", "maintain", name)
+	if err := <-job; err != nil {
+		t.Fatalf("maintenance job: %v", err)
 	}
 	return out
 }
@@ -202,6 +220,18 @@ func TestLocationSync(t *testing.T) {
 			t.Fatal("delete --delete-data left the data")
 		}
 		wantStatus(t, syncCLI(t, c, "mirror"), "Synced", "0 backups, 0 new, 0 already present")
+		// Its data goes at the location's maintenance.
+		out = maintainCLI(t, c, "mirror")
+		wantLines(t, out, "runs the maintenance of location mirror")
+		if !regexp.MustCompile(`Maintenance: +verified 0 snapshots in [1-9][0-9]* packs?; freed [0-9.]+ KiB \([1-9][0-9]* packs? deleted, 0 rewritten\)\n`).MatchString(out) {
+			t.Errorf("maintenance after the backup's data was deleted:\n%s", out)
+		}
+		desc := mustPxb(t, c, "location", "describe", "mirror")
+		wantLines(t, desc, "Last maintained:")
+		wantStatus(t, desc, "Maintenance schedule", "none")
+		if !regexp.MustCompile(`Maintenance: +verified 0 snapshots in [0-9]+ packs?; freed [0-9.]+ KiB`).MatchString(desc) {
+			t.Errorf("location describe after maintenance:\n%s", desc)
+		}
 
 		// --wait=false returns once the Job exists; the Job is shaped like the check's.
 		wantLines(t, mustPxb(t, c, "location", "sync", "mirror", "--wait=false"), "kubectl pxb location describe mirror")
@@ -280,6 +310,24 @@ func TestLocationSync(t *testing.T) {
 		}
 		wantLines(t, mustPxb(t, c, "location", "sync", "timed", "--unschedule"), "Location timed was not synced on a schedule.")
 		wantStatus(t, mustPxb(t, c, "location", "describe", "timed"), "Sync schedule", "none")
+
+		// Maintenance is scheduled the same way, in a CronJob of its own.
+		wantLines(t, mustPxb(t, c, "location", "maintain", "timed", "--every", "24h"),
+			"CronJob pxb-system/pxb-maintenance-timed maintains location timed every 24h (0 0 * * *).")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		mcj, err := cronJobs.Get(ctx, "pxb-maintenance-timed", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(mcj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " "); got != "maintenance --resource backuplocations --namespace pxb-system --name timed" {
+			t.Errorf("maintenance CronJob runs %q", got)
+		}
+		desc := mustPxb(t, c, "location", "describe", "timed")
+		wantStatus(t, desc, "Maintenance schedule", "every 24h (0 0 * * *), CronJob pxb-system/pxb-maintenance-timed")
+		wantStatus(t, desc, "Sync schedule", "none")
+		wantLines(t, mustPxb(t, c, "location", "maintain", "timed", "--unschedule"),
+			"Location timed is no longer maintained on a schedule (CronJob pxb-system/pxb-maintenance-timed deleted).")
 
 		// The CronJob goes with its location.
 		mustPxb(t, c, "location", "sync", "timed", "--every", "15m")

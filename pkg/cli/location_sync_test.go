@@ -47,25 +47,25 @@ func TestReportSync(t *testing.T) {
 	}
 }
 
-func TestLocationSyncValidate(t *testing.T) {
+func TestLocationScheduleValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		o        LocationSyncOptions
+		o        locationSchedule
 		schedule string
 		err      string
 	}{
-		{"sync now", LocationSyncOptions{}, "", ""},
-		{"every hour", LocationSyncOptions{Every: time.Hour, everySet: true}, "0 * * * *", ""},
-		{"every 0 unschedules", LocationSyncOptions{everySet: true}, "", ""},
-		{"schedule", LocationSyncOptions{Schedule: "*/30 * * * *"}, "*/30 * * * *", ""},
-		{"macro", LocationSyncOptions{Schedule: "@daily"}, "@daily", ""},
-		{"every 0 and a schedule", LocationSyncOptions{everySet: true, Schedule: "* * * * *"}, "", "mutually exclusive"},
-		{"every and unschedule", LocationSyncOptions{Every: time.Hour, everySet: true, Unschedule: true}, "", "mutually exclusive"},
-		{"negative", LocationSyncOptions{Every: -time.Hour, everySet: true}, "", "--every -1h0m0s: the interval must not be negative"},
-		{"no cron form", LocationSyncOptions{Every: 90 * time.Minute, everySet: true}, "", "--every: every 1h30m0s has no cron schedule"},
-		{"short schedule", LocationSyncOptions{Schedule: "0 *"}, "", `--schedule "0 *": want the 5 fields`},
+		{"sync now", locationSchedule{}, "", ""},
+		{"every hour", locationSchedule{Every: time.Hour, everySet: true}, "0 * * * *", ""},
+		{"every 0 unschedules", locationSchedule{everySet: true}, "", ""},
+		{"schedule", locationSchedule{Schedule: "*/30 * * * *"}, "*/30 * * * *", ""},
+		{"macro", locationSchedule{Schedule: "@daily"}, "@daily", ""},
+		{"every 0 and a schedule", locationSchedule{everySet: true, Schedule: "* * * * *"}, "", "mutually exclusive"},
+		{"every and unschedule", locationSchedule{Every: time.Hour, everySet: true, Unschedule: true}, "", "mutually exclusive"},
+		{"negative", locationSchedule{Every: -time.Hour, everySet: true}, "", "--every -1h0m0s: the interval must not be negative"},
+		{"no cron form", locationSchedule{Every: 90 * time.Minute, everySet: true}, "", "--every: every 1h30m0s has no cron schedule"},
+		{"short schedule", locationSchedule{Schedule: "0 *"}, "", `--schedule "0 *": want the 5 fields`},
 	} {
-		err := tc.o.Validate()
+		err := tc.o.validate()
 		if tc.err == "" && (err != nil || tc.o.Schedule != tc.schedule) {
 			t.Errorf("%s: schedule %q, err %v; want %q", tc.name, tc.o.Schedule, err, tc.schedule)
 		}

@@ -26,6 +26,9 @@ const KindCheck Kind = "check"
 // KindSync creates the Backups found in a BackupLocation that the cluster lacks.
 const KindSync Kind = "sync"
 
+// KindMaintenance verifies a BackupLocation's repository and removes the data no backup needs any more.
+const KindMaintenance Kind = "maintenance"
+
 // LabelLocation names the BackupLocation a location Job works on.
 const LabelLocation = "pxb.dev/location"
 
@@ -35,7 +38,7 @@ const NFSMountPath = "/mnt/location"
 // nfsVolume is the name of the pod volume that holds an NFS location's export.
 const nfsVolume = "location"
 
-// LocationJob renders a Job of kind (KindCheck, KindSync) for BackupLocation loc. Unlike a Backup's Job,
+// LocationJob renders a Job of kind (KindCheck, KindSync, KindMaintenance) for BackupLocation loc. Unlike a Backup's Job,
 // each run is a new Job (generated name), so checking again checks again. The pod mounts the export of an
 // NFS location.
 func LocationJob(kind Kind, loc *v1alpha1.BackupLocation, c Config) *batchv1.Job {

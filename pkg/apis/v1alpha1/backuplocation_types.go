@@ -157,7 +157,7 @@ const (
 	LocationUnavailable LocationPhase = "Unavailable"
 )
 
-// BackupLocationStatus is what the last validation and sync found.
+// BackupLocationStatus is what the last validation, sync and maintenance found.
 type BackupLocationStatus struct {
 	// phase is the result of the last validation.
 	// +optional
@@ -172,6 +172,9 @@ type BackupLocationStatus struct {
 	// lastSyncTime is when the backups in the location were last listed into the cluster.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// lastMaintenanceTime is when the location's repository was last verified and its unused data removed.
+	// +optional
+	LastMaintenanceTime *metav1.Time `json:"lastMaintenanceTime,omitempty"`
 	// conditions of the location.
 	// +optional
 	// +listType=map

@@ -169,6 +169,10 @@ func (in *BackupLocationStatus) DeepCopyInto(out *BackupLocationStatus) {
 		in, out := &in.LastSyncTime, &out.LastSyncTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LastMaintenanceTime != nil {
+		in, out := &in.LastMaintenanceTime, &out.LastMaintenanceTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+)
+
+// LocationMaintainOptions are the options of `kubectl pxb location maintain`.
+type LocationMaintainOptions struct{ locationJobOptions }
+
+func newCmdLocationMaintain(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &LocationMaintainOptions{locationJobOptions{IOStreams: streams, Wait: true, Timeout: time.Hour}}
+	cmd := &cobra.Command{
+		Use:   "maintain NAME",
+		Short: "Verify a location's repository and remove the data that no backup needs any more",
+		Long: `Run a Job in pxb-system that verifies the structure of the location's repository (every index readable,
+every pack present with the size and header its index states, every backup's file trees readable) and,
+when it is sound, removes the data that only deleted backups used: packs no backup needs are deleted,
+packs mostly unneeded are rewritten with what is still needed, and uploads that killed jobs abandoned are
+aborted. Deleting a backup removes it from the location at once; its data goes at the next maintenance.
+
+Maintenance never runs while a backup writes to the location: it then reports the location busy and
+removes nothing, and the next maintenance does. Data still under object lock (objectLockDays) is kept and
+reported with the date it unlocks. A damaged repository is reported and nothing is deleted.
+
+The outcome goes into the location's status; kubectl pxb location describe shows it. With --every (or
+--schedule) the command does not run now: it creates or updates a CronJob in pxb-system that maintains the
+location on that interval; --every 0 or --unschedule removes it.
+
+The command exits with an error when the repository is damaged or busy, or could not be read.`,
+		Example: `  kubectl pxb location maintain prod
+
+  # Maintain every day, or on a cron schedule; stop maintaining on a schedule
+  kubectl pxb location maintain prod --every 24h
+  kubectl pxb location maintain prod --schedule "0 3 * * 0"
+  kubectl pxb location maintain prod --unschedule`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.addFlags(cmd, "maintenance", "Maintain", "maintains")
+	return cmd
+}
+
+// Run launches the maintenance's Job and, with --wait, prints the outcome it wrote into the location's
+// status; or sets up or removes the scheduled maintenance.
+func (o *LocationMaintainOptions) Run(ctx context.Context) error {
+	return o.run(ctx, jobspec.KindMaintenance, "maintenance", "maintained", "maintains", reportMaintenance)
+}
+
+// reportMaintenance prints the outcome of a maintenance that started at since, and fails when it did not
+// succeed.
+func reportMaintenance(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) error {
+	cond := meta.FindStatusCondition(loc.Status.Conditions, runjob.ConditionMaintained)
+	t := loc.Status.LastMaintenanceTime
+	// Creation times have whole seconds: a status written in the same second is this maintenance's.
+	if t == nil || t.Time.Before(since.Truncate(time.Second)) || cond == nil {
+		return fmt.Errorf("the maintenance of location %s ended without writing its outcome into the location's status", loc.Name)
+	}
+	tw := newTabWriter(w)
+	fmt.Fprintf(tw, "Location:\t%s\n", loc.Name)
+	fmt.Fprintf(tw, "Maintenance:\t%s\n", cond.Message)
+	fmt.Fprintf(tw, "Last maintained:\t%s\n", t.UTC().Format("2006-01-02 15:04:05 MST"))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if cond.Status != metav1.ConditionTrue {
+		return fmt.Errorf("location %s: %s", loc.Name, cond.Message)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+//go:build integration
+
+package runjob_test
+
+import (
+	"crypto/rand"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/testbed"
+)
+
+// packBytes is the size of the packs in the location that setupOn made on st.
+func packBytes(t *testing.T, st *testbed.Store) int64 {
+	t.Helper()
+	ctx := ctxT(t, time.Minute)
+	b := st.OpenT(t)
+	var n int64
+	it := b.List(&blob.ListOptions{Prefix: "cluster-a/data/"})
+	for {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += o.Size
+	}
+}
+
+// TestMaintainLocation: deleting a backup removes it from the location at once; maintenance then frees the
+// data only it used, keeps what the remaining backup needs, and says so in the location's status. Under
+// object lock the data stays, with the date it unlocks; a damaged repository is reported and nothing goes.
+func TestMaintainLocation(t *testing.T) {
+	c := testbed.APIServer(t)
+	kube := c.Clientset(t)
+	for _, tc := range []struct {
+		name     string
+		store    func(testing.TB) *testbed.Store
+		lockDays int32
+	}{{"s3", testbed.S3, 0}, {"s3-locked", testbed.S3Locked, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.store(t)
+			locName := setupOn(t, c, st, tc.lockDays)
+			ns := c.Namespace(t)
+			app(t, kube, ns)
+			// 600 KiB that only the first backup holds (random, so it stays that size in the repository).
+			big := make([]byte, 600<<10)
+			_, _ = rand.Read(big)
+			if _, err := kube.CoreV1().ConfigMaps(ns).Create(ctxT(t, time.Minute), &corev1.ConfigMap{
+				ObjectMeta: metav1.ObjectMeta{Name: "blob"}, BinaryData: map[string][]byte{"data": big},
+			}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			backup := func(name string) {
+				t.Helper()
+				create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+					Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
+				if err := runjob.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, runjob.Options{}); err != nil {
+					t.Fatalf("backup %s: %v", name, err)
+				}
+			}
+			maintain := func() (*runjob.MaintenanceResult, metav1.Condition, error) {
+				t.Helper()
+				res, err := runjob.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, runjob.Options{})
+				l, gerr := runjob.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
+				if gerr != nil {
+					t.Fatal(gerr)
+				}
+				cond := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionMaintained)
+				if cond == nil || l.Status.LastMaintenanceTime == nil || time.Since(l.Status.LastMaintenanceTime.Time) > time.Minute {
+					t.Fatalf("location status after maintenance: %+v", l.Status)
+				}
+				return res, *cond, err
+			}
+
+			backup("one")
+			if err := kube.CoreV1().ConfigMaps(ns).Delete(ctxT(t, time.Minute), "blob", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			backup("two")
+			// Nothing to free yet.
+			res, cond, err := maintain()
+			if err != nil || cond.Status != metav1.ConditionTrue || res.GC.DeletedBytes != 0 ||
+				!strings.HasPrefix(cond.Message, "verified 2 snapshots in ") || !strings.Contains(cond.Message, "; freed 0 B (0 packs deleted, 0 rewritten)") {
+				t.Fatalf("maintenance with nothing to free: %v, %+v", err, cond)
+			}
+
+			loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loc.DeleteBackup(ctxT(t, time.Minute), ns, "one"); err != nil {
+				t.Fatal(err)
+			}
+			loc.Close()
+			before := packBytes(t, st)
+			res, cond, err = maintain()
+			after := packBytes(t, st)
+			if tc.lockDays == 0 {
+				if err != nil || cond.Status != metav1.ConditionTrue || res.GC.DeletedBytes < 600<<10 || before-after < 600<<10 ||
+					!strings.HasPrefix(cond.Message, "verified 1 snapshot in ") || !strings.Contains(cond.Message, " KiB (") {
+					t.Errorf("maintenance after a delete: %v, %+v; packs %d bytes before, %d after: want the 600 KiB only the deleted backup held freed",
+						err, cond, before, after)
+				}
+			} else {
+				tomorrow := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02")
+				if err != nil || cond.Status != metav1.ConditionTrue || res.GC.DeletedBytes != 0 || res.GC.RepackedPacks != 0 || after != before ||
+					!strings.Contains(cond.Message, "of unused data in 1 pack stays under object lock until "+tomorrow) {
+					t.Errorf("maintenance under object lock: %v, %+v; packs %d bytes before, %d after: want everything kept until %s",
+						err, cond, before, after, tomorrow)
+				}
+			}
+			// The backup that is left is whole.
+			loc, err = runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loc.Close()
+			if _, err := collect.ReadManifest(ctxT(t, time.Minute), runjob.Prefixed(loc.Store, runjob.BackupPrefix(ns, "two"))); err != nil {
+				t.Fatalf("backup two after maintenance: %v", err)
+			}
+			if tc.lockDays > 0 {
+				return
+			}
+
+			// A pack gone missing: maintenance reports the damage by name and deletes nothing.
+			b := st.OpenT(t)
+			var victim string
+			it := b.List(&blob.ListOptions{Prefix: "cluster-a/data/"})
+			if o, err := it.Next(ctxT(t, time.Minute)); err == nil {
+				victim = o.Key
+			}
+			if victim == "" {
+				t.Fatal("no pack left")
+			}
+			if err := b.Delete(ctxT(t, time.Minute), victim); err != nil {
+				t.Fatal(err)
+			}
+			before = packBytes(t, st)
+			_, cond, err = maintain()
+			name := strings.TrimPrefix(victim, "cluster-a/")
+			if err == nil || !strings.Contains(err.Error(), "is damaged") || cond.Status != metav1.ConditionFalse ||
+				cond.Reason != "RepositoryDamaged" || !strings.Contains(cond.Message, name) || !strings.Contains(cond.Message, "nothing deleted") {
+				t.Errorf("maintenance of a damaged repository: %v, %+v; want RepositoryDamaged naming %s", err, cond, name)
+			}
+			if after := packBytes(t, st); after != before {
+				t.Errorf("packs %d bytes before maintaining a damaged repository, %d after", before, after)
+			}
+		})
+	}
+}
