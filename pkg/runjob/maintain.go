@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -130,13 +128,7 @@ func recordMaintenance(ctx context.Context, env *jobrun.Env, name string, res *M
 	default:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "Maintained", res.Message()
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
-	return jobrun.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
-		l.Status.LastMaintenanceTime = &now
-		cond.ObservedGeneration = l.Generation
-		meta.SetStatusCondition(&l.Status.Conditions, cond)
-		return nil
+	return recordLocationCondition(ctx, env, name, cond, func(st *v1alpha1.BackupLocationStatus) {
+		st.LastMaintenanceTime = &now
 	})
 }

@@ -119,14 +119,23 @@ func recordSync(ctx context.Context, env *jobrun.Env, name string, res *SyncResu
 	default:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "Synced", res.Message()
 	}
+	return recordLocationCondition(ctx, env, name, cond, func(st *v1alpha1.BackupLocationStatus) {
+		// The backups were listed into the cluster only when the location could be read.
+		if syncErr == nil {
+			st.LastSyncTime = &now
+		}
+	})
+}
+
+// recordLocationCondition sets cond in BackupLocation name's status, after stamp has set the status's own
+// fields (the time of the sync or maintenance). It writes even when ctx is done: the outcome of work that
+// was cut short must still be told.
+func recordLocationCondition(ctx context.Context, env *jobrun.Env, name string, cond metav1.Condition, stamp func(*v1alpha1.BackupLocationStatus)) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
 	return jobrun.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
-		// The backups were listed into the cluster only when the location could be read.
-		if syncErr == nil {
-			l.Status.LastSyncTime = &now
-		}
+		stamp(&l.Status)
 		cond.ObservedGeneration = l.Generation
 		meta.SetStatusCondition(&l.Status.Conditions, cond)
 		return nil
