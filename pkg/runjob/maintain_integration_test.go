@@ -17,6 +17,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -86,13 +87,20 @@ func TestMaintainLocation(t *testing.T) {
 				return res, *cond, err
 			}
 
+			// An empty location: nothing to maintain, and that is no failure.
+			res, cond, err := maintain()
+			if err != nil || !res.Empty || cond.Status != metav1.ConditionTrue || cond.Reason != "NoRepository" ||
+				cond.Message != "the location holds no repository yet: nothing to maintain" {
+				t.Fatalf("maintenance of an empty location: %v, %+v", err, cond)
+			}
+
 			backup("one")
 			if err := kube.CoreV1().ConfigMaps(ns).Delete(ctxT(t, time.Minute), "blob", metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			backup("two")
 			// Nothing to free yet.
-			res, cond, err := maintain()
+			res, cond, err = maintain()
 			if err != nil || cond.Status != metav1.ConditionTrue || res.GC.DeletedBytes != 0 ||
 				!strings.HasPrefix(cond.Message, "verified 2 snapshots in ") || !strings.Contains(cond.Message, "; freed 0 B (0 packs deleted, 0 rewritten)") {
 				t.Fatalf("maintenance with nothing to free: %v, %+v", err, cond)
@@ -107,6 +115,29 @@ func TestMaintainLocation(t *testing.T) {
 			}
 			loc.Close()
 			before := packBytes(t, st)
+			if tc.lockDays == 0 {
+				// While a backup writes, maintenance removes nothing and says why; the next one does.
+				r, err := repo.Open(ctxT(t, time.Minute), blob.PrefixedBucket(st.OpenT(t), "cluster-a/"),
+					[]byte("correct horse battery staple"), repo.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, err := r.NewWriter(ctxT(t, time.Minute))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, cond, err := maintain()
+				if err != nil || res.GC != nil || cond.Status != metav1.ConditionFalse || cond.Reason != "RepositoryBusy" ||
+					!strings.HasSuffix(cond.Message, "; unused data not removed: a backup or another maintenance was writing to the location; the next maintenance removes it") {
+					t.Errorf("maintenance while a backup writes: %v, %+v", err, cond)
+				}
+				if after := packBytes(t, st); after != before {
+					t.Errorf("packs %d bytes before a busy maintenance, %d after", before, after)
+				}
+				if err := w.Close(ctxT(t, time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			res, cond, err = maintain()
 			after := packBytes(t, st)
 			if tc.lockDays == 0 {
