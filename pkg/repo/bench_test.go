@@ -7,17 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 )
-
-func newTestEncoder(t testing.TB) *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
 
 // benchData is half text, half random, like data set A.
 func benchData(n int) []byte {
@@ -60,7 +50,7 @@ func BenchmarkHash(b *testing.B) {
 // BenchmarkSealBlob is compression (skipped for the random half) plus AES-GCM, per 1 MiB chunk.
 func BenchmarkSealBlob(b *testing.B) {
 	r := testRepo(b)
-	enc := newTestEncoder(b)
+	enc := r.newEncoder()
 	data := benchData(8 << 20)
 	var sealed []byte
 	b.SetBytes(int64(len(data)))
@@ -74,7 +64,7 @@ func BenchmarkSealBlob(b *testing.B) {
 // BenchmarkPipeline is chunk + hash + compress + encrypt on one core, the backup's CPU work per byte.
 func BenchmarkPipeline(b *testing.B) {
 	r := testRepo(b)
-	enc := newTestEncoder(b)
+	enc := r.newEncoder()
 	data := benchData(64 << 20)
 	c := r.NewChunker(bytes.NewReader(data), nil)
 	var sealed []byte

@@ -92,26 +92,40 @@ func TestChunkBoundariesDependOnKey(t *testing.T) {
 	}
 }
 
-func TestSealBlobSkipsIncompressible(t *testing.T) {
+// TestSealBlobCompression: random data is stored as it is, large and small; text is compressed, including a
+// small file of words that hardly repeat (entropy-coded literals, without which it would stay raw).
+func TestSealBlobCompression(t *testing.T) {
 	r := testRepo(t)
 	rng := rand.New(rand.NewPCG(3, 3))
 	random := make([]byte, 1<<20)
 	for i := range random {
 		random[i] = byte(rng.Uint32())
 	}
+	var words []byte
+	for len(words) < 4<<10 {
+		for range 2 + rng.IntN(8) {
+			words = append(words, byte('a'+rng.IntN(26)))
+		}
+		words = append(words, ' ')
+	}
 	text := bytes.Repeat([]byte("pxb compresses text "), 50000)
-	enc := newTestEncoder(t)
+	enc := r.newEncoder()
 	for _, tc := range []struct {
-		name  string
-		data  []byte
-		check func(sealed int) bool
+		name   string
+		data   []byte
+		maxLen int
 	}{
-		{"random", random, func(n int) bool { return n == len(random)+1+overhead }},
-		{"text", text, func(n int) bool { return n < len(text)/10 }},
+		{"random", random, len(random) + 1 + overhead},
+		{"small random", random[:4<<10], 4<<10 + 1 + overhead},
+		{"text", text, len(text) / 10},
+		{"small text", words, len(words) * 3 / 4},
 	} {
+		if want := !strings.Contains(tc.name, "random"); worthCompressing(tc.data) != want {
+			t.Errorf("%s: worth compressing is %v, want %v", tc.name, !want, want)
+		}
 		sealed := r.sealBlob(enc, nil, tc.data)
-		if !tc.check(len(sealed)) {
-			t.Errorf("%s: %d bytes sealed to %d", tc.name, len(tc.data), len(sealed))
+		if len(sealed) > tc.maxLen {
+			t.Errorf("%s: %d bytes sealed to %d, want at most %d", tc.name, len(tc.data), len(sealed), tc.maxLen)
 		}
 		id := r.Hash(tc.data)
 		out, err := r.openBlob(id, Loc{RawLength: uint32(len(tc.data))}, sealed, nil)

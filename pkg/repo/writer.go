@@ -26,8 +26,7 @@ type Writer struct {
 	idxMu   sync.Mutex
 	pending []*packRecord // stored packs not yet in an index object
 
-	// encoders[1] entropy-codes the literals of blocks without matches, for blobs of allLitMin bytes or more.
-	encoders [2]sync.Pool
+	encoders sync.Pool
 	bufs     sync.Pool
 
 	statMu sync.Mutex
@@ -53,40 +52,12 @@ func (r *Repository) NewWriter(ctx context.Context) (*Writer, error) {
 		return nil, err
 	}
 	w := &Writer{r: r, lease: l, ctx: ctx, uploads: make(chan struct{}, r.opts.Uploads)}
-	level := zstd.EncoderLevelFromZstd(r.cfg.CompressionLevel)
-	switch r.cfg.CompressionLevel {
-	case 1:
-		level = zstd.SpeedFastest
-	case 2:
-		level = zstd.SpeedDefault
-	case 3:
-		level = zstd.SpeedBetterCompression
-	case 4:
-		level = zstd.SpeedBestCompression
-	}
 	if r.cfg.Compression == "zstd" {
-		// No frame checksum: every blob is authenticated by AES-GCM already.
-		for i := range w.encoders {
-			w.encoders[i].New = func() any {
-				e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
-					zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20), zstd.WithEncoderCRC(false),
-					zstd.WithAllLitEntropyCompression(i == 1))
-				if err != nil {
-					panic(err)
-				}
-				return e
-			}
-		}
+		w.encoders.New = func() any { return r.newEncoder() }
 	}
 	w.bufs.New = func() any { return new([]byte) }
 	return w, nil
 }
-
-// The fastest level stores the literals of a block where it finds no match as they are. Entropy-coding them
-// anyway shrinks text chunks by a further ~4% (measured on the benchmark's text: ratio 2.49 to 2.58 at the
-// same speed), but building a Huffman table costs ~18 µs: on blobs of a few KiB that is half the cost of
-// compressing them, so small blobs go without.
-const allLitMin = 64 << 10
 
 func (w *Writer) fail(err error) error {
 	w.errMu.Lock()
@@ -95,6 +66,25 @@ func (w *Writer) fail(err error) error {
 		w.err = err
 	}
 	return w.err
+}
+
+// zstdLevels maps the repository's compression levels 1..4 to the encoder's.
+var zstdLevels = [...]zstd.EncoderLevel{1: zstd.SpeedFastest, 2: zstd.SpeedDefault, 3: zstd.SpeedBetterCompression,
+	4: zstd.SpeedBestCompression}
+
+// newEncoder returns a blob encoder at the repository's compression level. No frame checksum: every blob is
+// authenticated by AES-GCM already. The fastest level stores the literals of a block where it finds no match
+// as they are, which leaves a small text file (a few KiB hold few repeated strings) almost uncompressed;
+// entropy-coding them shrinks such files by ~10% and large text chunks by ~4%, for ~18 µs a blob to build the
+// Huffman table (measured on the benchmark's data).
+func (r *Repository) newEncoder() *zstd.Encoder {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstdLevels[r.cfg.CompressionLevel]),
+		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20),
+		zstd.WithEncoderCRC(false), zstd.WithAllLitEntropyCompression(true))
+	if err != nil {
+		panic(err) // only for invalid options, which these constants are not
+	}
+	return e
 }
 
 // Err returns the first error of a background pack upload, if any.
@@ -114,13 +104,9 @@ func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
 		return err
 	}
 	var enc *zstd.Encoder
-	pool := &w.encoders[0]
-	if len(plaintext) >= allLitMin {
-		pool = &w.encoders[1]
-	}
-	if pool.New != nil {
-		enc = pool.Get().(*zstd.Encoder)
-		defer pool.Put(enc)
+	if w.encoders.New != nil {
+		enc = w.encoders.Get().(*zstd.Encoder)
+		defer w.encoders.Put(enc)
 	}
 	buf := w.bufs.Get().(*[]byte)
 	defer w.bufs.Put(buf)
