@@ -97,6 +97,7 @@ type backup struct {
 	cancel context.CancelCauseFunc
 	r      *repo.Repository
 	w      *repo.Writer
+	trees  *repo.TreeFetcher // the parent snapshot's listings
 	opts   Options
 
 	files chan fileJob
@@ -155,7 +156,7 @@ func Backup(ctx context.Context, r *repo.Repository, dir string, opts Options) (
 	}
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	b := &backup{ctx: bctx, cancel: cancel, r: r, w: w, opts: opts,
+	b := &backup{ctx: bctx, cancel: cancel, r: r, w: w, trees: r.NewTreeFetcher(bctx), opts: opts,
 		files: make(chan fileJob, 64), blobs: make(chan blobJob, runtime.GOMAXPROCS(0)),
 		links: map[linkKey]*linkFuture{}, rootDone: make(chan struct{}), walkSem: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	maxChunk := r.Config().ChunkMax
@@ -285,11 +286,12 @@ func (b *backup) walkDir(d *dirState) {
 	}
 	slices.Sort(names)
 	// The parent snapshot's entries, in name order like names.
-	prev, err := b.r.LoadTree(b.ctx, d.prevTree)
+	prev, err := b.trees.Load(b.ctx, d.prevTree)
 	if err != nil {
 		b.fail(fmt.Errorf("parent snapshot, directory %s: %w", d.path, err))
 		return
 	}
+	b.prefetchSubdirs(prev, names)
 	if len(prev) != len(names) {
 		d.changed.Store(true)
 	}
@@ -405,6 +407,21 @@ func (b *backup) walkDir(d *dirState) {
 			}
 		}
 	}
+}
+
+// prefetchSubdirs reads ahead the parent snapshot's listings of the subdirectories that are still there,
+// both lists being in name order.
+func (b *backup) prefetchSubdirs(prev []repo.Node, names []string) {
+	var trees [][]repo.ID
+	for i := range prev {
+		if prev[i].Type != repo.NodeDir {
+			continue
+		}
+		if _, found := slices.BinarySearch(names, prev[i].Name); found {
+			trees = append(trees, prev[i].Tree)
+		}
+	}
+	b.trees.Prefetch(trees)
 }
 
 // sameNode reports whether two nodes would be stored identically.

@@ -12,7 +12,9 @@
 // compress and encrypt new chunks of large files into the writer's pack. A directory's listing is stored
 // by whichever goroutine finishes its last entry, so the walk never waits for data and memory holds only
 // the directories in progress. A file that changes or vanishes while it is read fails the backup with an
-// error naming it; nothing is skipped silently.
+// error naming it; nothing is skipped silently. The parent's listings of a directory's subdirectories are
+// read ahead together (repo.TreeFetcher) when the directory is listed, and so are a snapshot's on restore:
+// on an object store, a walk that read each listing when it got there would wait a round trip per directory.
 //
 // Restore(ctx, r, snapshotID, subpath, target, RestoreOptions{}) writes a snapshot (or the directory or
 // file at subpath) into an empty or absent target: small files in batches that read neighbouring blobs

@@ -30,6 +30,7 @@ type restorer struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	r      *repo.Repository
+	trees  *repo.TreeFetcher
 	opts   RestoreOptions
 	root   bool // running as root: restore ownership and devices
 
@@ -119,7 +120,7 @@ func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, targe
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	rs := &restorer{ctx: rctx, cancel: cancel, r: r, opts: opts, root: os.Geteuid() == 0,
+	rs := &restorer{ctx: rctx, cancel: cancel, r: r, trees: r.NewTreeFetcher(rctx), opts: opts, root: os.Geteuid() == 0,
 		files: make(chan []restoreFile, 16), windows: make(chan []restoreFile, 1), reads: make(chan chunkRead, opts.Workers),
 		links: map[linkKey]*restoredLink{}}
 
@@ -227,7 +228,7 @@ func (rs *restorer) fail(err error) { rs.cancel(err) }
 
 // walk creates a directory's entries; files go to the file workers.
 func (rs *restorer) walk(dir string, node *repo.Node) {
-	err := rs.r.WalkTree(rs.ctx, node.Tree, func(n *repo.Node) error {
+	err := rs.trees.Walk(rs.ctx, node.Tree, func(n *repo.Node) error {
 		if err := rs.ctx.Err(); err != nil {
 			return context.Cause(rs.ctx)
 		}

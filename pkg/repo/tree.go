@@ -359,47 +359,7 @@ func validateNode(n *Node) error {
 	return nil
 }
 
-// WalkTree calls fn for each entry of a directory listing in name order, loading one tree blob at a time.
+// WalkTree calls fn for each entry of a directory listing in name order, holding one of its blobs at a time.
 func (r *Repository) WalkTree(ctx context.Context, tree []ID, fn func(*Node) error) error {
-	var buf []byte
-	for _, id := range tree {
-		raw, err := r.LoadBlob(ctx, id, buf)
-		if err != nil {
-			return err
-		}
-		buf = raw
-		nodes, err := DecodeTree(raw)
-		if err != nil {
-			return fmt.Errorf("tree blob %s: %w", id, err)
-		}
-		for i := range nodes {
-			if err := fn(&nodes[i]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// LoadTree returns all entries of a directory listing in name order.
-func (r *Repository) LoadTree(ctx context.Context, tree []ID) ([]Node, error) {
-	var all []Node
-	var buf []byte
-	for _, id := range tree {
-		raw, err := r.LoadBlob(ctx, id, buf)
-		if err != nil {
-			return nil, err
-		}
-		buf = raw
-		nodes, err := DecodeTree(raw)
-		if err != nil {
-			return nil, fmt.Errorf("tree blob %s: %w", id, err)
-		}
-		if all == nil {
-			all = nodes
-		} else {
-			all = append(all, nodes...)
-		}
-	}
-	return all, nil
+	return r.NewTreeFetcher(ctx).walk(ctx, tree, false, eachNode(fn))
 }
