@@ -289,3 +289,42 @@ func TestRestoreHardLinkedChunkedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestListingsPackedTogether: a snapshot's listings are stored apart from its files' data, next to each other,
+// so a walk reads all of them with one request; between 40 directories of random files they would otherwise
+// each cost a read of their own.
+func TestListingsPackedTogether(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t)
+	src := t.TempDir()
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range 40 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%02d/data", i)), randomBytes(rng, 300<<10))
+	}
+	id, _, err := Backup(ctx, r, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := r.LoadSnapshot(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listings := slices.Clone(snap.Root.Tree)
+	err = r.WalkTree(ctx, snap.Root.Tree, func(n *repo.Node) error {
+		listings = append(listings, n.Tree...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listings) != 41 {
+		t.Fatalf("%d listings, want 41 (the root and 40 directories)", len(listings))
+	}
+	reads, err := r.PlanReads(listings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 1 {
+		t.Errorf("the snapshot's 41 listings take %d reads, want 1", len(reads))
+	}
+}

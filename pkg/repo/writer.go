@@ -14,8 +14,10 @@ type Writer struct {
 	lease *lease
 	ctx   context.Context
 
+	// cur is the open pack of each blob type: listings go into packs of their own, so a walk of a snapshot
+	// reads them with a few merged requests instead of one per directory between file data.
 	mu  sync.Mutex // guards cur
-	cur *openPack
+	cur [2]*openPack
 
 	finishing sync.WaitGroup
 	uploads   chan struct{}
@@ -115,14 +117,14 @@ func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.cur == nil {
+	if w.cur[t] == nil {
 		p, err := w.r.newPack(w.ctx)
 		if err != nil {
 			return w.fail(err)
 		}
-		w.cur = p
+		w.cur[t] = p
 	}
-	if err := w.cur.add(t, id, sealed, len(plaintext)); err != nil {
+	if err := w.cur[t].add(t, id, sealed, len(plaintext)); err != nil {
 		return w.fail(err)
 	}
 	w.statMu.Lock()
@@ -130,8 +132,8 @@ func (w *Writer) SaveBlob(t BlobType, id ID, plaintext []byte) error {
 	w.stats.RawBytes += int64(len(plaintext))
 	w.stats.StoredBytes += int64(len(sealed))
 	w.statMu.Unlock()
-	if w.cur.size >= int64(w.r.cfg.PackSize) {
-		w.finishLocked()
+	if w.cur[t].size >= int64(w.r.cfg.PackSize) {
+		w.finishLocked(t)
 	}
 	return nil
 }
@@ -145,10 +147,10 @@ func (w *Writer) SaveTree(plaintext []byte) (ID, error) {
 	return id, nil
 }
 
-// finishLocked hands the current pack to a background upload completion. Called with w.mu held.
-func (w *Writer) finishLocked() {
-	p := w.cur
-	w.cur = nil
+// finishLocked hands the open pack of blob type t to a background upload completion. Called with w.mu held.
+func (w *Writer) finishLocked(t BlobType) {
+	p := w.cur[t]
+	w.cur[t] = nil
 	w.uploads <- struct{}{}
 	w.finishing.Add(1)
 	go func() {
@@ -190,11 +192,13 @@ func (w *Writer) writePendingIndexLocked() error {
 	return nil
 }
 
-// Flush completes the open pack and writes the index of every stored pack.
+// Flush completes the open packs and writes the index of every stored pack.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
-	if w.cur != nil && len(w.cur.blobs) > 0 {
-		w.finishLocked()
+	for t, p := range w.cur {
+		if p != nil && len(p.blobs) > 0 {
+			w.finishLocked(BlobType(t))
+		}
 	}
 	w.mu.Unlock()
 	w.finishing.Wait()
@@ -231,12 +235,14 @@ func (w *Writer) SaveSnapshot(ctx context.Context, s *Snapshot) (string, error) 
 	return id, nil
 }
 
-// Close releases the lease. An unflushed pack is abandoned (garbage collection removes it).
+// Close releases the lease. Unflushed packs are abandoned (garbage collection removes them).
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
-	if w.cur != nil {
-		w.cur.abort()
-		w.cur = nil
+	for t, p := range w.cur {
+		if p != nil {
+			p.abort()
+			w.cur[t] = nil
+		}
 	}
 	w.mu.Unlock()
 	w.finishing.Wait()
