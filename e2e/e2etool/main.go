@@ -9,6 +9,9 @@
 //	e2etool manifest -dir D                          print one line per entry under D (type, mode, owner, mtime, size,
 //	                                                 SHA-256, link target, hard-link group, sparseness) and a summary
 //	e2etool hold [-require F]                        run until stopped; fail at once when F does not exist
+//	e2etool mark -file F [-remove]                   create F (or remove it): a rule's command
+//	e2etool lock -file F                             create F, print a line, remove F when stdin closes: a
+//	                                                 rule's background command
 //
 // write, checksum and get also put their result in the termination message, where tests read it from the pod
 // status. manifest (and rich or change with -manifest) print the manifest on stdout, too long for a termination
@@ -22,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: e2etool crstatus|write|checksum|get|rich|change|manifest|hold [flags]")
+		fmt.Fprintln(os.Stderr, "usage: e2etool crstatus|write|checksum|get|rich|change|manifest|hold|mark|lock [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -43,6 +46,10 @@ func main() {
 		err = manifest(os.Args[2:])
 	case "hold":
 		err = hold(os.Args[2:])
+	case "mark":
+		err = mark(os.Args[2:])
+	case "lock":
+		err = lock(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -65,6 +65,8 @@ type BackupCreateOptions struct {
 	IncludeClusterResources string
 	VolumeMethod            string
 	SnapshotClasses         map[string]string
+	PreExecRule             string
+	PostExecRule            string
 	Location                string
 	Labels                  map[string]string
 	Output                  string
@@ -89,6 +91,9 @@ span namespaces. Every selection is checked against the cluster before anything 
 
   # Back up the objects labelled app=web of every namespace but kube-system
   kubectl pxb backup create web --include-namespaces '*' --exclude-namespaces kube-system -l app=web
+
+  # Flush and lock the database while its volumes are snapshotted, with Rules in pxb-system
+  kubectl pxb backup create shop-db --include-namespaces shop --pre-exec-rule db-lock --post-exec-rule db-unlock
 
   # Print the Backup without creating it
   kubectl pxb backup create shop-nightly --include-namespaces shop -o yaml`,
@@ -115,6 +120,8 @@ span namespaces. Every selection is checked against the cluster before anything 
 	fl.StringVar(&o.VolumeMethod, "volume-method", "",
 		"How volume data is taken: snapshot (CSI snapshot, then upload), fs (the live files, through the node of the pod using the volume) or none (claims' definitions only). Default: snapshot where the volume's CSI driver has a VolumeSnapshotClass, else fs. A claim's annotation "+v1alpha1.VolumeMethodAnnotation+" overrides it.")
 	fl.StringToStringVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass per CSI driver, as DRIVER=CLASS,DRIVER2=CLASS2 (default: the driver's default class).")
+	fl.StringVar(&o.PreExecRule, "pre-exec-rule", "", "Rule, in the Backup's namespace, whose commands run in the application's pods before the volumes are snapshotted.")
+	fl.StringVar(&o.PostExecRule, "post-exec-rule", "", "Rule, in the Backup's namespace, whose commands run in the application's pods once the volumes are snapshotted.")
 	fl.StringVar(&o.Location, "location", "", "BackupLocation to store the backup in (default: pxb-config's defaultLocation).")
 	fl.StringToStringVar(&o.Labels, "labels", nil, "Labels of the Backup, as k=v,k2=v2.")
 	fl.StringVarP(&o.Output, "output", "o", "", "Print the Backup as yaml or json instead of creating it.")
@@ -224,6 +231,18 @@ func (o *BackupCreateOptions) Backup() (*v1alpha1.Backup, error) {
 			s.SnapshotClasses[driver] = v1alpha1.ObjectName(class)
 		}
 	}
+	for _, r := range []struct {
+		flag, name string
+		into       *v1alpha1.ObjectName
+	}{{"--pre-exec-rule", o.PreExecRule, &s.PreExecRule}, {"--post-exec-rule", o.PostExecRule, &s.PostExecRule}} {
+		if r.name == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Subdomain(r.name); len(errs) > 0 {
+			return nil, fmt.Errorf("%s %q: %s", r.flag, r.name, strings.Join(errs, "; "))
+		}
+		*r.into = v1alpha1.ObjectName(r.name)
+	}
 	if err := validateLabels("--labels", o.Labels); err != nil {
 		return nil, err
 	}
@@ -250,8 +269,8 @@ func (o *BackupCreateOptions) Run(ctx context.Context) error {
 	return submit(ctx, o.clients, jobspec.KindBackup, b, string(b.Spec.Location), o.Wait, o.Timeout, o.Out)
 }
 
-// check validates the Backup against the cluster before anything is created: the location exists, the
-// named namespaces exist, the resource types are served, the name is free.
+// check validates the Backup against the cluster before anything is created: the location and the rules
+// exist, the named namespaces exist, the resource types are served, the name is free.
 func (o *BackupCreateOptions) check(ctx context.Context, b *v1alpha1.Backup) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
@@ -271,6 +290,20 @@ func (o *BackupCreateOptions) check(ctx context.Context, b *v1alpha1.Backup) err
 	}
 	if _, err := runjob.GetLocation(ctx, c.Dynamic, string(b.Spec.Location)); err != nil {
 		return fmt.Errorf("--location: %w", err)
+	}
+	for _, r := range []struct {
+		flag string
+		name v1alpha1.ObjectName
+	}{{"--pre-exec-rule", b.Spec.PreExecRule}, {"--post-exec-rule", b.Spec.PostExecRule}} {
+		if r.name == "" {
+			continue
+		}
+		_, err := c.Dynamic.Resource(v1alpha1.RulesResource).Namespace(b.Namespace).Get(ctx, string(r.name), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("%s: Rule %s/%s not found (a Backup's rules must be in its own namespace)", r.flag, b.Namespace, r.name)
+		} else if err != nil && !apierrors.IsForbidden(err) {
+			return fmt.Errorf("%s: Rule %s/%s: %w", r.flag, b.Namespace, r.name, err)
+		}
 	}
 	for _, n := range b.Spec.IncludeNamespaces {
 		if n == "*" {
@@ -492,6 +525,10 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 			classes[k] = string(v)
 		}
 		fmt.Fprintf(w, "Snapshot classes:\t%s\n", joinMap(classes))
+	}
+	if s.PreExecRule != "" || s.PostExecRule != "" {
+		fmt.Fprintf(w, "Pre-exec rule:\t%s\n", orDefault(string(s.PreExecRule), "<none>"))
+		fmt.Fprintf(w, "Post-exec rule:\t%s\n", orDefault(string(s.PostExecRule), "<none>"))
 	}
 	fmt.Fprintf(w, "\nPhase:\t%s\n", orDefault(string(st.Phase), string(v1alpha1.BackupPending)))
 	if st.Stage != "" {

@@ -24,6 +24,7 @@ func TestBackupFlagsToSpec(t *testing.T) {
 		IncludeNamespaces: []string{"shop", "db"}, ExcludeNamespaces: []string{"shop-old"},
 		Selector: "app=web,tier!=cache", IncludeResources: []string{"Deployments.apps", "cm"}, ExcludeResources: []string{"events"},
 		IncludeClusterResources: "false", Location: "s3-main", Labels: map[string]string{"team": "a"}, Timeout: time.Minute,
+		PreExecRule: "db-lock", PostExecRule: "db-unlock",
 	}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
@@ -45,6 +46,9 @@ func TestBackupFlagsToSpec(t *testing.T) {
 	if s.Location != "s3-main" || b.Labels["team"] != "a" || b.Namespace != "pxb-system" {
 		t.Errorf("location %q labels %v namespace %q", s.Location, b.Labels, b.Namespace)
 	}
+	if s.PreExecRule != "db-lock" || s.PostExecRule != "db-unlock" {
+		t.Errorf("rules %q, %q", s.PreExecRule, s.PostExecRule)
+	}
 }
 
 func TestBackupValidateNamesTheFlag(t *testing.T) {
@@ -58,6 +62,8 @@ func TestBackupValidateNamesTheFlag(t *testing.T) {
 		"--include-cluster-resources": func(o *BackupCreateOptions) { o.IncludeClusterResources = "maybe" },
 		"--labels":                    func(o *BackupCreateOptions) { o.Labels = map[string]string{"a": "not valid!"} },
 		"--location":                  func(o *BackupCreateOptions) { o.Location = "Not_A_Name" },
+		"--pre-exec-rule":             func(o *BackupCreateOptions) { o.PreExecRule = "Lock!" },
+		"--post-exec-rule":            func(o *BackupCreateOptions) { o.PostExecRule = "-unlock" },
 		"--output":                    func(o *BackupCreateOptions) { o.Output = "table" },
 		"--namespace-selector and":    func(o *BackupCreateOptions) { o.IncludeNamespaces = []string{"a"}; o.NamespaceSelector = "x=y" },
 	} {

@@ -204,6 +204,10 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 	if err != nil {
 		return nil, nil, err
 	}
+	q, err := loadRules(ctx, env, b, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, true)
 	if err != nil {
 		return nil, nil, err
@@ -224,7 +228,12 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 		log.Printf("error: %s", e)
 	}
 	log.Printf("backed up %d objects (%s) in %s", res.Total, HumanBytes(res.Bytes), res.Finished.Sub(res.Started).Round(time.Millisecond))
-	vols, err := backupVolumes(ctx, env, b, loc, res.Claims, log)
+	q.namespaces = res.Namespaces
+	vols, err := backupVolumes(ctx, env, b, loc, res.Claims, q, log)
+	res.Warnings = append(res.Warnings, q.warnings...)
+	for _, w := range q.warnings {
+		log.Printf("warning: %s", w)
+	}
 	if err != nil {
 		return nil, loc, err
 	}

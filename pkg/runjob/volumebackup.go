@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
@@ -57,12 +58,15 @@ func tempLabels(b *v1alpha1.Backup) map[string]string {
 }
 
 // backupVolumes takes the data of claims into the repository: it plans a method per claim, snapshots all
-// snapshot-method claims together, then uploads every volume through data-mover Jobs, a bounded number at
-// once. Failures are per volume and recorded in the returned records; the error is for what stops them
-// all.
-func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opened *Location, claims []types.NamespacedName, log *jobLog) ([]VolumeRecord, error) {
+// snapshot-method claims together between the backup's pre-exec and post-exec rules, then uploads every
+// volume through data-mover Jobs, a bounded number at once. Failures are per volume and recorded in the
+// returned records; the error is for what stops them all, a failed rule among them.
+func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opened *Location, claims []types.NamespacedName, q *quiesce, log *jobLog) ([]VolumeRecord, error) {
 	if len(claims) == 0 {
-		return nil, nil
+		if err := q.before(ctx); err != nil {
+			return nil, err
+		}
+		return nil, q.after(ctx)
 	}
 	cfg, err := jobspec.LoadConfig(ctx, env.Kube)
 	if err != nil {
@@ -88,13 +92,31 @@ func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, ope
 	vb.start(ctx)
 	defer vb.cleanup(context.WithoutCancel(ctx))
 
-	// Pre-exec rules and VM freezes run here, so that every snapshot below is taken while the
-	// applications are quiet; post-exec rules and thaws run right after the snapshots, before any upload.
+	// Every snapshot is taken while the applications are quiet. A volume read live is only fixed once it
+	// is uploaded: with one, the post-exec rule waits for the uploads.
+	if err := q.before(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := q.after(ctx); err != nil {
+			log.Printf("%v", err)
+		}
+	}()
 	vb.snapshots(ctx)
+	if !slices.ContainsFunc(vb.vols, func(v *VolumeRecord) bool {
+		return v.Phase == v1alpha1.VolumePending && v.Method == v1alpha1.VolumeFileSystem
+	}) {
+		if err := q.after(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := setBackupStatus(ctx, env, vb.target, func(s *v1alpha1.BackupStatus) { s.Stage = v1alpha1.BackupStageVolumes }); err != nil {
 		log.Printf("%v", err)
 	}
 	vb.uploads(ctx)
+	if err := q.after(ctx); err != nil {
+		return nil, err
+	}
 
 	out := make([]VolumeRecord, len(vb.vols))
 	for i, v := range vb.vols {

@@ -95,7 +95,9 @@ type BackupSpec struct {
 	// preExecRule names a Rule, in the Backup's namespace, run before the volumes are snapshotted.
 	// +optional
 	PreExecRule ObjectName `json:"preExecRule,omitempty"`
-	// postExecRule names a Rule, in the Backup's namespace, run after the volumes are snapshotted.
+	// postExecRule names a Rule, in the Backup's namespace, run after the volumes are snapshotted (when a
+	// volume is read live, with volumeMethod FileSystem, after its data is uploaded). It also runs when the
+	// pre-exec rule or the snapshots fail, to undo what the pre-exec rule did.
 	// +optional
 	PostExecRule ObjectName `json:"postExecRule,omitempty"`
 

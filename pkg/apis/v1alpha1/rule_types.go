@@ -15,10 +15,11 @@ const (
 
 // RuleAction is one command run in the application's pods.
 type RuleAction struct {
-	// podSelector selects the pods, in the namespaces being backed up, that run the command.
+	// podSelector selects the running pods, in the namespaces being backed up, that run the command.
 	// +required
 	PodSelector metav1.LabelSelector `json:"podSelector"`
-	// container runs the command; the pod's first container when empty.
+	// container runs the command; when empty, the pod's default container (its annotation
+	// kubectl.kubernetes.io/default-container), else its first.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
@@ -31,13 +32,16 @@ type RuleAction struct {
 	// +kubebuilder:validation:items:MaxLength=4096
 	Command []string `json:"command"`
 	// background keeps the command running (for example a session holding a table lock) while the
-	// snapshots are taken; it is stopped after the post-exec rule has run.
+	// snapshots are taken. The command signals that it holds what it was run for by printing its first line
+	// of output; its standard input stays open until the snapshots are taken, and is then closed, before the
+	// post-exec rule runs. It must exit when its input closes (as a database client reading its statements
+	// from standard input does).
 	// +optional
 	Background bool `json:"background,omitempty"`
 	// runInSinglePod runs the command in one of the selected pods rather than in each of them.
 	// +optional
 	RunInSinglePod bool `json:"runInSinglePod,omitempty"`
-	// timeoutSeconds bounds the command; for a background command, the time it may take to start.
+	// timeoutSeconds bounds the command; for a background command, the time until it prints its first line.
 	// +optional
 	// +kubebuilder:default=300
 	// +kubebuilder:validation:Minimum=1
