@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// Schedules run in their policy's time zone; the job's image has no zoneinfo of its own.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,7 +23,6 @@ import (
 var kinds = []struct{ name, short string }{
 	{"freeze", "Freeze a KubeVirt VM's guest file systems"},
 	{"thaw", "Thaw a KubeVirt VM's guest file systems"},
-	{"schedule", "Create a Backup from a BackupSchedule and apply retention"},
 }
 
 func main() {
@@ -47,6 +48,7 @@ func newRootCmd() *cobra.Command {
 	target.AddFlags(root.PersistentFlags())
 	root.AddCommand(newProbeCmd(target), newBackupCmd(target), newRestoreCmd(target))
 	root.AddCommand(newCheckCmd(target), newSyncCmd(target), newMaintenanceCmd(target), newUploadCmd(target), newDownloadCmd(target))
+	root.AddCommand(newScheduleCmd(target))
 	for _, k := range kinds {
 		root.AddCommand(&cobra.Command{
 			Use:   k.name,

@@ -13,6 +13,7 @@ import (
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -108,7 +109,16 @@ span namespaces. Every selection is checked against the cluster before anything 
 			return o.Run(cmd.Context())
 		},
 	}
+	o.addSpecFlags(cmd.Flags())
 	fl := cmd.Flags()
+	fl.StringVarP(&o.Output, "output", "o", "", "Print the Backup as yaml or json instead of creating it.")
+	fl.BoolVar(&o.Wait, "wait", false, "Wait until the backup ends, showing its progress; exit non-zero unless it completed.")
+	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
+	return cmd
+}
+
+// addSpecFlags adds the flags that make a BackupSpec (and the Backup's labels), shared with schedules.
+func (o *BackupCreateOptions) addSpecFlags(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "Namespaces to back up, or '*' for all (default: the Backup's own namespace).")
 	fl.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "Namespaces to leave out.")
 	fl.StringVarP(&o.Selector, "selector", "l", "", "Back up only objects matching this label selector.")
@@ -124,10 +134,6 @@ span namespaces. Every selection is checked against the cluster before anything 
 	fl.StringVar(&o.PostExecRule, "post-exec-rule", "", "Rule, in the Backup's namespace, whose commands run in the application's pods once the volumes are snapshotted.")
 	fl.StringVar(&o.Location, "location", "", "BackupLocation to store the backup in (default: pxb-config's defaultLocation).")
 	fl.StringToStringVar(&o.Labels, "labels", nil, "Labels of the Backup, as k=v,k2=v2.")
-	fl.StringVarP(&o.Output, "output", "o", "", "Print the Backup as yaml or json instead of creating it.")
-	fl.BoolVar(&o.Wait, "wait", false, "Wait until the backup ends, showing its progress; exit non-zero unless it completed.")
-	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
-	return cmd
 }
 
 // Complete reads the namespace and, unless only printing, builds the clients.
@@ -269,13 +275,32 @@ func (o *BackupCreateOptions) Run(ctx context.Context) error {
 	return submit(ctx, o.clients, jobspec.KindBackup, b, string(b.Spec.Location), o.Wait, o.Timeout, o.Out)
 }
 
-// check validates the Backup against the cluster before anything is created: the location and the rules
-// exist, the named namespaces exist, the resource types are served, the name is free.
+// check validates the Backup against the cluster before anything is created: its spec passes checkSpec,
+// and the name is free.
 func (o *BackupCreateOptions) check(ctx context.Context, b *v1alpha1.Backup) error {
+	if err := o.checkSpec(ctx, b.Namespace, &b.Spec); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	_, err := o.clients.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(b.Namespace).Get(ctx, b.Name, metav1.GetOptions{})
+	if err == nil {
+		return fmt.Errorf("Backup %s/%s already exists: choose another NAME", b.Namespace, b.Name)
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get Backup %s/%s: %w", b.Namespace, b.Name, err)
+	}
+	return nil
+}
+
+// checkSpec validates the spec of a Backup in namespace against the cluster: the location (pxb-config's
+// default when unset, which it fills in) and the rules exist, the named namespaces exist, the resource
+// types are served.
+func (o *BackupCreateOptions) checkSpec(ctx context.Context, namespace string, spec *v1alpha1.BackupSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
 	c := o.clients
-	if b.Spec.Location == "" {
+	if spec.Location == "" {
 		data, err := install.InstalledConfig(ctx, c.Kube)
 		if err != nil {
 			return err
@@ -286,26 +311,26 @@ func (o *BackupCreateOptions) check(ctx context.Context, b *v1alpha1.Backup) err
 		if data[install.ConfigDefaultLocation] == "" {
 			return fmt.Errorf("--location is required: pxb-config names no defaultLocation")
 		}
-		b.Spec.Location = v1alpha1.ObjectName(data[install.ConfigDefaultLocation])
+		spec.Location = v1alpha1.ObjectName(data[install.ConfigDefaultLocation])
 	}
-	if _, err := runjob.GetLocation(ctx, c.Dynamic, string(b.Spec.Location)); err != nil {
+	if _, err := runjob.GetLocation(ctx, c.Dynamic, string(spec.Location)); err != nil {
 		return fmt.Errorf("--location: %w", err)
 	}
 	for _, r := range []struct {
 		flag string
 		name v1alpha1.ObjectName
-	}{{"--pre-exec-rule", b.Spec.PreExecRule}, {"--post-exec-rule", b.Spec.PostExecRule}} {
+	}{{"--pre-exec-rule", spec.PreExecRule}, {"--post-exec-rule", spec.PostExecRule}} {
 		if r.name == "" {
 			continue
 		}
-		_, err := c.Dynamic.Resource(v1alpha1.RulesResource).Namespace(b.Namespace).Get(ctx, string(r.name), metav1.GetOptions{})
+		_, err := c.Dynamic.Resource(v1alpha1.RulesResource).Namespace(namespace).Get(ctx, string(r.name), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%s: Rule %s/%s not found (a Backup's rules must be in its own namespace)", r.flag, b.Namespace, r.name)
+			return fmt.Errorf("%s: Rule %s/%s not found (a Backup's rules must be in its own namespace)", r.flag, namespace, r.name)
 		} else if err != nil && !apierrors.IsForbidden(err) {
-			return fmt.Errorf("%s: Rule %s/%s: %w", r.flag, b.Namespace, r.name, err)
+			return fmt.Errorf("%s: Rule %s/%s: %w", r.flag, namespace, r.name, err)
 		}
 	}
-	for _, n := range b.Spec.IncludeNamespaces {
+	for _, n := range spec.IncludeNamespaces {
 		if n == "*" {
 			continue
 		}
@@ -315,7 +340,7 @@ func (o *BackupCreateOptions) check(ctx context.Context, b *v1alpha1.Backup) err
 			return fmt.Errorf("--include-namespaces: namespace %s: %w", n, err)
 		}
 	}
-	if len(b.Spec.IncludeResources)+len(b.Spec.ExcludeResources) > 0 {
+	if len(spec.IncludeResources)+len(spec.ExcludeResources) > 0 {
 		types, _, err := collect.Discover(c.Kube.Discovery())
 		if err != nil {
 			return err
@@ -323,18 +348,11 @@ func (o *BackupCreateOptions) check(ctx context.Context, b *v1alpha1.Backup) err
 		for _, fl := range []struct {
 			flag  string
 			names []v1alpha1.ResourcePattern
-		}{{"--include-resources", b.Spec.IncludeResources}, {"--exclude-resources", b.Spec.ExcludeResources}} {
+		}{{"--include-resources", spec.IncludeResources}, {"--exclude-resources", spec.ExcludeResources}} {
 			if err := (collect.ResourceFilter{Include: stringsOf(fl.names)}).Resolve(types); err != nil {
 				return fmt.Errorf("%s: unknown resource type%s", fl.flag, strings.TrimPrefix(err.Error(), "IncludeResources: unknown resource type"))
 			}
 		}
-	}
-	_, err := c.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(b.Namespace).Get(ctx, b.Name, metav1.GetOptions{})
-	if err == nil {
-		return fmt.Errorf("Backup %s/%s already exists: choose another NAME", b.Namespace, b.Name)
-	}
-	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get Backup %s/%s: %w", b.Namespace, b.Name, err)
 	}
 	return nil
 }
@@ -715,40 +733,29 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 		if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s? Its data stays in location %s.", b.Namespace, b.Name, b.Spec.Location)) {
 			return errors.New("not deleted")
 		}
-		if err := deleteObjectAndJob(ctx, o.clients, v1alpha1.BackupsResource, "Backup", b.Namespace, b.Name, jobspec.KindBackup, o.Out); err != nil {
+		if err := deleteObjectAndJob(ctx, o.clients, jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name}, "Backup", o.Out); err != nil {
 			return err
 		}
 		fmt.Fprintf(o.Out, "Its data stays in location %s (the next kubectl pxb location sync %s brings the Backup back); delete it with --delete-data.\n",
 			b.Spec.Location, b.Spec.Location)
 		return nil
 	}
-	if err := o.refuseLocked(ctx, b, time.Now()); err != nil {
+	if err := runjob.RefuseLocked(ctx, o.clients.Dynamic, b, time.Now()); err != nil {
 		return err
 	}
-	prefix := runjob.BackupPrefix(b.Namespace, b.Name)
 	if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s and its data in location %s?", b.Namespace, b.Name, b.Spec.Location)) {
 		return errors.New("not deleted")
 	}
-	loc, err := openLocation(ctx, o.clients, string(b.Spec.Location))
-	switch {
-	case err == nil:
-		defer loc.Close()
-		n, err := loc.DeleteBackup(ctx, b.Namespace, b.Name)
-		if err != nil {
-			return fmt.Errorf("Backup %s/%s kept: its data could not be deleted: %w", b.Namespace, b.Name, err)
-		}
+	d, err := runjob.DeleteBackup(ctx, o.clients.env(), b, time.Now())
+	if d.Reached && (err == nil || d.Snapshots > 0) {
 		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s; their data is freed at the location's next maintenance (kubectl pxb location maintain %s)\n",
-			n, loc.URL(prefix), b.Spec.Location)
-	case b.Status.Phase == "" || b.Status.Phase == v1alpha1.BackupFailed:
-		// Nothing was written, or nothing worth keeping the Backup for.
-	default:
-		return fmt.Errorf("Backup %s/%s kept: its data could not be reached: %w", b.Namespace, b.Name, err)
+			d.Snapshots, d.URL, b.Spec.Location)
 	}
-	if err := deleteObjectAndJob(ctx, o.clients, v1alpha1.BackupsResource, "Backup", b.Namespace, b.Name, jobspec.KindBackup, o.Out); err != nil {
+	if err != nil {
 		return err
 	}
-	// A Backup deleted while its job ran leaves snapshots, claims and upload Jobs behind.
-	return deleteTemporary(ctx, o.clients, jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name})
+	fmt.Fprintf(o.Out, "Backup %s/%s deleted\n", b.Namespace, b.Name)
+	return nil
 }
 
 // deleteTemporary deletes the temporary objects of a Backup's or Restore's volume work.
@@ -760,32 +767,11 @@ func deleteTemporary(ctx context.Context, c clients, t jobspec.Target) error {
 	return runjob.DeleteTemporary(ctx, c.Kube, snap, t)
 }
 
-// refuseLocked refuses to delete the data of b while its location's object lock keeps it. A location that
-// cannot be read is judged by the delete itself.
-func (o *DeleteOptions) refuseLocked(ctx context.Context, b *v1alpha1.Backup, now time.Time) error {
-	loc, err := runjob.GetLocation(ctx, o.clients.Dynamic, string(b.Spec.Location))
-	if err != nil {
-		return nil
+// deleteObjectAndJob deletes the Backup or Restore of t and its Job, and says so.
+func deleteObjectAndJob(ctx context.Context, c clients, t jobspec.Target, kind string, out io.Writer) error {
+	if err := runjob.DeleteObjectAndJob(ctx, c.Kube, c.Dynamic, t); err != nil {
+		return err
 	}
-	until := runjob.LockedUntil(b, loc.Spec.ObjectLockDays, now)
-	if until.IsZero() {
-		return nil
-	}
-	return fmt.Errorf("Backup %s/%s kept: location %s keeps its data under object lock (%d days) until %s (%s); nothing was deleted",
-		b.Namespace, b.Name, loc.Name, loc.Spec.ObjectLockDays, until.UTC().Format(time.RFC3339), runjob.InHuman(until, now))
-}
-
-func deleteObjectAndJob(ctx context.Context, c clients, gvr schema.GroupVersionResource, kind, ns, name string, jk jobspec.Kind, out io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
-	defer cancel()
-	bg := metav1.DeletePropagationBackground
-	job := jobspec.Name(jobspec.Target{Kind: jk, Namespace: ns, Name: name})
-	if err := c.Kube.BatchV1().Jobs(v1alpha1.SystemNamespace).Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete Job %s/%s: %w", v1alpha1.SystemNamespace, job, err)
-	}
-	if err := c.Dynamic.Resource(gvr).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete %s %s/%s: %w", kind, ns, name, err)
-	}
-	fmt.Fprintf(out, "%s %s/%s deleted\n", kind, ns, name)
+	fmt.Fprintf(out, "%s %s/%s deleted\n", kind, t.Namespace, t.Name)
 	return nil
 }

@@ -236,3 +236,27 @@ func TestParseSelectorKeepsMeaning(t *testing.T) {
 		t.Errorf("a selector with > = %v, want an error naming --selector", err)
 	}
 }
+
+func TestScheduleFlags(t *testing.T) {
+	o := &ScheduleCreateOptions{BackupCreateOptions: BackupCreateOptions{Name: "shop", Namespace: "pxb-system",
+		IncludeNamespaces: []string{"shop"}, IncludeClusterResources: "auto", Location: "prod", Timeout: time.Minute}}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--policy is required") {
+		t.Errorf("Validate without --policy: %v", err)
+	}
+	o.Policy = "Not A Name"
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--policy") {
+		t.Errorf("Validate with a bad --policy: %v", err)
+	}
+	o.Policy, o.Suspend = "standard", true
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := o.Schedule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs.Spec.Policy != "standard" || !bs.Spec.Suspend || bs.Spec.Template.Location != "prod" ||
+		len(bs.Spec.Template.IncludeNamespaces) != 1 || bs.Namespace != "pxb-system" || bs.Name != "shop" {
+		t.Errorf("BackupSchedule %s/%s spec %+v", bs.Namespace, bs.Name, bs.Spec)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/schedule"
 )
 
 // locationJobOptions are the options of a location command whose Job runs now or, with the schedule flags,
@@ -112,7 +113,7 @@ func (s *locationSchedule) validate() error {
 	}
 	if s.Every > 0 {
 		var err error
-		if s.Schedule, err = jobspec.ScheduleEvery(s.Every); err != nil {
+		if s.Schedule, err = schedule.Every(s.Every); err != nil {
 			return fmt.Errorf("--every: %w (--schedule takes one)", err)
 		}
 	}

@@ -478,7 +478,7 @@ the cluster.`,
 					}
 				}
 			}
-			if err := deleteObjectAndJob(ctx, o.clients, v1alpha1.RestoresResource, "Restore", r.Namespace, r.Name, jobspec.KindRestore, o.Out); err != nil {
+			if err := deleteObjectAndJob(ctx, o.clients, jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name}, "Restore", o.Out); err != nil {
 				return err
 			}
 			return deleteTemporary(ctx, o.clients, jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})

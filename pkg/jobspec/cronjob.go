@@ -38,49 +38,31 @@ func LocationCronJobName(kind Kind, name string) string {
 	return strings.TrimRight(base[:cronJobNameMax-9], "-") + "-" + hex.EncodeToString(sum[:4])
 }
 
-// ScheduleEvery is the cron schedule (five fields, in the controller's time zone) that runs something
-// every d: d must divide an hour (1m to 30m) or a day (1h to 12h), or be a day or a week. Other intervals
-// have no faithful cron form; the error says what to do instead.
-func ScheduleEvery(d time.Duration) (string, error) {
-	const day = 24 * time.Hour
-	switch {
-	case d <= 0 || d%time.Minute != 0:
-		return "", fmt.Errorf("the interval %s must be a positive whole number of minutes", d)
-	case d == time.Minute:
-		return "* * * * *", nil
-	case d < time.Hour && time.Hour%d == 0:
-		return fmt.Sprintf("*/%d * * * *", d/time.Minute), nil
-	case d == time.Hour:
-		return "0 * * * *", nil
-	case d < day && d%time.Hour == 0 && day%d == 0:
-		return fmt.Sprintf("0 */%d * * *", d/time.Hour), nil
-	case d == day:
-		return "0 0 * * *", nil
-	case d == 7*day:
-		return "0 0 * * 0", nil
-	}
-	return "", fmt.Errorf("every %s has no cron schedule: use an interval that divides an hour (1m to 30m) or a day (1h to 12h), 24h or 168h, or give a cron schedule", d)
-}
-
 // LocationCronJob renders the CronJob that runs the Job of LocationJob (kind, loc, c) on schedule; every is
 // the interval the schedule was made from ("" when the schedule was given as such). The CronJob is owned by
 // the location, so it goes when the location is deleted; at most one of its Jobs runs at a time.
 func LocationCronJob(kind Kind, loc *v1alpha1.BackupLocation, c Config, schedule, every string) *batchv1.CronJob {
 	job := LocationJob(kind, loc, c)
-	cj := &batchv1.CronJob{
-		TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      LocationCronJobName(kind, loc.Name),
-			Namespace: v1alpha1.SystemNamespace,
-			Labels:    maps.Clone(job.Labels),
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocation", Name: loc.Name, UID: loc.UID,
-			}},
-		},
+	cj := cronJob(LocationCronJobName(kind, loc.Name), schedule, job)
+	cj.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocation", Name: loc.Name, UID: loc.UID,
+	}}
+	if every != "" {
+		cj.Annotations = map[string]string{AnnotationEvery: every}
+	}
+	return cj
+}
+
+// cronJob is the CronJob name in pxb-system that runs job on schedule, labelled as job is; at most one of
+// its Jobs runs at a time.
+func cronJob(name, schedule string, job *batchv1.Job) *batchv1.CronJob {
+	return &batchv1.CronJob{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: v1alpha1.SystemNamespace, Labels: maps.Clone(job.Labels)},
 		Spec: batchv1.CronJobSpec{
 			Schedule:          schedule,
 			ConcurrencyPolicy: batchv1.ForbidConcurrent,
-			// A run missed by more than the interval's first minutes waits for the next one.
+			// A start missed by more than a few minutes waits for the next one.
 			StartingDeadlineSeconds:    ptr.To(int64(300)),
 			SuccessfulJobsHistoryLimit: ptr.To(int32(1)),
 			FailedJobsHistoryLimit:     ptr.To(int32(1)),
@@ -90,10 +72,6 @@ func LocationCronJob(kind Kind, loc *v1alpha1.BackupLocation, c Config, schedule
 			},
 		},
 	}
-	if every != "" {
-		cj.Annotations = map[string]string{AnnotationEvery: every}
-	}
-	return cj
 }
 
 // ApplyLocationCronJob creates the CronJob of LocationCronJob, or updates the one that exists, and returns
@@ -102,7 +80,11 @@ func ApplyLocationCronJob(ctx context.Context, kube kubernetes.Interface, kind K
 	if err := ensureNFSVolume(ctx, kube, loc); err != nil {
 		return nil, err
 	}
-	want := LocationCronJob(kind, loc, c, schedule, every)
+	return applyCronJob(ctx, kube, LocationCronJob(kind, loc, c, schedule, every))
+}
+
+// applyCronJob creates want, or updates the CronJob of its name to it, and returns it.
+func applyCronJob(ctx context.Context, kube kubernetes.Interface, want *batchv1.CronJob) (*batchv1.CronJob, error) {
 	cronJobs := kube.BatchV1().CronJobs(want.Namespace)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

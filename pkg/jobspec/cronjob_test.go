@@ -3,46 +3,11 @@ package jobspec
 import (
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
-
-func TestScheduleEvery(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		time.Minute:      "* * * * *",
-		5 * time.Minute:  "*/5 * * * *",
-		15 * time.Minute: "*/15 * * * *",
-		30 * time.Minute: "*/30 * * * *",
-		time.Hour:        "0 * * * *",
-		2 * time.Hour:    "0 */2 * * *",
-		6 * time.Hour:    "0 */6 * * *",
-		12 * time.Hour:   "0 */12 * * *",
-		24 * time.Hour:   "0 0 * * *",
-		168 * time.Hour:  "0 0 * * 0",
-	} {
-		got, err := ScheduleEvery(d)
-		if err != nil || got != want {
-			t.Errorf("ScheduleEvery(%s) = %q, %v; want %q", d, got, err, want)
-		}
-	}
-	for d, want := range map[time.Duration]string{
-		0:                "must be a positive whole number of minutes",
-		-time.Hour:       "must be a positive whole number of minutes",
-		90 * time.Second: "must be a positive whole number of minutes",
-		7 * time.Minute:  "every 7m0s has no cron schedule",
-		45 * time.Minute: "every 45m0s has no cron schedule",
-		90 * time.Minute: "every 1h30m0s has no cron schedule",
-		5 * time.Hour:    "every 5h0m0s has no cron schedule",
-		48 * time.Hour:   "every 48h0m0s has no cron schedule",
-	} {
-		if got, err := ScheduleEvery(d); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ScheduleEvery(%s) = %q, %v; want an error with %q", d, got, err, want)
-		}
-	}
-}
 
 func TestLocationCronJob(t *testing.T) {
 	loc := &v1alpha1.BackupLocation{ObjectMeta: metav1.ObjectMeta{Name: "prod.eu", UID: "u1"}}
@@ -70,5 +35,29 @@ func TestLocationCronJob(t *testing.T) {
 	other := LocationCronJobName(KindSync, strings.Repeat("a", 59)+"b")
 	if len(long) > 52 || long == other || !strings.HasPrefix(long, "pxb-sync-aaa") {
 		t.Errorf("long names: %q, %q", long, other)
+	}
+}
+
+func TestScheduleCronJob(t *testing.T) {
+	loc := &v1alpha1.BackupLocation{ObjectMeta: metav1.ObjectMeta{Name: "prod"}}
+	admin := &v1alpha1.BackupSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: v1alpha1.SystemNamespace, Name: "shop", UID: "u1"}}
+	cj := ScheduleCronJob(admin, "daily", "30 1 * * *", "Europe/Berlin", DefaultConfig(), loc)
+	args := strings.Join(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " ")
+	if cj.Name != "pxb-schedule-pxb-system-shop-daily" || cj.Spec.Schedule != "30 1 * * *" || *cj.Spec.TimeZone != "Europe/Berlin" ||
+		args != "schedule --resource backupschedules --namespace pxb-system --name shop --kind daily" {
+		t.Errorf("CronJob %s schedule %q args %q", cj.Name, cj.Spec.Schedule, args)
+	}
+	if len(cj.OwnerReferences) != 1 || cj.OwnerReferences[0].UID != "u1" || cj.Labels[v1alpha1.ScheduleLabel] != "shop" ||
+		cj.Spec.JobTemplate.Labels[v1alpha1.ScheduleKindLabel] != "daily" {
+		t.Errorf("owner %v labels %v", cj.OwnerReferences, cj.Labels)
+	}
+	// A schedule outside pxb-system cannot own the CronJob; a long name stays within a CronJob's limit.
+	self := &v1alpha1.BackupSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: "team-with-a-long-namespace-name", Name: strings.Repeat("n", 60), UID: "u2"}}
+	cj = ScheduleCronJob(self, "interval", "* * * * *", "", DefaultConfig(), loc)
+	if len(cj.OwnerReferences) != 0 || len(cj.Name) > cronJobNameMax || cj.Spec.TimeZone != nil || len(cj.Labels[v1alpha1.ScheduleLabel]) > 63 {
+		t.Errorf("CronJob %q (%d characters) owners %v time zone %v labels %v", cj.Name, len(cj.Name), cj.OwnerReferences, cj.Spec.TimeZone, cj.Labels)
+	}
+	if other := ScheduleCronJob(self, "daily", "0 0 * * *", "", DefaultConfig(), loc); other.Name == cj.Name {
+		t.Errorf("two kinds of one schedule share the CronJob name %s", cj.Name)
 	}
 }

@@ -254,9 +254,9 @@ func Name(t Target) string {
 	return base + "-" + suffix
 }
 
-// labelValue keeps an object name usable as a label value: names longer than 63 characters are shortened
+// LabelValue keeps an object name usable as a label value: names longer than 63 characters are shortened
 // with a hash, so selection by label still tells them apart.
-func labelValue(s string) string {
+func LabelValue(s string) string {
 	if len(s) <= validation.LabelValueMaxLength {
 		return s
 	}
@@ -273,9 +273,9 @@ func Labels(t Target) map[string]string {
 	}
 	switch t.Kind {
 	case KindBackup:
-		l[LabelBackup] = labelValue(t.Name)
+		l[LabelBackup] = LabelValue(t.Name)
 	case KindRestore:
-		l[LabelRestore] = labelValue(t.Name)
+		l[LabelRestore] = LabelValue(t.Name)
 	}
 	return l
 }

@@ -51,8 +51,8 @@ func LocationJob(kind Kind, loc *v1alpha1.BackupLocation, c Config) *batchv1.Job
 		base = strings.TrimRight(base[:max], "-")
 	}
 	job.Name, job.GenerateName = "", base+"-"
-	job.Labels[LabelLocation] = labelValue(loc.Name)
-	job.Spec.Template.Labels[LabelLocation] = labelValue(loc.Name)
+	job.Labels[LabelLocation] = LabelValue(loc.Name)
+	job.Spec.Template.Labels[LabelLocation] = LabelValue(loc.Name)
 	ctr := &job.Spec.Template.Spec.Containers[0]
 	ctr.Args = []string{string(kind), "--resource", v1alpha1.BackupLocationsResource.Resource,
 		"--namespace", v1alpha1.SystemNamespace, "--name", loc.Name}
@@ -95,7 +95,7 @@ func NFSVolume(loc *v1alpha1.BackupLocation) (*corev1.PersistentVolume, *corev1.
 		base = strings.TrimRight(base[:max], "-.")
 	}
 	name := base + "-" + suffix
-	labels := map[string]string{LabelLocation: labelValue(loc.Name), LabelManagedBy: "pxb"}
+	labels := map[string]string{LabelLocation: LabelValue(loc.Name), LabelManagedBy: "pxb"}
 	// The size is required by the API and means nothing for NFS.
 	size := corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}
 	pv := &corev1.PersistentVolume{
@@ -130,7 +130,7 @@ func NFSVolume(loc *v1alpha1.BackupLocation) (*corev1.PersistentVolume, *corev1.
 func DeleteNFSVolumes(ctx context.Context, kube kubernetes.Interface, name string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	sel := metav1.ListOptions{LabelSelector: LabelLocation + "=" + labelValue(name)}
+	sel := metav1.ListOptions{LabelSelector: LabelLocation + "=" + LabelValue(name)}
 	pvcs, err := kube.CoreV1().PersistentVolumeClaims(v1alpha1.SystemNamespace).List(ctx, sel)
 	if err != nil {
 		return fmt.Errorf("list the NFS claims of location %s: %w", name, err)

@@ -109,7 +109,7 @@ func setupOn(t *testing.T, c *testbed.Cluster, st *testbed.Store, lockDays int32
 func kindOf(gvr schema.GroupVersionResource) string {
 	return map[schema.GroupVersionResource]string{
 		v1alpha1.BackupLocationsResource: "BackupLocation", v1alpha1.BackupsResource: "Backup", v1alpha1.RestoresResource: "Restore",
-		v1alpha1.RulesResource: "Rule",
+		v1alpha1.RulesResource: "Rule", v1alpha1.SchedulePoliciesResource: "SchedulePolicy", v1alpha1.BackupSchedulesResource: "BackupSchedule",
 	}[gvr]
 }
 

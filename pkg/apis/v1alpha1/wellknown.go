@@ -45,3 +45,14 @@ const (
 	// that cluster's kube-system namespace.
 	OriginClusterAnnotation = "pxb.dev/origin-cluster"
 )
+
+// Labels of the Backups a BackupSchedule creates, by which its retention finds them.
+const (
+	// ScheduleLabel is the name of the BackupSchedule (shortened with a hash past 63 characters).
+	ScheduleLabel = "pxb.dev/schedule"
+	// ScheduleKindLabel is the policy's schedule that took the backup: interval, daily, weekly or monthly.
+	ScheduleKindLabel = "pxb.dev/schedule-kind"
+	// ScheduledTimeAnnotation is when the schedule's job started the backup (RFC 3339): the time retention
+	// orders backups by, and from which the next backup is due.
+	ScheduledTimeAnnotation = "pxb.dev/scheduled-time"
+)

@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/schedule"
+)
+
+// NewCmdSchedule is `kubectl pxb schedule`: backups taken by a SchedulePolicy.
+func NewCmdSchedule(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Take backups on a schedule, and keep as many as a SchedulePolicy says",
+		Long: `A BackupSchedule takes Backups from a template at the times of a SchedulePolicy (every few minutes,
+daily, weekly, monthly) and deletes the oldest past each one's retention. CronJobs in pxb-system carry it
+out; each start creates a Backup (named SCHEDULE-KIND-TIMESTAMP, labelled pxb.dev/schedule) and its Job, and
+deletes the backups older than the newest completed ones the policy keeps.`,
+	}
+	cmd.AddCommand(
+		newCmdScheduleCreate(f, streams),
+		newCmdList(f, streams, "schedule", "BackupSchedule", v1alpha1.BackupSchedulesResource),
+		newCmdScheduleDelete(f, streams),
+	)
+	return cmd
+}
+
+// ScheduleCreateOptions are the options of `kubectl pxb schedule create`: a policy, and the flags of
+// `backup create` for the template.
+type ScheduleCreateOptions struct {
+	BackupCreateOptions
+	Policy  string
+	Suspend bool
+}
+
+func newCmdScheduleCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ScheduleCreateOptions{BackupCreateOptions: BackupCreateOptions{IOStreams: streams, IncludeClusterResources: "auto", Timeout: time.Hour}}
+	cmd := &cobra.Command{
+		Use:   "create NAME --policy POLICY [backup create flags]",
+		Short: "Create or update a schedule of backups",
+		Long: `Create a BackupSchedule and the CronJobs that carry out its SchedulePolicy, or update them when the
+schedule exists (after the policy changed, too). The template takes the flags of kubectl pxb backup create.`,
+		Example: `  # A SchedulePolicy: every 4 hours, keep 6; daily at 01:30 Berlin time, keep 7
+  kubectl apply -f - <<EOF
+  apiVersion: pxb.dev/v1alpha1
+  kind: SchedulePolicy
+  metadata: {name: standard}
+  spec:
+    interval: {minutes: 240, retain: 6}
+    daily: {time: "01:30", retain: 7}
+    timeZone: Europe/Berlin
+  EOF
+
+  # Back up the namespace shop by it
+  kubectl pxb schedule create shop --policy standard --include-namespaces shop --location prod`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(f, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.addSpecFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.Policy, "policy", "", "SchedulePolicy that says when to back up and how many backups to keep.")
+	cmd.Flags().BoolVar(&o.Suspend, "suspend", false, "Create the schedule suspended: no backups until spec.suspend is false.")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Print the BackupSchedule as yaml or json instead of creating it.")
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *ScheduleCreateOptions) Validate() error {
+	if o.Policy == "" {
+		return errors.New("--policy is required: name a SchedulePolicy")
+	}
+	if errs := validation.IsDNS1123Subdomain(o.Policy); len(errs) > 0 {
+		return fmt.Errorf("--policy %q: %s", o.Policy, strings.Join(errs, "; "))
+	}
+	return o.BackupCreateOptions.Validate()
+}
+
+// Schedule is the BackupSchedule the flags describe.
+func (o *ScheduleCreateOptions) Schedule() (*v1alpha1.BackupSchedule, error) {
+	b, err := o.Backup()
+	if err != nil {
+		return nil, err
+	}
+	return &v1alpha1.BackupSchedule{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupSchedule"},
+		ObjectMeta: metav1.ObjectMeta{Name: b.Name, Namespace: b.Namespace, Labels: b.Labels},
+		Spec:       v1alpha1.BackupScheduleSpec{Policy: v1alpha1.ObjectName(o.Policy), Template: b.Spec, Suspend: o.Suspend},
+	}, nil
+}
+
+// Run prints the schedule, or checks it against the cluster, creates or updates it, and sets up a CronJob
+// per schedule of its policy.
+func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
+	bs, err := o.Schedule()
+	if err != nil {
+		return err
+	}
+	if o.Output != "" {
+		return printObject(o.Out, o.Output, bs, v1alpha1.SchemeGroupVersion.WithKind("BackupSchedule"))
+	}
+	c := o.clients
+	policy, err := getPolicy(ctx, c, o.Policy)
+	if err != nil {
+		return err
+	}
+	runs, err := schedule.Runs(policy.Spec)
+	if err != nil {
+		return fmt.Errorf("SchedulePolicy %s: %w", policy.Name, err)
+	}
+	if err := o.checkSpec(ctx, bs.Namespace, &bs.Spec.Template); err != nil {
+		return err
+	}
+	saved, verb, err := applySchedule(ctx, c, bs)
+	if err != nil {
+		return err
+	}
+	loc, err := runjob.GetLocation(ctx, c.Dynamic, string(saved.Spec.Template.Location))
+	if err != nil {
+		return err
+	}
+	cfg, err := jobspec.LoadConfig(ctx, c.Kube)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "BackupSchedule %s/%s %s", saved.Namespace, saved.Name, verb)
+	if saved.Spec.Suspend {
+		fmt.Fprint(o.Out, " (suspended)")
+	}
+	fmt.Fprintln(o.Out)
+	var kinds []string
+	for _, r := range runs {
+		cj := jobspec.ScheduleCronJob(saved, string(r.Kind), r.Cron, policy.Spec.TimeZone, cfg, loc)
+		if _, err := jobspec.ApplyScheduleCronJob(ctx, c.Kube, cj, loc); err != nil {
+			return err
+		}
+		kinds = append(kinds, string(r.Kind))
+		fmt.Fprintf(o.Out, "  %s: CronJob %s/%s at %q (%s), keeps %d\n", r.Kind, cj.Namespace, cj.Name, r.Cron,
+			orDefault(policy.Spec.TimeZone, "UTC"), r.Retain)
+	}
+	// Kinds the policy no longer has.
+	_, err = jobspec.DeleteScheduleCronJobs(ctx, c.Kube, saved.Namespace, saved.Name, kinds...)
+	return err
+}
+
+// getPolicy reads SchedulePolicy name.
+func getPolicy(ctx context.Context, c clients, name string) (*v1alpha1.SchedulePolicy, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	u, err := c.Dynamic.Resource(v1alpha1.SchedulePoliciesResource).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("--policy: SchedulePolicy %q not found: create it first (kubectl pxb schedule create --help shows one)", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	var p v1alpha1.SchedulePolicy
+	return &p, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p)
+}
+
+// applySchedule creates bs, or updates the spec and labels of the one that exists; it returns it as saved
+// and what was done.
+func applySchedule(ctx context.Context, c clients, bs *v1alpha1.BackupSchedule) (*v1alpha1.BackupSchedule, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(bs)
+	if err != nil {
+		return nil, "", err
+	}
+	unstructured.RemoveNestedField(m, "status")
+	ri := c.Dynamic.Resource(v1alpha1.BackupSchedulesResource).Namespace(bs.Namespace)
+	u, err := ri.Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{})
+	verb := "created"
+	if apierrors.IsAlreadyExists(err) {
+		var cur *unstructured.Unstructured
+		if cur, err = ri.Get(ctx, bs.Name, metav1.GetOptions{}); err == nil {
+			cur.Object["spec"] = m["spec"]
+			cur.SetLabels(bs.Labels)
+			u, err = ri.Update(ctx, cur, metav1.UpdateOptions{})
+			verb = "updated"
+		}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("save BackupSchedule %s/%s: %w", bs.Namespace, bs.Name, err)
+	}
+	var saved v1alpha1.BackupSchedule
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &saved); err != nil {
+		return nil, "", err
+	}
+	return &saved, verb, nil
+}
+
+func newCmdScheduleDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--yes]",
+		Short: "Delete a schedule and its CronJobs; the backups it took stay",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, _, err := namespaceOf(f)
+			if err != nil {
+				return err
+			}
+			c, err := newClients(f)
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			ctx := cmd.Context()
+			var bs v1alpha1.BackupSchedule
+			if err := getTyped(ctx, c, v1alpha1.BackupSchedulesResource, "BackupSchedule", ns, name, &bs); err != nil {
+				return err
+			}
+			if !yes && !confirm(streams.In, streams.Out, fmt.Sprintf("Delete BackupSchedule %s/%s? Its backups stay.", ns, name)) {
+				return errors.New("not deleted")
+			}
+			deleted, err := jobspec.DeleteScheduleCronJobs(ctx, c.Kube, ns, name)
+			if err != nil {
+				return err
+			}
+			dctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+			defer cancel()
+			if err := c.Dynamic.Resource(v1alpha1.BackupSchedulesResource).Namespace(ns).Delete(dctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("delete BackupSchedule %s/%s: %w", ns, name, err)
+			}
+			fmt.Fprintf(streams.Out, "BackupSchedule %s/%s deleted with its CronJobs (%s); its backups stay (kubectl pxb backup get -l %s=%s)\n",
+				ns, name, strings.Join(deleted, ", "), v1alpha1.ScheduleLabel, jobspec.LabelValue(name))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "Delete without asking.")
+	return cmd
+}

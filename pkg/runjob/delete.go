@@ -1,0 +1,94 @@
+package runjob
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/location"
+)
+
+// RefuseLocked refuses to delete the data of b while its location's object lock keeps it; the error names
+// the date. A location that cannot be read is judged by the delete itself.
+func RefuseLocked(ctx context.Context, dyn dynamic.Interface, b *v1alpha1.Backup, now time.Time) error {
+	loc, err := GetLocation(ctx, dyn, string(b.Spec.Location))
+	if err != nil {
+		return nil
+	}
+	until := LockedUntil(b, loc.Spec.ObjectLockDays, now)
+	if until.IsZero() {
+		return nil
+	}
+	return fmt.Errorf("Backup %s/%s kept: location %s keeps its data under object lock (%d days) until %s (%s); nothing was deleted",
+		b.Namespace, b.Name, loc.Name, loc.Spec.ObjectLockDays, until.UTC().Format(time.RFC3339), InHuman(until, now))
+}
+
+// DeletedBackup is what DeleteBackup removed from the location.
+type DeletedBackup struct {
+	// Snapshots is how many repository snapshots were deleted from URL; Reached is false when the location
+	// could not be opened and the Backup, failed or never run, was deleted without its data.
+	Snapshots int
+	URL       string
+	Reached   bool
+}
+
+// DeleteBackup deletes Backup b's data in its location, then the Backup and its Job, then the temporary
+// objects of its volume work. Nothing is deleted while object lock keeps the data, nor when the data
+// cannot be reached (unless the Backup failed or never ran); the error says which.
+func DeleteBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, now time.Time) (DeletedBackup, error) {
+	var d DeletedBackup
+	if err := RefuseLocked(ctx, env.Dynamic, b, now); err != nil {
+		return d, err
+	}
+	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), location.Options{}, false)
+	switch {
+	case err == nil:
+		defer loc.Close()
+		d.Reached, d.URL = true, loc.URL(BackupPrefix(b.Namespace, b.Name))
+		if d.Snapshots, err = loc.DeleteBackup(ctx, b.Namespace, b.Name); err != nil {
+			return d, fmt.Errorf("Backup %s/%s kept: its data could not be deleted: %w", b.Namespace, b.Name, err)
+		}
+	case b.Status.Phase == "" || b.Status.Phase == v1alpha1.BackupFailed:
+		// Nothing was written, or nothing worth keeping the Backup for.
+	default:
+		return d, fmt.Errorf("Backup %s/%s kept: its data could not be reached: %w", b.Namespace, b.Name, err)
+	}
+	t := jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name}
+	if err := DeleteObjectAndJob(ctx, env.Kube, env.Dynamic, t); err != nil {
+		return d, err
+	}
+	// A Backup deleted while its job ran leaves snapshots, claims and upload Jobs behind.
+	snap, err := snapclient.NewForConfig(env.Config)
+	if err != nil {
+		return d, fmt.Errorf("snapshot client: %w", err)
+	}
+	return d, DeleteTemporary(ctx, env.Kube, snap, t)
+}
+
+// DeleteObjectAndJob deletes the Backup or Restore of t and the Job that carried it out.
+func DeleteObjectAndJob(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, t jobspec.Target) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	bg := metav1.DeletePropagationBackground
+	job := jobspec.Name(t)
+	if err := kube.BatchV1().Jobs(v1alpha1.SystemNamespace).Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Job %s/%s: %w", v1alpha1.SystemNamespace, job, err)
+	}
+	gvr, kind := v1alpha1.BackupsResource, "Backup"
+	if t.Kind == jobspec.KindRestore {
+		gvr, kind = v1alpha1.RestoresResource, "Restore"
+	}
+	if err := dyn.Resource(gvr).Namespace(t.Namespace).Delete(ctx, t.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s %s/%s: %w", kind, t.Namespace, t.Name, err)
+	}
+	return nil
+}

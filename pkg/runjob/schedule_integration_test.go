@@ -1,0 +1,120 @@
+//go:build integration
+
+package runjob_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/schedule"
+	"github.com/pxb-dev/pxb/pkg/testbed"
+)
+
+// TestScheduleOnTheAPIServer drives a schedule's starts on a real API server with the times given (the
+// CronJobs themselves fire in the e2e suite's TestSchedule): a due start creates a Backup from the template
+// and its Job, a start while it has not ended or before the next is due creates none, and retention deletes
+// the Backups past the newest completed ones; a missing policy is reported in the schedule's status.
+func TestScheduleOnTheAPIServer(t *testing.T) {
+	c := testbed.APIServer(t)
+	loc := setup(t, c)
+	ns := c.Namespace(t)
+	env, err := jobrun.NewEnvForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := "p-" + ns
+	create(t, c, v1alpha1.SchedulePoliciesResource, &v1alpha1.SchedulePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: policy},
+		Spec:       v1alpha1.SchedulePolicySpec{Interval: &v1alpha1.IntervalPolicy{Minutes: 10, Retain: 1}, TimeZone: "UTC"},
+	})
+	create(t, c, v1alpha1.BackupSchedulesResource, &v1alpha1.BackupSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
+		Spec:       v1alpha1.BackupScheduleSpec{Policy: v1alpha1.ObjectName(policy), Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
+	})
+	start := time.Now()
+	at := func(d time.Duration) *runjob.ScheduleOutcome {
+		t.Helper()
+		out, err := runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "nightly", schedule.Interval, start.Add(d))
+		if err != nil {
+			t.Fatalf("start at +%s: %v", d, err)
+		}
+		return out
+	}
+	// The scheduled Backup's Job cannot run here (no kubelet): the test carries it out itself.
+	complete := func(name string) {
+		t.Helper()
+		if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, name, runjob.Options{}); err != nil {
+			t.Fatalf("backup %s: %v", name, err)
+		}
+	}
+
+	first := at(0)
+	want := runjob.ScheduledBackupName("nightly", schedule.Interval, start)
+	if first.Backup != want {
+		t.Fatalf("first start created %q, want %q", first.Backup, want)
+	}
+	var b v1alpha1.Backup
+	get(t, c, v1alpha1.BackupsResource, ns, want, &b)
+	if b.Spec.Location != v1alpha1.ObjectName(loc) || b.Labels[v1alpha1.ScheduleLabel] != "nightly" || b.Labels[v1alpha1.ScheduleKindLabel] != "interval" {
+		t.Errorf("scheduled Backup spec %+v labels %v", b.Spec, b.Labels)
+	}
+	job := jobspec.Name(jobspec.Target{Kind: jobspec.KindBackup, Namespace: ns, Name: want})
+	if _, err := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace).Get(ctxT(t, 30*time.Second), job, metav1.GetOptions{}); err != nil {
+		t.Errorf("the scheduled Backup's Job: %v", err)
+	}
+
+	if out := at(11 * time.Minute); out.Backup != "" || !strings.Contains(out.Skipped, "Backup "+ns+"/"+want+" of the last interval run has not ended") {
+		t.Errorf("start while the last backup runs: %+v", out)
+	}
+	complete(want)
+	if out := at(2 * time.Minute); out.Backup != "" || out.Skipped != "no interval backup is due" {
+		t.Errorf("start before the interval: %+v", out)
+	}
+	second := at(12 * time.Minute)
+	if second.Backup == "" || second.Backup == want || len(second.Deleted) != 0 {
+		t.Fatalf("start after the interval: %+v; want a second Backup and nothing deleted (only one completed)", second)
+	}
+	complete(second.Backup)
+	third := at(24 * time.Minute)
+	if third.Backup == "" || len(third.Deleted) != 1 || third.Deleted[0] != want {
+		t.Errorf("third start: %+v; want a Backup, and %s deleted (retain 1)", third, want)
+	}
+	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctxT(t, 30*time.Second), want, metav1.GetOptions{}); err == nil {
+		t.Errorf("Backup %s deleted by retention is still there", want)
+	}
+	l, err := runjob.OpenLocation(ctxT(t, time.Minute), env.Kube, env.Dynamic, loc, location.Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if n, err := l.DeleteBackup(ctxT(t, time.Minute), ns, want); err != nil || n != 0 {
+		t.Errorf("the data of Backup %s, deleted by retention: %d snapshots left (%v)", want, n, err)
+	}
+	var bs v1alpha1.BackupSchedule
+	get(t, c, v1alpha1.BackupSchedulesResource, ns, "nightly", &bs)
+	if string(bs.Status.LastBackupName) != third.Backup || string(bs.Status.LastSuccessfulBackupName) != second.Backup || bs.Status.Message != "" {
+		t.Errorf("schedule status %+v", bs.Status)
+	}
+
+	// A schedule whose policy is gone says so, in its status too.
+	create(t, c, v1alpha1.BackupSchedulesResource, &v1alpha1.BackupSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns},
+		Spec:       v1alpha1.BackupScheduleSpec{Policy: "no-such-policy", Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
+	})
+	_, err = runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "orphan", schedule.Daily, start)
+	if err == nil || !strings.Contains(err.Error(), "spec.policy: SchedulePolicy /no-such-policy not found") {
+		t.Errorf("start of a schedule without its policy: %v", err)
+	}
+	get(t, c, v1alpha1.BackupSchedulesResource, ns, "orphan", &bs)
+	if !strings.Contains(bs.Status.Message, "no-such-policy not found") {
+		t.Errorf("status of a schedule without its policy: %q", bs.Status.Message)
+	}
+}
