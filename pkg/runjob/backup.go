@@ -221,6 +221,10 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 	for _, t := range slices.Sorted(maps.Keys(res.Counts)) {
 		log.Printf("%s: %d", t, res.Counts[t])
 	}
+	if b.Spec.VirtualMachines != nil {
+		res.Warnings = append(res.Warnings, "spec.virtualMachines is not carried out by this version of pxb: the backup holds every "+
+			"selected object, VMs included, and no guest file system was frozen (the volumes are crash-consistent)")
+	}
 	for _, w := range res.Warnings {
 		log.Printf("warning: %s", w)
 	}

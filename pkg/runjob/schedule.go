@@ -147,7 +147,9 @@ func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedu
 func scheduledBackups(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind) ([]schedule.Item, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	sel := v1alpha1.ScheduleLabel + "=" + jobspec.LabelValue(bs.Name) + "," + v1alpha1.ScheduleKindLabel + "=" + string(kind)
+	// A synced Backup's data belongs to the cluster that made it: retention here never deletes it.
+	sel := v1alpha1.ScheduleLabel + "=" + jobspec.LabelValue(bs.Name) + "," + v1alpha1.ScheduleKindLabel + "=" + string(kind) +
+		"," + v1alpha1.SyncedLabel + "!=true"
 	list, err := env.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(bs.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list the schedule's Backups: %w", err)

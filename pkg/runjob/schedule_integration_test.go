@@ -56,6 +56,14 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 		}
 	}
 
+	// A Backup synced from another cluster's location, labelled as this schedule's: never retention's.
+	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "synced", Namespace: ns, Labels: map[string]string{v1alpha1.SyncedLabel: "true",
+			v1alpha1.ScheduleLabel: "nightly", v1alpha1.ScheduleKindLabel: "interval"},
+			Annotations: map[string]string{v1alpha1.ScheduledTimeAnnotation: start.Add(-time.Hour).Format(time.RFC3339)}},
+		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)},
+	})
+
 	first := at(0)
 	want := runjob.ScheduledBackupName("nightly", schedule.Interval, start)
 	if first.Backup != want {
@@ -97,6 +105,9 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	defer l.Close()
 	if n, err := l.DeleteBackup(ctxT(t, time.Minute), ns, want); err != nil || n != 0 {
 		t.Errorf("the data of Backup %s, deleted by retention: %d snapshots left (%v)", want, n, err)
+	}
+	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctxT(t, 30*time.Second), "synced", metav1.GetOptions{}); err != nil {
+		t.Errorf("the synced Backup: %v (retention must leave it)", err)
 	}
 	var bs v1alpha1.BackupSchedule
 	get(t, c, v1alpha1.BackupSchedulesResource, ns, "nightly", &bs)
