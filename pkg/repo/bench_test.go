@@ -50,7 +50,7 @@ func BenchmarkHash(b *testing.B) {
 // BenchmarkSealBlob is compression (skipped for the random half) plus AES-GCM, per 1 MiB chunk.
 func BenchmarkSealBlob(b *testing.B) {
 	r := testRepo(b)
-	enc := r.newEncoder()
+	enc := r.newEncoder(true)
 	data := benchData(8 << 20)
 	var sealed []byte
 	b.SetBytes(int64(len(data)))
@@ -64,7 +64,7 @@ func BenchmarkSealBlob(b *testing.B) {
 // BenchmarkPipeline is chunk + hash + compress + encrypt on one core, the backup's CPU work per byte.
 func BenchmarkPipeline(b *testing.B) {
 	r := testRepo(b)
-	enc := r.newEncoder()
+	enc := r.newEncoder(true)
 	data := benchData(64 << 20)
 	c := r.NewChunker(bytes.NewReader(data), nil)
 	var sealed []byte

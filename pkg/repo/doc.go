@@ -31,7 +31,7 @@
 // Files are cut by FastCDC (normalized chunking level 2; defaults 256 KiB min, 1 MiB average, 4 MiB max) with
 // a gear table derived from the key; files no larger than the minimum are one blob. A stored blob is sealed
 // over one flag byte (0 raw, 1 zstd) and the payload; compression is zstd at the repository's level, with
-// literals always entropy-coded. It is not tried on a blob whose bytes look random (byte entropy of the blob,
+// literals entropy-coded in blobs of 64 KiB or more. It is not tried on a blob whose bytes look random (byte entropy of the blob,
 // or of samples of a large one, of 7.5 bits or more) and is dropped when it does not make the blob smaller.
 //
 // # Packs

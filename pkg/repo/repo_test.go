@@ -109,7 +109,7 @@ func TestSealBlobCompression(t *testing.T) {
 		words = append(words, ' ')
 	}
 	text := bytes.Repeat([]byte("pxb compresses text "), 50000)
-	enc := r.newEncoder()
+	enc := r.newEncoder(true)
 	for _, tc := range []struct {
 		name   string
 		data   []byte
