@@ -25,11 +25,11 @@ func newScheduleCmd(target *jobrun.Target) *cobra.Command {
 			if err != nil {
 				return report(fmt.Errorf("--kind: %w", err))
 			}
-			env, _, err := prepare(target, "schedule", v1alpha1.BackupSchedulesResource.Resource)
+			env, opts, err := prepare(target, "schedule", v1alpha1.BackupSchedulesResource.Resource)
 			if err != nil {
 				return report(err)
 			}
-			out, err := runjob.Schedule(cmd.Context(), env.Config, target.Namespace, target.Name, k, time.Now())
+			out, err := runjob.Schedule(cmd.Context(), env.Config, target.Namespace, target.Name, k, opts, time.Now())
 			if out != nil {
 				w := cmd.OutOrStdout()
 				if out.Backup != "" {

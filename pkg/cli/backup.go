@@ -26,6 +26,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
@@ -746,7 +747,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s and its data in location %s?", b.Namespace, b.Name, b.Spec.Location)) {
 		return errors.New("not deleted")
 	}
-	d, err := runjob.DeleteBackup(ctx, o.clients.env(), b, time.Now())
+	d, err := runjob.DeleteBackup(ctx, o.clients.env(), b, location.Options{}, time.Now())
 	if d.Reached && (err == nil || d.Snapshots > 0) {
 		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s; their data is freed at the location's next maintenance (kubectl pxb location maintain %s)\n",
 			d.Snapshots, d.URL, b.Spec.Location)

@@ -17,8 +17,13 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 )
 
-// RefuseLocked refuses to delete the data of b while its location's object lock keeps it; the error names
-// the date. A location that cannot be read is judged by the delete itself.
+// LockedError says that a Backup's data stays under its location's object lock, and until when.
+type LockedError struct{ msg string }
+
+func (e *LockedError) Error() string { return e.msg }
+
+// RefuseLocked refuses to delete the data of b while its location's object lock keeps it, with a
+// *LockedError naming the date. A location that cannot be read is judged by the delete itself.
 func RefuseLocked(ctx context.Context, dyn dynamic.Interface, b *v1alpha1.Backup, now time.Time) error {
 	loc, err := GetLocation(ctx, dyn, string(b.Spec.Location))
 	if err != nil {
@@ -28,8 +33,8 @@ func RefuseLocked(ctx context.Context, dyn dynamic.Interface, b *v1alpha1.Backup
 	if until.IsZero() {
 		return nil
 	}
-	return fmt.Errorf("Backup %s/%s kept: location %s keeps its data under object lock (%d days) until %s (%s); nothing was deleted",
-		b.Namespace, b.Name, loc.Name, loc.Spec.ObjectLockDays, until.UTC().Format(time.RFC3339), InHuman(until, now))
+	return &LockedError{fmt.Sprintf("Backup %s/%s kept: location %s keeps its data under object lock (%d days) until %s (%s); nothing was deleted",
+		b.Namespace, b.Name, loc.Name, loc.Spec.ObjectLockDays, until.UTC().Format(time.RFC3339), InHuman(until, now))}
 }
 
 // DeletedBackup is what DeleteBackup removed from the location.
@@ -41,15 +46,16 @@ type DeletedBackup struct {
 	Reached   bool
 }
 
-// DeleteBackup deletes Backup b's data in its location, then the Backup and its Job, then the temporary
-// objects of its volume work. Nothing is deleted while object lock keeps the data, nor when the data
-// cannot be reached (unless the Backup failed or never ran); the error says which.
-func DeleteBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, now time.Time) (DeletedBackup, error) {
+// DeleteBackup deletes Backup b's data in its location (opened with opts: a job's NFS mount), then the
+// Backup and its Job, then the temporary objects of its volume work. Nothing is deleted while object lock
+// keeps the data (a *LockedError), nor when the data cannot be reached (unless the Backup failed or never
+// ran); the error says which.
+func DeleteBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts location.Options, now time.Time) (DeletedBackup, error) {
 	var d DeletedBackup
 	if err := RefuseLocked(ctx, env.Dynamic, b, now); err != nil {
 		return d, err
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), location.Options{}, false)
+	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts, false)
 	switch {
 	case err == nil:
 		defer loc.Close()

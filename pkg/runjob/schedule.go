@@ -34,7 +34,7 @@ type ScheduleOutcome struct {
 // is suspended, the kind's last backup is still running, or no backup is due, it creates a Backup from
 // the schedule's template and starts its Job; then it deletes the kind's backups past the policy's
 // retention. The outcome goes into the schedule's status; the error is for what failed.
-func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kind schedule.Kind, now time.Time) (*ScheduleOutcome, error) {
+func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kind schedule.Kind, opts Options, now time.Time) (*ScheduleOutcome, error) {
 	env, err := jobrun.NewEnvForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 	if err := get(ctx, env, "BackupSchedule", target, &bs); err != nil {
 		return nil, err
 	}
-	out, err := runSchedule(ctx, env, &bs, kind, now)
+	out, err := runSchedule(ctx, env, &bs, kind, opts, now)
 	serr := jobrun.UpdateStatusOf(ctx, env, target, func(cur *v1alpha1.BackupSchedule) error {
 		s := &cur.Status
 		if out != nil && out.Backup != "" {
@@ -75,7 +75,7 @@ func (o *scheduleOutcome) public() *ScheduleOutcome {
 	return &o.ScheduleOutcome
 }
 
-func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, now time.Time) (*scheduleOutcome, error) {
+func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, opts Options, now time.Time) (*scheduleOutcome, error) {
 	out := &scheduleOutcome{}
 	var policy v1alpha1.SchedulePolicy
 	if err := get(ctx, env, "SchedulePolicy", jobrun.Target{Resource: v1alpha1.SchedulePoliciesResource.Resource, Name: string(bs.Spec.Policy)}, &policy); err != nil {
@@ -93,13 +93,13 @@ func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedu
 	if err != nil {
 		return out, err
 	}
-	var last time.Time
+	var last, lastOK time.Time
 	for _, it := range items {
 		if it.Created.After(last) {
 			last = it.Created
 		}
-		if (it.Phase == v1alpha1.BackupCompleted || it.Phase == v1alpha1.BackupPartiallySucceeded) && (out.lastSuccessful == "" || it.Name > out.lastSuccessful) {
-			out.lastSuccessful = it.Name
+		if (it.Phase == v1alpha1.BackupCompleted || it.Phase == v1alpha1.BackupPartiallySucceeded) && it.Created.After(lastOK) {
+			out.lastSuccessful, lastOK = it.Name, it.Created
 		}
 	}
 	busy := running(items)
@@ -129,12 +129,13 @@ func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedu
 			continue
 		}
 		if err == nil {
-			_, err = DeleteBackup(ctx, env, b, now)
+			_, err = DeleteBackup(ctx, env, b, opts.Location, now)
 		}
+		var locked *LockedError
 		switch {
 		case err == nil:
 			out.Deleted = append(out.Deleted, name)
-		case strings.Contains(err.Error(), "object lock"):
+		case errors.As(err, &locked):
 			out.Kept = append(out.Kept, err.Error())
 		default:
 			errs = append(errs, fmt.Errorf("retention: %w", err))

@@ -42,7 +42,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	start := time.Now()
 	at := func(d time.Duration) *runjob.ScheduleOutcome {
 		t.Helper()
-		out, err := runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "nightly", schedule.Interval, start.Add(d))
+		out, err := runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "nightly", schedule.Interval, runjob.Options{}, start.Add(d))
 		if err != nil {
 			t.Fatalf("start at +%s: %v", d, err)
 		}
@@ -120,12 +120,48 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns},
 		Spec:       v1alpha1.BackupScheduleSpec{Policy: "no-such-policy", Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
 	})
-	_, err = runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "orphan", schedule.Daily, start)
+	_, err = runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "orphan", schedule.Daily, runjob.Options{}, start)
 	if err == nil || !strings.Contains(err.Error(), "spec.policy: SchedulePolicy /no-such-policy not found") {
 		t.Errorf("start of a schedule without its policy: %v", err)
 	}
 	get(t, c, v1alpha1.BackupSchedulesResource, ns, "orphan", &bs)
 	if !strings.Contains(bs.Status.Message, "no-such-policy not found") {
 		t.Errorf("status of a schedule without its policy: %q", bs.Status.Message)
+	}
+}
+
+// TestScheduleRetentionUnderObjectLock: in a location with object lock, retention keeps a backup whose data
+// is still locked, says until when, and deletes nothing; the start itself succeeds.
+func TestScheduleRetentionUnderObjectLock(t *testing.T) {
+	c := testbed.APIServer(t)
+	loc := setupOn(t, c, testbed.S3Locked(t), 1)
+	ns := c.Namespace(t)
+	policy := "p-" + ns
+	create(t, c, v1alpha1.SchedulePoliciesResource, &v1alpha1.SchedulePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: policy},
+		Spec:       v1alpha1.SchedulePolicySpec{Interval: &v1alpha1.IntervalPolicy{Minutes: 10, Retain: 1}, TimeZone: "UTC"},
+	})
+	create(t, c, v1alpha1.BackupSchedulesResource, &v1alpha1.BackupSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
+		Spec:       v1alpha1.BackupScheduleSpec{Policy: v1alpha1.ObjectName(policy), Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
+	})
+	start := time.Now()
+	var made []string
+	for i := range 3 {
+		out, err := runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "locked", schedule.Interval, runjob.Options{}, start.Add(time.Duration(i)*12*time.Minute))
+		if err != nil || out.Backup == "" {
+			t.Fatalf("start %d: %+v, %v", i, out, err)
+		}
+		if i < 2 {
+			if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, out.Backup, runjob.Options{}); err != nil {
+				t.Fatalf("backup %s: %v", out.Backup, err)
+			}
+		} else if len(out.Deleted) != 0 || len(out.Kept) != 1 || !strings.Contains(out.Kept[0], "Backup "+ns+"/"+made[0]+" kept: location "+loc+" keeps its data under object lock (1 days) until ") {
+			t.Errorf("retention under object lock: deleted %q, kept %q; want %s kept with the date its lock ends", out.Deleted, out.Kept, made[0])
+		}
+		made = append(made, out.Backup)
+	}
+	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctxT(t, 30*time.Second), made[0], metav1.GetOptions{}); err != nil {
+		t.Errorf("Backup %s under object lock: %v", made[0], err)
 	}
 }
