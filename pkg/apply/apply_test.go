@@ -199,6 +199,15 @@ func TestRewrite(t *testing.T) {
 		{"pods lose their node", rec("", "pods", "Pod", true, false),
 			`{"kind":"Pod","metadata":{"name":"p","namespace":"x"},"spec":{"nodeName":"n1","containers":[]}}`,
 			`{"kind":"Pod","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"p","namespace":"x"},"spec":{"containers":[]}}`, ""},
+		{"data volumes adopt their restored claim, class mapped", rec("cdi.kubevirt.io", "datavolumes", "DataVolume", true, true),
+			`{"kind":"DataVolume","metadata":{"name":"disk","namespace":"src"},"spec":{"source":{"http":{"url":"http://img"}},"storage":{"storageClassName":"fast"}}}`,
+			`{"kind":"DataVolume","metadata":{"annotations":{"cdi.kubevirt.io/storage.prePopulated":"disk"},"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"disk","namespace":"dst"},"spec":{"source":{"http":{"url":"http://img"}},"storage":{"storageClassName":"ssd"}}}`, ""},
+		{"a VM copied to another namespace gets its own MACs and firmware UUID", rec("kubevirt.io", "virtualmachines", "VirtualMachine", true, true),
+			`{"kind":"VirtualMachine","metadata":{"name":"vm","namespace":"src"},"spec":{"dataVolumeTemplates":[{"metadata":{"name":"disk"},"spec":{"pvc":{"storageClassName":"fast"}}}],"template":{"spec":{"domain":{"firmware":{"uuid":"u1","serial":"s"},"devices":{"interfaces":[{"name":"a","macAddress":"02:00:00:00:00:01","bridge":{}}]}}}}}}`,
+			`{"kind":"VirtualMachine","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"vm","namespace":"dst"},"spec":{"dataVolumeTemplates":[{"metadata":{"name":"disk"},"spec":{"pvc":{"storageClassName":"ssd"}}}],"template":{"spec":{"domain":{"devices":{"interfaces":[{"bridge":{},"name":"a"}]},"firmware":{"serial":"s"}}}}}}`, ""},
+		{"a VM restored in place keeps its MACs and firmware UUID", rec("kubevirt.io", "virtualmachines", "VirtualMachine", true, true),
+			`{"kind":"VirtualMachine","metadata":{"name":"vm","namespace":"same"},"spec":{"template":{"spec":{"domain":{"firmware":{"uuid":"u1"},"devices":{"interfaces":[{"name":"a","macAddress":"02:00:00:00:00:01"}]}}}}}}`,
+			`{"kind":"VirtualMachine","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"vm","namespace":"same"},"spec":{"template":{"spec":{"domain":{"devices":{"interfaces":[{"macAddress":"02:00:00:00:00:01","name":"a"}]},"firmware":{"uuid":"u1"}}}}}}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := parse(t, tc.in)

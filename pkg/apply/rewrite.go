@@ -103,8 +103,59 @@ func (rw *Rewriter) Rewrite(t collect.TypeRecord, u *unstructured.Unstructured) 
 		rw.volume(u)
 	case "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io":
 		rw.subjects(u)
+	case "datavolumes.cdi.kubevirt.io":
+		rw.dataVolume(u.Object, "spec")
+		// The claim of the DataVolume is restored with its data: CDI is to adopt it, not import again.
+		ann := u.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[annPrePopulated] = u.GetName()
+		u.SetAnnotations(ann)
+	case "virtualmachines.kubevirt.io":
+		rw.virtualMachine(u, sourceNS)
 	}
 	return ""
+}
+
+// annPrePopulated tells CDI that a DataVolume's claim already holds its data.
+const annPrePopulated = "cdi.kubevirt.io/storage.prePopulated"
+
+// dataVolume maps the storage class of the DataVolume spec at path in obj.
+func (rw *Rewriter) dataVolume(obj map[string]any, path ...string) {
+	for _, claim := range []string{"pvc", "storage"} {
+		f := append(append([]string{}, path...), claim, "storageClassName")
+		if sc, found, _ := unstructured.NestedString(obj, f...); found && sc != "" {
+			_ = unstructured.SetNestedField(obj, rw.storageClass(sc), f...)
+		}
+	}
+}
+
+func (rw *Rewriter) virtualMachine(u *unstructured.Unstructured, sourceNS string) {
+	if templates, found, _ := unstructured.NestedSlice(u.Object, "spec", "dataVolumeTemplates"); found {
+		for _, t := range templates {
+			if m, ok := t.(map[string]any); ok {
+				rw.dataVolume(m, "spec")
+			}
+		}
+		_ = unstructured.SetNestedSlice(u.Object, templates, "spec", "dataVolumeTemplates")
+	}
+	if rw.Namespace(sourceNS) == sourceNS {
+		return
+	}
+	// A copy in another namespace may run beside the original: it gets MAC addresses and a firmware UUID of
+	// its own.
+	unstructured.RemoveNestedField(u.Object, "spec", "template", "spec", "domain", "firmware", "uuid")
+	ifaces, found, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "domain", "devices", "interfaces")
+	if !found {
+		return
+	}
+	for _, i := range ifaces {
+		if m, ok := i.(map[string]any); ok {
+			delete(m, "macAddress")
+		}
+	}
+	_ = unstructured.SetNestedSlice(u.Object, ifaces, "spec", "template", "spec", "domain", "devices", "interfaces")
 }
 
 func (rw *Rewriter) service(u *unstructured.Unstructured, sourceNS string) {

@@ -67,6 +67,9 @@ type BackupCreateOptions struct {
 	IncludeClusterResources string
 	VolumeMethod            string
 	SnapshotClasses         map[string]string
+	VMs                     []string
+	VMSelector              string
+	NoFreeze                bool
 	PreExecRule             string
 	PostExecRule            string
 	Location                string
@@ -93,6 +96,9 @@ span namespaces. Every selection is checked against the cluster before anything 
 
   # Back up the objects labelled app=web of every namespace but kube-system
   kubectl pxb backup create web --include-namespaces '*' --exclude-namespaces kube-system -l app=web
+
+  # Back up the KubeVirt VMs db1 and db2 of the namespace vms, with their disks, their guests frozen meanwhile
+  kubectl pxb backup create db-vms -n vms --vms db1,db2
 
   # Flush and lock the database while its volumes are snapshotted, with Rules in pxb-system
   kubectl pxb backup create shop-db --include-namespaces shop --pre-exec-rule db-lock --post-exec-rule db-unlock
@@ -131,6 +137,9 @@ func (o *BackupCreateOptions) addSpecFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&o.VolumeMethod, "volume-method", "",
 		"How volume data is taken: snapshot (CSI snapshot, then upload), fs (the live files, through the node of the pod using the volume) or none (claims' definitions only). Default: snapshot where the volume's CSI driver has a VolumeSnapshotClass, else fs. A claim's annotation "+v1alpha1.VolumeMethodAnnotation+" overrides it.")
 	fl.StringToStringVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass per CSI driver, as DRIVER=CLASS,DRIVER2=CLASS2 (default: the driver's default class).")
+	fl.StringSliceVar(&o.VMs, "vms", nil, "Back up only these KubeVirt VirtualMachines (NAME or NAMESPACE/NAME), or '*' for all of the selected namespaces, with what they use: disks (DataVolumes and claims), Secrets, ConfigMaps, instance types.")
+	fl.StringVar(&o.VMSelector, "vm-selector", "", "Back up only the KubeVirt VirtualMachines matching this label selector, with what they use (instead of --vms).")
+	fl.BoolVar(&o.NoFreeze, "no-freeze", false, "Do not freeze the guest file systems of the running VMs while their disks are snapshotted (by default they are, through the QEMU guest agent): the disks are then crash-consistent.")
 	fl.StringVar(&o.PreExecRule, "pre-exec-rule", "", "Rule, in the Backup's namespace, whose commands run in the application's pods before the volumes are snapshotted.")
 	fl.StringVar(&o.PostExecRule, "post-exec-rule", "", "Rule, in the Backup's namespace, whose commands run in the application's pods once the volumes are snapshotted.")
 	fl.StringVar(&o.Location, "location", "", "BackupLocation to store the backup in (default: pxb-config's defaultLocation).")
@@ -238,6 +247,9 @@ func (o *BackupCreateOptions) Backup() (*v1alpha1.Backup, error) {
 			s.SnapshotClasses[driver] = v1alpha1.ObjectName(class)
 		}
 	}
+	if s.VirtualMachines, err = o.vmSelection(); err != nil {
+		return nil, err
+	}
 	for _, r := range []struct {
 		flag, name string
 		into       *v1alpha1.ObjectName
@@ -259,6 +271,46 @@ func (o *BackupCreateOptions) Backup() (*v1alpha1.Backup, error) {
 		}
 	}
 	return b, nil
+}
+
+// vmSelection is the VM selection of --vms, --vm-selector and --no-freeze.
+func (o *BackupCreateOptions) vmSelection() (*v1alpha1.VirtualMachineSelection, error) {
+	if len(o.VMs) == 0 && o.VMSelector == "" {
+		if o.NoFreeze {
+			return nil, errors.New("--no-freeze applies to the VMs of --vms or --vm-selector")
+		}
+		return nil, nil
+	}
+	if len(o.VMs) > 0 && o.VMSelector != "" {
+		return nil, errors.New("--vms and --vm-selector are mutually exclusive")
+	}
+	sel := &v1alpha1.VirtualMachineSelection{}
+	if o.NoFreeze {
+		sel.Freeze = new(bool)
+	}
+	var err error
+	if sel.LabelSelector, err = parseSelector("--vm-selector", o.VMSelector); err != nil {
+		return nil, err
+	}
+	if len(o.VMs) == 1 && o.VMs[0] == "*" {
+		return sel, nil
+	}
+	for _, n := range o.VMs {
+		ns, name, qualified := strings.Cut(n, "/")
+		if !qualified {
+			name, ns = ns, ""
+		}
+		if qualified {
+			if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+				return nil, fmt.Errorf("--vms %q: namespace %q: %s", n, ns, strings.Join(errs, "; "))
+			}
+		}
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return nil, fmt.Errorf("--vms %q: %s (give NAME or NAMESPACE/NAME, or '*' alone for every VM)", n, strings.Join(errs, "; "))
+		}
+		sel.Names = append(sel.Names, n)
+	}
+	return sel, nil
 }
 
 // Run prints the Backup, or checks it against the cluster, creates it and starts its Job.
@@ -339,6 +391,15 @@ func (o *BackupCreateOptions) checkSpec(ctx context.Context, namespace string, s
 			return fmt.Errorf("--include-namespaces: namespace %q not found", n)
 		} else if err != nil && !apierrors.IsForbidden(err) {
 			return fmt.Errorf("--include-namespaces: namespace %s: %w", n, err)
+		}
+	}
+	if spec.VirtualMachines != nil {
+		ok, err := serves(c.Kube.Discovery(), "kubevirt.io/v1", "virtualmachines")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("--vms, --vm-selector: this cluster does not serve KubeVirt's VirtualMachines (kubevirt.io/v1): is KubeVirt installed?")
 		}
 	}
 	if len(spec.IncludeResources)+len(spec.ExcludeResources) > 0 {
@@ -544,6 +605,20 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 			classes[k] = string(v)
 		}
 		fmt.Fprintf(w, "Snapshot classes:\t%s\n", joinMap(classes))
+	}
+	if v := s.VirtualMachines; v != nil {
+		vms := "every VirtualMachine of the namespaces"
+		if len(v.Names) > 0 {
+			vms = strings.Join(v.Names, ", ")
+		} else if v.LabelSelector != nil {
+			vms = "those matching " + selectorText(v.LabelSelector)
+		}
+		fmt.Fprintf(w, "Virtual machines:\t%s\n", vms)
+		freeze := "yes, through the QEMU guest agent of the running ones"
+		if v.Freeze != nil && !*v.Freeze {
+			freeze = "no (crash-consistent)"
+		}
+		fmt.Fprintf(w, "Guest freeze:\t%s\n", freeze)
 	}
 	if s.PreExecRule != "" || s.PostExecRule != "" {
 		fmt.Fprintf(w, "Pre-exec rule:\t%s\n", orDefault(string(s.PreExecRule), "<none>"))

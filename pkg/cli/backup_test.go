@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,32 @@ func TestBackupFlagsToSpec(t *testing.T) {
 	if s.PreExecRule != "db-lock" || s.PostExecRule != "db-unlock" {
 		t.Errorf("rules %q, %q", s.PreExecRule, s.PostExecRule)
 	}
+	if s.VirtualMachines != nil {
+		t.Errorf("virtualMachines %+v without --vms", s.VirtualMachines)
+	}
+}
+
+func TestBackupVMFlags(t *testing.T) {
+	for _, tc := range []struct {
+		vms      []string
+		selector string
+		noFreeze bool
+		want     string
+	}{
+		{vms: []string{"db1", "shop/web"}, want: `{"names":["db1","shop/web"]}`},
+		{vms: []string{"*"}, noFreeze: true, want: `{"freeze":false}`},
+		{selector: "os=linux", want: `{"labelSelector":{"matchLabels":{"os":"linux"}}}`},
+	} {
+		o := &BackupCreateOptions{Name: "vms", IncludeClusterResources: "auto", Timeout: time.Minute, VMs: tc.vms, VMSelector: tc.selector, NoFreeze: tc.noFreeze}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		b, _ := o.Backup()
+		got, _ := json.Marshal(b.Spec.VirtualMachines)
+		if string(got) != tc.want {
+			t.Errorf("--vms %v --vm-selector %q --no-freeze=%v: virtualMachines %s, want %s", tc.vms, tc.selector, tc.noFreeze, got, tc.want)
+		}
+	}
 }
 
 func TestBackupValidateNamesTheFlag(t *testing.T) {
@@ -66,6 +93,10 @@ func TestBackupValidateNamesTheFlag(t *testing.T) {
 		"--post-exec-rule":            func(o *BackupCreateOptions) { o.PostExecRule = "-unlock" },
 		"--output":                    func(o *BackupCreateOptions) { o.Output = "table" },
 		"--namespace-selector and":    func(o *BackupCreateOptions) { o.IncludeNamespaces = []string{"a"}; o.NamespaceSelector = "x=y" },
+		"--vms":                       func(o *BackupCreateOptions) { o.VMs = []string{"shop/Web_1"} },
+		"--vm-selector":               func(o *BackupCreateOptions) { o.VMSelector = "os in (linux" },
+		"--vms and --vm-selector":     func(o *BackupCreateOptions) { o.VMs = []string{"db"}; o.VMSelector = "os=linux" },
+		"--no-freeze":                 func(o *BackupCreateOptions) { o.NoFreeze = true },
 	} {
 		o := &BackupCreateOptions{Name: "ok", IncludeClusterResources: "auto", Timeout: time.Minute}
 		mutate(o)

@@ -21,7 +21,6 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/cli"
-	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -123,7 +122,7 @@ func TestLifecycle(t *testing.T) {
 			}
 		}
 		dyn := c.Dynamic(t)
-		createVirtualMachineCRD(ctx, t, c)
+		c.KubeVirtCRDs(t)
 		class := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
 			"metadata":       map[string]any{"name": "hostpath", "annotations": map[string]any{"snapshot.storage.kubernetes.io/is-default-class": "true"}},
@@ -231,23 +230,6 @@ func getTable(ctx context.Context, t *testing.T, c *testbed.Cluster, ns, output 
 		t.Fatal(err)
 	}
 	return out.String()
-}
-
-func createVirtualMachineCRD(ctx context.Context, t *testing.T, c *testbed.Cluster) {
-	t.Helper()
-	crd := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": "virtualmachines.kubevirt.io"},
-		"spec": map[string]any{
-			"group": "kubevirt.io", "scope": "Namespaced",
-			"names": map[string]any{"plural": "virtualmachines", "singular": "virtualmachine", "kind": "VirtualMachine"},
-			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
-		},
-	}}
-	if _, err := c.Dynamic(t).Resource(install.CRDResource).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create VirtualMachine CRD: %v", err)
-	}
 }
 
 func mustJSON(t *testing.T, v any) string {

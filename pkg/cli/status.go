@@ -187,7 +187,12 @@ func (o *StatusOptions) serves(ctx context.Context, groupVersion, resource strin
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	list, err := o.Discovery.ServerResourcesForGroupVersion(groupVersion)
+	return serves(o.Discovery, groupVersion, resource)
+}
+
+// serves reports whether the cluster serves resource in groupVersion.
+func serves(d discovery.DiscoveryInterface, groupVersion, resource string) (bool, error) {
+	list, err := d.ServerResourcesForGroupVersion(groupVersion)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}

@@ -121,6 +121,7 @@ type collector struct {
 	nsFilter   NamespaceFilter
 	namespaces map[string]*unstructured.Unstructured // included namespaces; nil objects when only names are known
 	allNS      bool                                  // every namespace of the cluster is included
+	only       map[string]map[string]bool            // what Options.Narrow returned, if set
 
 	progress *Ticker
 
@@ -153,6 +154,24 @@ func (c *collector) run(ctx context.Context, dc discovery.DiscoveryInterface) (*
 		return nil, err
 	}
 	c.selector = c.opts.Selector
+	if c.opts.Narrow != nil {
+		if c.only, err = c.opts.Narrow(ctx, slices.Sorted(maps.Keys(c.namespaces))); err != nil {
+			return nil, err
+		}
+		if c.only == nil {
+			c.only = map[string]map[string]bool{}
+		}
+		// The backup holds the namespaces of what was selected, not every one that was searched.
+		used := map[string]bool{}
+		for _, objs := range c.only {
+			for key := range objs {
+				ns, _, _ := strings.Cut(key, "/")
+				used[ns] = true
+			}
+		}
+		maps.DeleteFunc(c.namespaces, func(ns string, _ *unstructured.Unstructured) bool { return !used[ns] })
+		c.allNS = false
+	}
 
 	c.indexW = NewStreamWriter(ctx, c.store, IndexKey)
 	c.index = bufio.NewWriterSize(c.indexW, 64<<10)
@@ -290,6 +309,9 @@ func (c *collector) collect(ctx context.Context) error {
 		if _, derived := DerivedType(t); derived && !c.rf.Named(t) {
 			continue
 		}
+		if c.only != nil && t.Namespaced && len(c.only[t.String()]) == 0 {
+			continue
+		}
 		switch {
 		case t.String() == "endpoints":
 			tt := t
@@ -388,7 +410,11 @@ func (c *collector) take(ctx context.Context, w *typeWriter, t Type, u *unstruct
 			return nil
 		}
 	}
-	if !c.rf.Named(t) {
+	if c.only != nil && t.Namespaced {
+		if !c.only[t.String()][u.GetNamespace()+"/"+u.GetName()] {
+			return nil
+		}
+	} else if !c.rf.Named(t) {
 		if _, derived := DerivedObject(t, u); derived {
 			return nil
 		}

@@ -30,6 +30,8 @@ var controllerOwnedDerived = map[string]bool{
 	"replicasets.apps":         true,
 	"controllerrevisions.apps": true,
 	"jobs.batch":               true,
+	// A VirtualMachine starts a new instance of itself; the running one is not restored.
+	"virtualmachineinstances.kubevirt.io": true,
 }
 
 // DerivedType reports whether pxb skips t unless asked for it by name, and why.

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -44,6 +45,10 @@ type Options struct {
 	ExcludeResources []string
 	// IncludeClusterResources is auto (default), true or false.
 	IncludeClusterResources ClusterResources
+	// Narrow, when set, is called with the included namespaces before anything is listed. The namespaced
+	// objects it returns, by type (as Type.String gives it) and "namespace/name", are then the only ones
+	// backed up, even those pxb would skip as derived; the other filters still apply.
+	Narrow func(ctx context.Context, namespaces []string) (map[string]map[string]bool, error)
 
 	// Parallelism is how many types are listed at once (default 8).
 	Parallelism int

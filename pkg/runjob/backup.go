@@ -11,11 +11,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/vm"
 )
 
 // Options are what a job is given beyond the object it works for.
@@ -193,6 +195,20 @@ func get(ctx context.Context, env *jobrun.Env, kind string, t jobrun.Target, obj
 	return err
 }
 
+// selectVMs finds the VirtualMachines a Backup selects in the namespaces it includes.
+func selectVMs(ctx context.Context, env *jobrun.Env, namespaces []string, sel *v1alpha1.VirtualMachineSelection, log *jobLog) ([]kubevirtv1.VirtualMachine, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	vms, err := vm.Select(ctx, env.Dynamic, namespaces, sel)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vms {
+		log.Printf("VirtualMachine %s/%s selected", v.Namespace, v.Name)
+	}
+	return vms, nil
+}
+
 // backupResult is what a backup did: its objects, and its volumes.
 type backupResult struct {
 	*collect.Result
@@ -213,6 +229,20 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 		return nil, nil, err
 	}
 	syncBeforeWork(ctx, env, loc, log)
+	if sel := b.Spec.VirtualMachines; sel != nil {
+		co.Narrow = func(ctx context.Context, namespaces []string) (map[string]map[string]bool, error) {
+			vms, err := selectVMs(ctx, env, namespaces, sel, log)
+			if err != nil {
+				return nil, err
+			}
+			q.vms = vms
+			if sel.Freeze == nil || *sel.Freeze {
+				q.freezer = &vm.Freezer{Dyn: env.Dynamic, REST: env.Kube.Discovery().RESTClient(), Logf: log.Printf}
+			}
+			uses := vm.Uses(vms)
+			return uses, vm.AddStateClaims(ctx, env.Kube, vms, uses)
+		}
+	}
 	store := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
 	res, err := collect.Run(ctx, env.Config, store, co)
 	if err != nil {
@@ -220,10 +250,6 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 	}
 	for _, t := range slices.Sorted(maps.Keys(res.Counts)) {
 		log.Printf("%s: %d", t, res.Counts[t])
-	}
-	if b.Spec.VirtualMachines != nil {
-		res.Warnings = append(res.Warnings, "spec.virtualMachines is not carried out by this version of pxb: the backup holds every "+
-			"selected object, VMs included, and no guest file system was frozen (the volumes are crash-consistent)")
 	}
 	for _, w := range res.Warnings {
 		log.Printf("warning: %s", w)

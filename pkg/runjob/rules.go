@@ -6,15 +6,22 @@ import (
 	"fmt"
 	"time"
 
+	kubevirtv1 "kubevirt.io/api/core/v1"
+
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/rules"
+	"github.com/pxb-dev/pxb/pkg/vm"
 )
 
-// quiesce runs a backup's pre-exec rule before its volumes are snapshotted and its post-exec rule once
-// their data is fixed: after the snapshots, or, when a volume is read live, after its upload.
+// quiesce runs a backup's pre-exec rule and freezes its VMs' guests before its volumes are snapshotted, and
+// thaws the guests and runs its post-exec rule once their data is fixed: after the snapshots, or, when a
+// volume is read live, after its upload.
 type quiesce struct {
 	pre, post *v1alpha1.Rule
+	// vms are the VirtualMachines whose guests are frozen; freezer is nil when none are.
+	vms     []kubevirtv1.VirtualMachine
+	freezer *vm.Freezer
 	// namespaces are those being backed up, where the rules select their pods.
 	namespaces []string
 	runner     *rules.Runner
@@ -50,25 +57,40 @@ func loadRules(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, log *jo
 	return q, nil
 }
 
-// before runs the pre-exec rule in the namespaces being backed up. When it fails, the post-exec rule
-// still runs (to undo what the pre-exec rule did before it failed), and the error fails the backup.
+// before runs the pre-exec rule in the namespaces being backed up, then freezes the guests of the VMs.
+// When either fails, what was done is undone (guests thawed, the post-exec rule run), and the error fails
+// the backup.
 func (q *quiesce) before(ctx context.Context) error {
-	if q.pre == nil {
+	if q.pre == nil && q.freezer == nil {
 		return nil
 	}
-	q.stage(ctx, v1alpha1.BackupStagePreExecRules)
-	start := time.Now()
-	held, warnings, err := q.runner.Run(ctx, "pre-exec rule", q.pre, q.namespaces)
-	q.held = held
-	q.warnings = append(q.warnings, warnings...)
-	if err != nil {
+	if err := q.quiesce(ctx); err != nil {
 		if rerr := q.after(ctx); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		return err
 	}
-	q.log.Printf("pre-exec rule %s ran in %s", q.pre.Name, time.Since(start).Round(time.Millisecond))
 	q.stage(ctx, v1alpha1.BackupStageSnapshots)
+	return nil
+}
+
+func (q *quiesce) quiesce(ctx context.Context) error {
+	if q.pre != nil {
+		q.stage(ctx, v1alpha1.BackupStagePreExecRules)
+		start := time.Now()
+		held, warnings, err := q.runner.Run(ctx, "pre-exec rule", q.pre, q.namespaces)
+		q.held = held
+		q.warnings = append(q.warnings, warnings...)
+		if err != nil {
+			return err
+		}
+		q.log.Printf("pre-exec rule %s ran in %s", q.pre.Name, time.Since(start).Round(time.Millisecond))
+	}
+	if q.freezer != nil {
+		warnings, err := q.freezer.Freeze(ctx, q.vms)
+		q.warnings = append(q.warnings, warnings...)
+		return err
+	}
 	return nil
 }
 
@@ -82,7 +104,15 @@ func (q *quiesce) after(ctx context.Context) error {
 	q.resumed = true
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Hour)
 	defer cancel()
-	errs := []error{q.held.Stop(q.log.Printf)}
+	var errs []error
+	if q.freezer != nil {
+		if held, expired := q.freezer.Expired(); expired {
+			q.warnings = append(q.warnings, fmt.Sprintf("the VMs' guests were frozen for %s, longer than the %s after which KubeVirt "+
+				"thaws them: their volumes may be only crash-consistent", held.Round(time.Second), vm.FreezeTimeout))
+		}
+		errs = append(errs, q.freezer.Thaw(ctx))
+	}
+	errs = append(errs, q.held.Stop(q.log.Printf))
 	if q.post != nil {
 		q.stage(ctx, v1alpha1.BackupStagePostExecRules)
 		held, warnings, err := q.runner.Run(ctx, "post-exec rule", q.post, q.namespaces)

@@ -18,7 +18,7 @@ import (
 // TestBackupRulesOnTheAPIServer drives a Backup's rules as far as an API server without a kubelet allows (the
 // commands themselves run in the e2e suite's TestBackupRules): a missing Rule fails the backup before
 // anything is written, naming the field, and a Rule whose pods are not running leaves a completed backup
-// with a warning per rule. A Backup that selects VMs is warned that the selection is not carried out.
+// with a warning per rule.
 func TestBackupRulesOnTheAPIServer(t *testing.T) {
 	c := testbed.APIServer(t)
 	loc := setup(t, c)
@@ -75,19 +75,5 @@ func TestBackupRulesOnTheAPIServer(t *testing.T) {
 	}
 	if b.Status.WarningCount != int32(len(b.Status.Warnings)) || b.Status.WarningCount < 2 {
 		t.Errorf("warningCount %d for warnings %q", b.Status.WarningCount, b.Status.Warnings)
-	}
-
-	// VM selection is not carried out yet: the backup says so instead of passing over it in silence.
-	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "vms", Namespace: ns},
-		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc), VirtualMachines: &v1alpha1.VirtualMachineSelection{Names: []string{"vm1"}}},
-	})
-	if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "vms", runjob.Options{}); err != nil {
-		t.Fatalf("backup with virtualMachines: %v", err)
-	}
-	get(t, c, v1alpha1.BackupsResource, ns, "vms", &b)
-	if b.Status.Phase != v1alpha1.BackupCompleted || len(b.Status.Warnings) != 1 ||
-		!strings.Contains(b.Status.Warnings[0], "spec.virtualMachines is not carried out") {
-		t.Errorf("backup with virtualMachines ended %s with warnings %q", b.Status.Phase, b.Status.Warnings)
 	}
 }
