@@ -7,6 +7,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pxb-dev/pxb/e2e/framework"
 )
@@ -152,6 +157,25 @@ func TestBackupRules(t *testing.T) {
 			if !strings.Contains(msg, part) {
 				t.Errorf("failed backup's message %q lacks %q", msg, part)
 			}
+		}
+		// The failure is final: the Job fails with its one pod instead of running the rules again.
+		var job *batchv1.Job
+		err = wait.PollUntilContextCancel(framework.Context(t, time.Minute), 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			jobs, err := c.Kube.BatchV1().Jobs("pxb-system").List(ctx, metav1.ListOptions{LabelSelector: "pxb.dev/backup=" + failed})
+			if err != nil || len(jobs.Items) != 1 {
+				return false, nil
+			}
+			job = &jobs.Items[0]
+			return slices.ContainsFunc(job.Status.Conditions, func(c batchv1.JobCondition) bool {
+				return c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue
+			}), nil
+		})
+		if job == nil {
+			t.Errorf("no Job of the failed backup %s failed: %v", failed, err)
+		} else if err != nil || job.Status.Failed != 1 || !slices.ContainsFunc(job.Status.Conditions, func(c batchv1.JobCondition) bool {
+			return c.Type == batchv1.JobFailed && c.Reason == batchv1.JobReasonPodFailurePolicy
+		}) {
+			t.Errorf("Job of the failed backup: %v; failed pods %d, conditions %+v", err, job.Status.Failed, job.Status.Conditions)
 		}
 		after := c.Manifest(t, ns, "data")
 		if hasEntry(after, quiescedFile) || hasEntry(after, lockedFile) {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,18 +20,16 @@ import (
 	"github.com/pxb-dev/pxb/pkg/version"
 )
 
-// kinds are the job kinds still to be written; each fails until its implementation lands here.
-var kinds = []struct{ name, short string }{
-	{"freeze", "Freeze a KubeVirt VM's guest file systems"},
-	{"thaw", "Thaw a KubeVirt VM's guest file systems"},
-}
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		var final *jobrun.FinalError
+		if errors.As(err, &final) {
+			os.Exit(jobrun.ExitFinal)
+		}
 		os.Exit(1)
 	}
 }
@@ -49,16 +48,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newProbeCmd(target), newBackupCmd(target), newRestoreCmd(target))
 	root.AddCommand(newCheckCmd(target), newSyncCmd(target), newMaintenanceCmd(target), newUploadCmd(target), newDownloadCmd(target))
 	root.AddCommand(newScheduleCmd(target))
-	for _, k := range kinds {
-		root.AddCommand(&cobra.Command{
-			Use:   k.name,
-			Short: k.short,
-			Args:  cobra.NoArgs,
-			RunE: func(*cobra.Command, []string) error {
-				return fmt.Errorf("job kind %q is not implemented yet", k.name)
-			},
-		})
-	}
 	return root
 }
 

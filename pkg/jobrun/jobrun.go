@@ -204,3 +204,17 @@ func (e *Env) SetCondition(ctx context.Context, t Target, cond metav1.Condition)
 		return unstructured.SetNestedSlice(u.Object, out, "status", "conditions")
 	})
 }
+
+// ExitFinal is the exit code of a job whose work failed for good and whose object's status says so. Its Job
+// fails at once (a pod failure policy) instead of running the pod again, which would only repeat the same
+// work, rules and guest freezes included, and flip the object's phase back to InProgress meanwhile.
+const ExitFinal = 3
+
+// FinalError is the error of a job that ends with ExitFinal.
+type FinalError struct{ Err error }
+
+func (e *FinalError) Error() string { return e.Err.Error() }
+func (e *FinalError) Unwrap() error { return e.Err }
+
+// Final marks err, recorded in the job's object's status, as the job's last word.
+func Final(err error) error { return &FinalError{Err: err} }

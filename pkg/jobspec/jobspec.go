@@ -24,6 +24,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/install"
+	"github.com/pxb-dev/pxb/pkg/jobrun"
 )
 
 // Kind is the pxb-job subcommand a Job runs.
@@ -280,6 +281,13 @@ func Labels(t Target) map[string]string {
 	return l
 }
 
+// finalFailure fails a Job at once when its pod exits with jobrun.ExitFinal: the work failed for good and
+// the object's status says why; other failures (a crash, an eviction) are retried up to BackoffLimit.
+var finalFailure = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+	Action:      batchv1.PodFailurePolicyActionFailJob,
+	OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{jobrun.ExitFinal}},
+}}}
+
 // Job renders the Job for target. The pod runs `pxb-job KIND --resource R --namespace NS --name NAME` as the pxb-job
 // ServiceAccount, unprivileged, with a read-only root file system and a scratch /tmp.
 func Job(t Target, c Config) *batchv1.Job {
@@ -298,6 +306,7 @@ func Job(t Target, c Config) *batchv1.Job {
 		},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:            ptr.To(c.BackoffLimit),
+			PodFailurePolicy:        finalFailure,
 			ActiveDeadlineSeconds:   deadline,
 			TTLSecondsAfterFinished: ptr.To(int32(c.TTLAfterFinished / time.Second)),
 			Template: corev1.PodTemplateSpec{

@@ -90,8 +90,9 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 			*s = failed
 		}); err != nil {
 			log.Printf("%v", err)
+			return runErr
 		}
-		return runErr
+		return jobrun.Final(runErr)
 	}
 	return setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) { *s = final })
 }

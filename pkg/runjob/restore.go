@@ -69,8 +69,9 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 			s.Errors = bounded([]string{runErr.Error()})
 		}); err != nil {
 			log.Printf("%v", err)
+			return runErr
 		}
-		return runErr
+		return jobrun.Final(runErr)
 	}
 	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
 		*s = RestoreStatus(res.Result, s.StartTimestamp, &finished)
