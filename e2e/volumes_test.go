@@ -730,3 +730,48 @@ deletionPolicy: Delete
 		}
 	})
 }
+
+// TestBlockVolumeRoundTrip: a raw block volume (a VM's disk, say) is backed up from a snapshot of it, the
+// namespace is lost, and the restore gives back a block claim with every byte of the device, its empty
+// stretch included. A block volume whose driver has no snapshots cannot be read live: the backup says so.
+func TestBlockVolumeRoundTrip(t *testing.T) {
+	eachCluster(t, func(t *testing.T, c *framework.Cluster) {
+		ns := c.Namespace(t)
+		loc := volumeLocation(t, c, ns)
+		c.BlockPVC(t, ns, "disk", framework.StorageClass, 32<<20)
+		want := c.DiskTool(t, ns, "disk", "-write", "-seed", "7")
+		if !strings.HasPrefix(want, fmt.Sprintf("size %d sha256 ", 32<<20)) {
+			t.Fatalf("disk tool: %q", want)
+		}
+
+		backup := "block-" + suffix(ns)
+		b, err := backupCreate(t, c, backup, ns, loc, 10*time.Minute)
+		requireEnded(t, c, b, err, "Completed", "pxb.dev/backup")
+		if v := framework.Volume(t, b, "disk", ns); v.Phase != "Completed" || v.Method != "Snapshot" || v.BytesDone != 32<<20 || v.Snapshot == "" {
+			t.Errorf("backup volume %v: want Completed through a Snapshot, %d bytes", v, 32<<20)
+		}
+
+		loseNamespace(t, c, ns)
+		rs, err := restoreCreate(t, c, backup+"-r", backup, 10*time.Minute)
+		requireEnded(t, c, rs, err, "Completed", "pxb.dev/restore")
+		pvc, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(framework.Context(t, 30*time.Second), "disk", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pvc.Spec.VolumeMode == nil || *pvc.Spec.VolumeMode != corev1.PersistentVolumeBlock {
+			t.Errorf("restored claim's volume mode %v, want Block", pvc.Spec.VolumeMode)
+		}
+		if got := c.DiskTool(t, ns, "disk"); got != want {
+			t.Errorf("restored device: %q, want %q", got, want)
+		}
+
+		// Without snapshots there is no way to read a block volume consistently.
+		c.BlockPVC(t, ns, "raw", framework.StorageClassNoSnap, 16<<20)
+		nb, err := backupCreate(t, c, "block-nosnap-"+suffix(ns), ns, loc, 10*time.Minute, "--include-resources", "persistentvolumeclaims")
+		requireEnded(t, c, nb, err, "PartiallySucceeded", "pxb.dev/backup")
+		v := framework.Volume(t, nb, "raw", ns)
+		if v.Phase != "Failed" || !strings.Contains(v.Message, "a block volume is backed up from a snapshot of it") {
+			t.Errorf("block volume without snapshots: %v", v)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ const version = "0.1.0"
 
 // driver implements the CSI identity, controller and node services on a data directory:
 // volumes/<id>/ holds a volume's files, snapshots/<id>/ a snapshot's copy and snapshots/<id>.json its record.
+// A raw block volume is the sparse image file volumes/<id>/disk.img, published as a loop device over it.
 type driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
@@ -123,6 +125,13 @@ func (d *driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 	if src == "" {
 		if err := os.Mkdir(dir, 0o777); err != nil {
 			return nil, status.Errorf(codes.Internal, "create volume %s: %v", req.GetName(), err)
+		}
+		if isBlock(req.GetVolumeCapabilities()) {
+			if err := createImage(filepath.Join(dir, diskImage), req.GetCapacityRange().GetRequiredBytes()); err != nil {
+				_ = os.RemoveAll(dir)
+				return nil, status.Errorf(codes.Internal, "create block volume %s: %v", req.GetName(), err)
+			}
+			return &csi.CreateVolumeResponse{Volume: vol}, nil
 		}
 		// Mkdir applies the umask; pods of any user must be able to write a fresh volume.
 		if err := os.Chmod(dir, 0o777); err != nil {
@@ -245,11 +254,11 @@ func (d *driver) NodePublishVolume(_ context.Context, req *csi.NodePublishVolume
 	if target == "" {
 		return nil, status.Error(codes.InvalidArgument, "target path is required")
 	}
-	if req.GetVolumeCapability().GetBlock() != nil {
-		return nil, status.Error(codes.InvalidArgument, "block volumes are not offered")
-	}
 	if _, err := os.Stat(src); err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume %s: %v", req.GetVolumeId(), err)
+	}
+	if req.GetVolumeCapability().GetBlock() != nil {
+		return d.publishBlock(filepath.Join(src, diskImage), target)
 	}
 	if mounted, err := isMountPoint(target); err != nil {
 		return nil, status.Errorf(codes.Internal, "inspect %s: %v", target, err)
@@ -277,6 +286,12 @@ func (d *driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVo
 	if target == "" {
 		return nil, status.Error(codes.InvalidArgument, "target path is required")
 	}
+	// A published block volume is its loop device, bound onto the target file: detached once unmounted.
+	var loop string
+	var st unix.Stat_t
+	if err := unix.Stat(target, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && unix.Major(st.Rdev) == 7 {
+		loop = fmt.Sprintf("/dev/loop%d", unix.Minor(st.Rdev))
+	}
 	for {
 		mounted, err := isMountPoint(target)
 		if err != nil {
@@ -289,10 +304,74 @@ func (d *driver) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVo
 			return nil, status.Errorf(codes.Internal, "unmount %s: %v", target, err)
 		}
 	}
+	if loop != "" {
+		if out, err := exec.Command("losetup", "--detach", loop).CombinedOutput(); err != nil {
+			return nil, status.Errorf(codes.Internal, "detach %s: %v: %s", loop, err, out)
+		}
+	}
 	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, status.Errorf(codes.Internal, "remove target: %v", err)
 	}
 	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+// diskImage is the file of a raw block volume in its directory.
+const diskImage = "disk.img"
+
+func isBlock(caps []*csi.VolumeCapability) bool {
+	for _, c := range caps {
+		if c.GetBlock() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// createImage makes the sparse image file of a block volume of size bytes (64 MiB when unspecified).
+func createImage(path string, size int64) error {
+	if size <= 0 {
+		size = 64 << 20
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// publishBlock attaches a loop device to a block volume's image and binds it onto target, a file the
+// kubelet then hands to the pod as a device.
+func (d *driver) publishBlock(image, target string) (*csi.NodePublishVolumeResponse, error) {
+	if _, err := os.Stat(image); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "not a block volume: %v", err)
+	}
+	if mounted, err := isMountPoint(target); err != nil {
+		return nil, status.Errorf(codes.Internal, "inspect %s: %v", target, err)
+	} else if mounted {
+		return &csi.NodePublishVolumeResponse{}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+		return nil, status.Errorf(codes.Internal, "create target directory: %v", err)
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "create target: %v", err)
+	}
+	f.Close()
+	out, err := exec.Command("losetup", "--find", "--show", image).CombinedOutput()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "attach a loop device to %s: %v: %s", image, err, out)
+	}
+	loop := strings.TrimSpace(string(out))
+	if err := unix.Mount(loop, target, "", unix.MS_BIND, ""); err != nil {
+		_ = exec.Command("losetup", "--detach", loop).Run()
+		return nil, status.Errorf(codes.Internal, "bind %s onto %s: %v", loop, target, err)
+	}
+	return &csi.NodePublishVolumeResponse{}, nil
 }
 
 // copyTree copies src into a new directory dst, keeping owners, modes, links and times. cp -a does all of it

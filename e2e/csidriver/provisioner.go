@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -45,14 +44,18 @@ func newProvisioner(ctx context.Context, d *driver, kubeconfig string) (*control
 
 func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOptions) (*corev1.PersistentVolume, controller.ProvisioningState, error) {
 	pvc := opts.PVC
+	mode := corev1.PersistentVolumeFilesystem
+	access := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}}}
 	if pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock {
-		return nil, controller.ProvisioningFinished, errors.New("block volumes are not offered")
+		mode = corev1.PersistentVolumeBlock
+		access = &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}}
 	}
 	capacity := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 	req := &csi.CreateVolumeRequest{
-		Name:          opts.PVName,
-		CapacityRange: &csi.CapacityRange{RequiredBytes: capacity.Value()},
-		Parameters:    opts.StorageClass.Parameters,
+		Name:               opts.PVName,
+		CapacityRange:      &csi.CapacityRange{RequiredBytes: capacity.Value()},
+		Parameters:         opts.StorageClass.Parameters,
+		VolumeCapabilities: []*csi.VolumeCapability{access},
 	}
 	if src := pvc.Spec.DataSource; src != nil {
 		cs, err := p.contentSource(ctx, pvc.Namespace, src)
@@ -69,7 +72,6 @@ func (p *provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	if opts.StorageClass.ReclaimPolicy != nil {
 		reclaim = *opts.StorageClass.ReclaimPolicy
 	}
-	mode := corev1.PersistentVolumeFilesystem
 	return &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: opts.PVName},
 		Spec: corev1.PersistentVolumeSpec{
@@ -132,6 +134,9 @@ func (p *provisioner) contentSource(ctx context.Context, ns string, src *corev1.
 		return nil, fmt.Errorf("unsupported dataSource %s", src.Kind)
 	}
 }
+
+// SupportsBlock says the driver offers raw block volumes (a loop device over an image file).
+func (p *provisioner) SupportsBlock(context.Context) bool { return true }
 
 func (p *provisioner) Delete(ctx context.Context, pv *corev1.PersistentVolume) error {
 	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != p.d.name {

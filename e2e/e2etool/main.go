@@ -25,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: e2etool crstatus|write|checksum|get|rich|change|manifest|hold|mark|lock [flags]")
+		fmt.Fprintln(os.Stderr, "usage: e2etool crstatus|write|checksum|get|rich|change|manifest|hold|mark|lock|disk [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +50,8 @@ func main() {
 		err = mark(os.Args[2:])
 	case "lock":
 		err = lock(os.Args[2:])
+	case "disk":
+		err = disk(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

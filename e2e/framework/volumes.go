@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 )
 
 // PVC creates a claim of storageClass (empty: the default class), from dataSource when not nil, and waits
@@ -52,6 +53,45 @@ func (c *Cluster) PVC(t testing.TB, ns, name, storageClass string, dataSource *c
 		return got.Status.Phase == corev1.ClaimBound, nil
 	})
 	return pvc
+}
+
+// BlockPVC creates a raw block claim of size bytes of storageClass and waits until it is bound.
+func (c *Cluster) BlockPVC(t testing.TB, ns, name, storageClass string, size int64) *corev1.PersistentVolumeClaim {
+	t.Helper()
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: *resource.NewQuantity(size, resource.BinarySI)}},
+			StorageClassName: &storageClass,
+			VolumeMode:       ptr.To(corev1.PersistentVolumeBlock),
+		},
+	}
+	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(Context(t, 30*time.Second), pvc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create PVC %s/%s: %v", ns, name, err)
+	}
+	WaitFor(t, 2*time.Minute, fmt.Sprintf("PVC %s/%s bound", ns, name), func(ctx context.Context) (bool, error) {
+		got, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		pvc = got
+		return got.Status.Phase == corev1.ClaimBound, nil
+	})
+	return pvc
+}
+
+// DiskTool runs `e2etool disk -dev /dev/xvda args...` as root in a pod that has the block claim pvc as the
+// device /dev/xvda, and returns its result: the device's size and checksum.
+func (c *Cluster) DiskTool(t testing.TB, ns, pvc string, args ...string) string {
+	t.Helper()
+	pod := c.toolPod(fmt.Sprintf("disk-%s-%d", pvc, time.Now().UnixNano()%100000), append([]string{"disk", "-dev", "/dev/xvda"}, args...)...)
+	pod.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsGroup: ptr.To(int64(0))}
+	pod.Spec.Containers[0].VolumeDevices = []corev1.VolumeDevice{{Name: "disk", DevicePath: "/dev/xvda"}}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "disk", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: pvc},
+	}}}
+	return c.RunPod(t, ns, pod)
 }
 
 // SnapshotSource is a PVC dataSource that restores the VolumeSnapshot name.

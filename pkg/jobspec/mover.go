@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,8 +18,12 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
 
-// MoverPath is where a data-mover Job's pod mounts the volume it reads or writes.
-const MoverPath = "/data"
+// MoverPath is where a data-mover Job's pod mounts the volume it reads or writes; MoverDevice is where it
+// finds a block volume.
+const (
+	MoverPath   = "/data"
+	MoverDevice = "/dev/pxb-volume"
+)
 
 // AnnotationVolume on a data-mover Job names the claim ("namespace/name", as in the backup) it moves.
 const AnnotationVolume = "pxb.dev/volume"
@@ -43,6 +48,8 @@ type Mover struct {
 	Method v1alpha1.VolumeMethod
 	// Snapshot is the repository snapshot a download writes.
 	Snapshot string
+	// Block says Claim is a raw block volume, which the pod sees as the device MoverDevice.
+	Block bool
 }
 
 // MoverName is the Job's name: stable for an owner and a volume, so a retried backup finds the Job it
@@ -90,8 +97,16 @@ func MoverJob(m Mover, c Config) *batchv1.Job {
 		caps = []corev1.Capability{"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "MKNOD", "SETFCAP"}
 	}
 	ctr.SecurityContext.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: caps}
-	mount := corev1.VolumeMount{Name: "volume", MountPath: MoverPath, ReadOnly: m.Kind == KindUpload}
 	vol := corev1.Volume{Name: "volume"}
+	if m.Block {
+		vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: m.Claim, ReadOnly: m.Kind == KindUpload}
+		pod.Volumes = append(pod.Volumes, vol)
+		ctr.VolumeDevices = append(ctr.VolumeDevices, corev1.VolumeDevice{Name: "volume", DevicePath: MoverDevice})
+		ctr.Args = append(ctr.Args, "--block")
+		ctr.Args[slices.Index(ctr.Args, MoverPath)] = MoverDevice
+		return job
+	}
+	mount := corev1.VolumeMount{Name: "volume", MountPath: MoverPath, ReadOnly: m.Kind == KindUpload}
 	if m.HostPath != "" {
 		vol.HostPath = &corev1.HostPathVolumeSource{Path: m.HostPath, Type: ptr.To(corev1.HostPathDirectory)}
 		// The pod's volume is mounted on the node before this pod starts; see it as it is.

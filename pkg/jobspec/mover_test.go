@@ -114,3 +114,18 @@ func TestMoverUploadLimit(t *testing.T) {
 		t.Errorf("upload args %q: no limit by default", args)
 	}
 }
+
+func TestMoverJobBlockVolume(t *testing.T) {
+	for _, kind := range []Kind{KindUpload, KindDownload} {
+		m := Mover{Kind: kind, Owner: Target{Kind: KindBackup, Namespace: "vms", Name: "nightly"}, Volume: "vms/disk",
+			Claim: "pxb-copy-2", Method: v1alpha1.VolumeSnapshot, Snapshot: "s1", Block: true}
+		ctr := MoverJob(m, DefaultConfig()).Spec.Template.Spec.Containers[0]
+		args := strings.Join(ctr.Args, " ")
+		if !strings.Contains(args, "--path "+MoverDevice) || !strings.Contains(args, "--block") || strings.Contains(args, MoverPath+" ") {
+			t.Errorf("%s of a block volume: args %q", kind, args)
+		}
+		if slices.ContainsFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "volume" }) || len(ctr.VolumeDevices) != 1 || ctr.VolumeDevices[0].DevicePath != MoverDevice {
+			t.Errorf("%s of a block volume: mounts %+v devices %+v, want the claim as device %s", kind, ctr.VolumeMounts, ctr.VolumeDevices, MoverDevice)
+		}
+	}
+}

@@ -66,6 +66,9 @@ type chunkedFile struct {
 	data    []repo.Extent
 	pending atomic.Int64 // chunks not yet written
 	failed  atomic.Bool
+	// device is a block device written in place: zeros are written too (it is not empty beforehand), and it
+	// is neither closed nor given a file's metadata here.
+	device bool
 }
 
 // chunkTarget is where one chunk's plaintext goes: a position in a file's data stream.
@@ -458,7 +461,7 @@ func (rs *restorer) writeSmall(path string, n *repo.Node, data []byte) error {
 		if int64(len(data)) != want {
 			return fmt.Errorf("restore %s: snapshot content has %d bytes, the file had %d", path, len(data), want)
 		}
-		if err := writeData(f, data, 0, extents); err != nil {
+		if err := writeData(f, data, 0, extents, true); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 		return rs.applyMeta(path, n)
@@ -630,6 +633,12 @@ func (rs *restorer) chunkDone(cf *chunkedFile, written bool) {
 	if cf.pending.Add(-1) > 0 {
 		return
 	}
+	if cf.device {
+		if !cf.failed.Load() {
+			rs.filesDone.Add(1)
+		}
+		return
+	}
 	if cf.failed.Load() {
 		cf.f.Close()
 		rs.firstDone(cf.node, false)
@@ -656,7 +665,7 @@ func (rs *restorer) chunkWorker() {
 			var writeErr error
 			err := rs.r.LoadRead(rs.ctx, cr.read, func(i int, out []byte) error {
 				t := cr.targets[i]
-				if err := writeData(t.file.f, out, t.off, t.file.data); err != nil {
+				if err := writeData(t.file.f, out, t.off, t.file.data, !t.file.device); err != nil {
 					writeErr = fmt.Errorf("write %s: %w", t.file.path, err)
 					return writeErr
 				}
@@ -679,8 +688,8 @@ func (rs *restorer) chunkWorker() {
 }
 
 // writeData writes chunk bytes found at position pos of the file's data stream into the data extents,
-// skipping all-zero runs so restored files stay sparse.
-func writeData(f *os.File, chunk []byte, pos int64, data []repo.Extent) error {
+// skipping all-zero runs when sparse, so restored files stay sparse.
+func writeData(f *os.File, chunk []byte, pos int64, data []repo.Extent, sparse bool) error {
 	var streamOff int64
 	for _, e := range data {
 		if len(chunk) == 0 {
@@ -692,7 +701,7 @@ func writeData(f *os.File, chunk []byte, pos int64, data []repo.Extent) error {
 		}
 		in := pos - streamOff
 		n := min(int64(len(chunk)), e.Len-in)
-		if !isZero(chunk[:n]) {
+		if !sparse || !isZero(chunk[:n]) {
 			if _, err := f.WriteAt(chunk[:n], e.Off+in); err != nil {
 				return err
 			}

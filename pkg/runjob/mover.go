@@ -41,6 +41,8 @@ type MoverRequest struct {
 	Method v1alpha1.VolumeMethod
 	// Snapshot (downloads) is the repository snapshot to write.
 	Snapshot string
+	// Block says Path is a raw block device, whose bytes move rather than files.
+	Block bool
 }
 
 func splitVolume(v string) (string, string, error) {
@@ -99,7 +101,11 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 	}
 	parent := lastSnapshot(snaps, string(claim.UID))
 	report := progressReporter(ctx, env, target, req.Volume)
-	id, st, err := mover.Backup(ctx, r, req.Path, mover.Options{
+	backup := mover.Backup
+	if req.Block {
+		backup = mover.BackupDevice
+	}
+	id, st, err := backup(ctx, r, req.Path, mover.Options{
 		Parent:           parent,
 		MTimeOnly:        req.Method == v1alpha1.VolumeSnapshot,
 		Progress:         report,
@@ -221,13 +227,16 @@ func Download(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Opti
 		return nil, err
 	}
 	defer loc.Close()
-	if err := emptyDir(req.Path); err != nil {
-		return nil, err
+	ro := mover.RestoreOptions{Progress: progressReporter(ctx, env, target, req.Volume), ProgressInterval: moverProgressInterval}
+	var st mover.Stats
+	if req.Block {
+		st, err = mover.RestoreDevice(ctx, loc.repo.r, req.Snapshot, req.Path, ro)
+	} else {
+		if err := emptyDir(req.Path); err != nil {
+			return nil, err
+		}
+		st, err = mover.Restore(ctx, loc.repo.r, req.Snapshot, "", req.Path, ro)
 	}
-	st, err := mover.Restore(ctx, loc.repo.r, req.Snapshot, "", req.Path, mover.RestoreOptions{
-		Progress:         progressReporter(ctx, env, target, req.Volume),
-		ProgressInterval: moverProgressInterval,
-	})
 	if err != nil {
 		return nil, fmt.Errorf("download %s: %s", req.Volume, location.Explain(err))
 	}

@@ -160,10 +160,6 @@ func (vb *volumeBackup) plan(ctx context.Context, v *VolumeRecord) {
 		fail("%s, not bound to a volume: there is no data to back up", phaseOr(string(pvc.Status.Phase), "Pending"))
 		return
 	}
-	if pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock {
-		fail("block volumes are not supported yet: back it up with --volume-method none")
-		return
-	}
 	v.PV = pvc.Spec.VolumeName
 	pv, err := vb.env.Kube.CoreV1().PersistentVolumes().Get(gctx, v.PV, metav1.GetOptions{})
 	if err != nil {
@@ -191,6 +187,17 @@ func (vb *volumeBackup) plan(ctx context.Context, v *VolumeRecord) {
 		}
 	}
 	v.Method = method
+	if pvc.Spec.VolumeMode != nil && *pvc.Spec.VolumeMode == corev1.PersistentVolumeBlock {
+		v.VolumeMode = corev1.PersistentVolumeBlock
+		if method == v1alpha1.VolumeFileSystem {
+			why := "its volume has no CSI driver with a VolumeSnapshotClass"
+			if explicit {
+				why = "volume method FileSystem reads files, which a block volume has none of"
+			}
+			fail("a block volume is backed up from a snapshot of it, and %s: use --volume-method snapshot with a VolumeSnapshotClass for its CSI driver, or keep the claim's definition only with --volume-method none", why)
+			return
+		}
+	}
 	if method == v1alpha1.VolumeFileSystem {
 		if src.hostPath, src.node, err = vb.livePath(ctx, pvc, pv); err != nil {
 			fail("%v", err)
@@ -350,6 +357,7 @@ func (vb *volumeBackup) upload(ctx context.Context, v *VolumeRecord) error {
 		Owner:  jobspec.Target{Kind: jobspec.KindBackup, Namespace: vb.b.Namespace, Name: vb.b.Name, UID: vb.b.UID},
 		Volume: v.Key(),
 		Method: v.Method,
+		Block:  v.VolumeMode == corev1.PersistentVolumeBlock,
 	}
 	vb.mu.Lock()
 	v.Phase = v1alpha1.VolumeInProgress
@@ -408,6 +416,9 @@ func (vb *volumeBackup) snapshotClaim(ctx context.Context, v *VolumeRecord, src 
 			StorageClassName: ptr.To(v.StorageClass),
 			DataSource:       &corev1.TypedLocalObjectReference{APIGroup: ptr.To("snapshot.storage.k8s.io"), Kind: "VolumeSnapshot", Name: name},
 		},
+	}
+	if v.VolumeMode != "" {
+		pvc.Spec.VolumeMode = ptr.To(v.VolumeMode)
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()

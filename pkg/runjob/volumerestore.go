@@ -76,7 +76,7 @@ func restoreVolumes(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, b
 			target = to
 		}
 		out := &VolumeRecord{Namespace: v.Namespace, PVC: v.PVC, Driver: v.Driver, Method: v.Method, Snapshot: v.Snapshot,
-			StorageClass: v.StorageClass, Capacity: v.Capacity, AccessModes: v.AccessModes, Phase: v1alpha1.VolumePending}
+			StorageClass: v.StorageClass, Capacity: v.Capacity, AccessModes: v.AccessModes, VolumeMode: v.VolumeMode, Phase: v1alpha1.VolumePending}
 		if sc, ok := ao.StorageClassMapping[v.StorageClass]; ok {
 			out.StorageClass = sc
 		}
@@ -173,6 +173,9 @@ func (vr *volumeRestore) fill(ctx context.Context, v *VolumeRecord) error {
 	if v.StorageClass != "" {
 		pvc.Spec.StorageClassName = ptr.To(v.StorageClass)
 	}
+	if v.VolumeMode != "" {
+		pvc.Spec.VolumeMode = ptr.To(v.VolumeMode)
+	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	_, err = kube.CoreV1().PersistentVolumeClaims(pvc.Namespace).Create(cctx, pvc, metav1.CreateOptions{})
 	cancel()
@@ -187,6 +190,7 @@ func (vr *volumeRestore) fill(ctx context.Context, v *VolumeRecord) error {
 		Volume:   v.Key(),
 		Claim:    name,
 		Snapshot: v.Snapshot,
+		Block:    v.VolumeMode == corev1.PersistentVolumeBlock,
 	}, vr.cfg, vr.loc, nil)
 	if err != nil {
 		return err

@@ -51,7 +51,9 @@ type VolumeRecord struct {
 	Capacity     string                              `json:"capacity,omitempty"`
 	AccessModes  []corev1.PersistentVolumeAccessMode `json:"accessModes,omitempty"`
 	Method       v1alpha1.VolumeMethod               `json:"method,omitempty"`
-	Phase        v1alpha1.VolumePhase                `json:"phase"`
+	// VolumeMode Block is a raw block volume: its snapshot holds the device's bytes (mover.DeviceFile).
+	VolumeMode corev1.PersistentVolumeMode `json:"volumeMode,omitempty"`
+	Phase      v1alpha1.VolumePhase        `json:"phase"`
 	// Snapshot is the repository snapshot holding the claim's files.
 	Snapshot      string `json:"snapshot,omitempty"`
 	Files         int64  `json:"files,omitempty"`
