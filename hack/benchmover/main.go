@@ -35,6 +35,8 @@ import (
 	_ "gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/s3blob"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pxb-dev/pxb/pkg/mover"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
@@ -215,7 +217,9 @@ func run() error {
 			return err
 		}
 		for runNo := range c.runs {
-			for _, tool := range tools {
+			// Each run starts with another tool, so that none always runs after the others' work.
+			k := runNo % len(tools)
+			for _, tool := range append(tools[k:len(tools):len(tools)], tools[:k]...) {
 				fmt.Fprintf(os.Stderr, "set %s run %d: %s\n", set, runNo+1, tool)
 				res, err := c.measureTool(tool, set, data, files, runNo, trash)
 				if err != nil {
@@ -232,6 +236,10 @@ func run() error {
 	return nil
 }
 
+// On these machines / is ext4 mounted with discard: for a while after gigabytes are deleted, writing new
+// large files costs several times the system time (a 2 GiB dd: 0.5 s or 7 s of it), whichever tool writes.
+// Restores of data set C vary the most; compare tools within a run, and over several runs.
+//
 // removeTrash deletes restored trees, then waits until ext4 no longer skips their inodes: it does for 60 s
 // after a deletion once the inode table is written back (five minutes before). Without the wait, the next
 // set's first restore, or the next benchmark's, ran ten times slower (B: 54 s instead of 5.5, nearly all of
@@ -319,7 +327,13 @@ func (c *config) measureTool(tool, set, data string, files []dataFile, runNo int
 	if err := os.MkdirAll(trash, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(target, filepath.Join(trash, filepath.Base(base))); err != nil {
+	kept := filepath.Join(trash, filepath.Base(base))
+	if err := os.Rename(target, kept); err != nil {
+		return nil, err
+	}
+	// The kept tree's pages leave the cache: gigabytes of them would have the next tools' steps reclaim
+	// memory as they write, and the later a tool ran, the more.
+	if err := evict(kept); err != nil {
 		return nil, err
 	}
 	// Put the changed files back for the next tool.
@@ -669,6 +683,22 @@ func verify(data, target string) error {
 		}
 	}
 	return nil
+}
+
+// evict writes back the files under dir and drops their pages from the page cache.
+func evict(dir string) error {
+	syscall.Sync()
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	})
 }
 
 func checksums(dir string) (map[string]string, error) {
