@@ -41,6 +41,13 @@ func (c *Cluster) PVC(t testing.TB, ns, name, storageClass string, dataSource *c
 	if storageClass != "" {
 		pvc.Spec.StorageClassName = &storageClass
 	}
+	return c.createBound(t, ns, pvc)
+}
+
+// createBound creates pvc in ns and waits until it is bound.
+func (c *Cluster) createBound(t testing.TB, ns string, pvc *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
+	t.Helper()
+	name := pvc.Name
 	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(Context(t, 30*time.Second), pvc, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create PVC %s/%s: %v", ns, name, err)
 	}
@@ -67,18 +74,7 @@ func (c *Cluster) BlockPVC(t testing.TB, ns, name, storageClass string, size int
 			VolumeMode:       ptr.To(corev1.PersistentVolumeBlock),
 		},
 	}
-	if _, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Create(Context(t, 30*time.Second), pvc, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create PVC %s/%s: %v", ns, name, err)
-	}
-	WaitFor(t, 2*time.Minute, fmt.Sprintf("PVC %s/%s bound", ns, name), func(ctx context.Context) (bool, error) {
-		got, err := c.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		pvc = got
-		return got.Status.Phase == corev1.ClaimBound, nil
-	})
-	return pvc
+	return c.createBound(t, ns, pvc)
 }
 
 // DiskTool runs `e2etool disk -dev /dev/xvda args...` as root in a pod that has the block claim pvc as the

@@ -688,6 +688,27 @@ func verify(data, target string) error {
 // evict writes back the files under dir and drops their pages from the page cache.
 func evict(dir string) error {
 	syscall.Sync()
+	return eachFile(dir, func(_ string, f *os.File) error { return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) })
+}
+
+func checksums(dir string) (map[string]string, error) {
+	out := map[string]string{}
+	err := eachFile(dir, func(rel string, f *os.File) error {
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return err
+		}
+		out[rel] = hex.EncodeToString(h.Sum(nil))
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return out, err
+}
+
+// eachFile calls fn with every regular file under dir, open, and its path relative to dir.
+func eachFile(dir string, fn func(rel string, f *os.File) error) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
@@ -697,33 +718,9 @@ func evict(dir string) error {
 			return err
 		}
 		defer f.Close()
-		return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-	})
-}
-
-func checksums(dir string) (map[string]string, error) {
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return err
-		}
 		rel, _ := filepath.Rel(dir, p)
-		out[rel] = hex.EncodeToString(h.Sum(nil))
-		return nil
+		return fn(rel, f)
 	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	return out, err
 }
 
 // ---- report ----

@@ -33,18 +33,14 @@ func BackupDevice(ctx context.Context, r *repo.Repository, device string, opts O
 	if err := r.LoadIndex(ctx); err != nil {
 		return fail(err)
 	}
-	f, err := os.OpenFile(device, os.O_RDONLY|unix.O_NOATIME, 0)
+	f, size, err := openDevice(device, os.O_RDONLY|unix.O_NOATIME)
 	if errors.Is(err, unix.EPERM) {
-		f, err = os.Open(device) // O_NOATIME is refused on files of other owners
+		f, size, err = openDevice(device, os.O_RDONLY) // O_NOATIME is refused on files of other owners
 	}
 	if err != nil {
 		return fail(err)
 	}
 	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return fail(fmt.Errorf("size: %w", err))
-	}
 	w, err := r.NewWriter(ctx)
 	if err != nil {
 		return fail(err)
@@ -193,15 +189,11 @@ func RestoreDevice(ctx context.Context, r *repo.Repository, snapshotID, device s
 	if n.Type != repo.NodeFile {
 		return fail(fmt.Errorf("not a snapshot of a block device: %s is a %s", DeviceFile, n.Type))
 	}
-	f, err := os.OpenFile(device, os.O_WRONLY, 0)
+	f, size, err := openDevice(device, os.O_WRONLY)
 	if err != nil {
 		return fail(err)
 	}
 	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return fail(fmt.Errorf("size: %w", err))
-	}
 	if size < n.Size {
 		return fail(fmt.Errorf("the device has %d bytes, the backed-up one had %d: restore onto a volume at least as large", size, n.Size))
 	}
@@ -210,12 +202,7 @@ func RestoreDevice(ctx context.Context, r *repo.Repository, snapshotID, device s
 			return fail(fmt.Errorf("zero %d bytes at %d: %w", h.Len, h.Off, err))
 		}
 	}
-	if opts.Workers == 0 {
-		opts.Workers = 4 * runtime.GOMAXPROCS(0)
-	}
-	if opts.ProgressInterval == 0 {
-		opts.ProgressInterval = time.Second
-	}
+	opts.defaults()
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rs := &restorer{ctx: rctx, cancel: cancel, r: r, opts: opts, reads: make(chan chunkRead, opts.Workers),
@@ -283,6 +270,20 @@ func (rs *restorer) writeDevice(f *os.File, device string, n *repo.Node) error {
 	}
 	rs.chunkDone(cf, true)
 	return nil
+}
+
+// openDevice opens a device (or a file standing for one) and returns its size.
+func openDevice(path string, flag int) (*os.File, int64, error) {
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("size: %w", err)
+	}
+	return f, size, nil
 }
 
 // zeroRange makes [off, off+n) of f read as zeros: BLKZEROOUT on a block device; on a file standing for one, a

@@ -32,6 +32,21 @@ func device(t *testing.T, size int, fill byte) string {
 	return path
 }
 
+// checkRestored checks that the device at path starts with img and has only fill bytes after it.
+func checkRestored(t *testing.T, path string, img []byte, fill byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:len(img)], img) {
+		t.Error("the restored device differs from the original")
+	}
+	if !bytes.Equal(got[len(img):], bytes.Repeat([]byte{fill}, len(got)-len(img))) {
+		t.Error("the bytes past the original's size were changed")
+	}
+}
+
 func deviceNode(t *testing.T, r *repo.Repository, id string) *repo.Node {
 	t.Helper()
 	snap, err := r.LoadSnapshot(context.Background(), id)
@@ -77,16 +92,7 @@ func TestDeviceRoundTrip(t *testing.T) {
 	if _, err := RestoreDevice(context.Background(), r, id, dst, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got[:len(img)], img) {
-		t.Error("the restored device differs from the original")
-	}
-	if !bytes.Equal(got[len(img):], bytes.Repeat([]byte{0xAA}, extra)) {
-		t.Error("the bytes past the original's size were changed")
-	}
+	checkRestored(t, dst, img, 0xAA)
 
 	// A second backup of the same content stores nothing new.
 	_, st, err = BackupDevice(context.Background(), r, src, Options{Parent: id})
@@ -138,14 +144,5 @@ func TestDeviceOnLoopDevices(t *testing.T) {
 	if _, err := RestoreDevice(context.Background(), r, id, dst, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got[:len(img)], img) {
-		t.Error("the restored loop device differs from the original")
-	}
-	if !bytes.Equal(got[len(img):], bytes.Repeat([]byte{0x55}, 1<<20)) {
-		t.Error("the bytes past the original's size were changed")
-	}
+	checkRestored(t, dst, img, 0x55)
 }

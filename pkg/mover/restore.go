@@ -26,6 +26,16 @@ type RestoreOptions struct {
 	Workers int
 }
 
+// defaults fills in the options left zero.
+func (o *RestoreOptions) defaults() {
+	if o.Workers == 0 {
+		o.Workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if o.ProgressInterval == 0 {
+		o.ProgressInterval = time.Second
+	}
+}
+
 type restorer struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -115,12 +125,7 @@ func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, targe
 	if err != nil {
 		return Stats{}, fmt.Errorf("restore %s from snapshot %s: %w", subpath, snapshotID, err)
 	}
-	if opts.Workers == 0 {
-		opts.Workers = 4 * runtime.GOMAXPROCS(0)
-	}
-	if opts.ProgressInterval == 0 {
-		opts.ProgressInterval = time.Second
-	}
+	opts.defaults()
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	rs := &restorer{ctx: rctx, cancel: cancel, r: r, trees: r.NewTreeFetcher(rctx), opts: opts, root: os.Geteuid() == 0,
