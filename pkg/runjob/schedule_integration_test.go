@@ -30,15 +30,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := "p-" + ns
-	create(t, c, v1alpha1.SchedulePoliciesResource, &v1alpha1.SchedulePolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: policy},
-		Spec:       v1alpha1.SchedulePolicySpec{Interval: &v1alpha1.IntervalPolicy{Minutes: 10, Retain: 1}, TimeZone: "UTC"},
-	})
-	create(t, c, v1alpha1.BackupSchedulesResource, &v1alpha1.BackupSchedule{
-		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
-		Spec:       v1alpha1.BackupScheduleSpec{Policy: v1alpha1.ObjectName(policy), Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
-	})
+	everyTenMinutes(t, c, ns, "nightly", loc)
 	start := time.Now()
 	at := func(d time.Duration) *runjob.ScheduleOutcome {
 		t.Helper()
@@ -136,15 +128,7 @@ func TestScheduleRetentionUnderObjectLock(t *testing.T) {
 	c := testbed.APIServer(t)
 	loc := setupOn(t, c, testbed.S3Locked(t), 1)
 	ns := c.Namespace(t)
-	policy := "p-" + ns
-	create(t, c, v1alpha1.SchedulePoliciesResource, &v1alpha1.SchedulePolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: policy},
-		Spec:       v1alpha1.SchedulePolicySpec{Interval: &v1alpha1.IntervalPolicy{Minutes: 10, Retain: 1}, TimeZone: "UTC"},
-	})
-	create(t, c, v1alpha1.BackupSchedulesResource, &v1alpha1.BackupSchedule{
-		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
-		Spec:       v1alpha1.BackupScheduleSpec{Policy: v1alpha1.ObjectName(policy), Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
-	})
+	everyTenMinutes(t, c, ns, "locked", loc)
 	start := time.Now()
 	var made []string
 	for i := range 3 {
@@ -164,4 +148,19 @@ func TestScheduleRetentionUnderObjectLock(t *testing.T) {
 	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctxT(t, 30*time.Second), made[0], metav1.GetOptions{}); err != nil {
 		t.Errorf("Backup %s under object lock: %v", made[0], err)
 	}
+}
+
+// everyTenMinutes creates a policy of one backup every 10 minutes, keeping 1, and the BackupSchedule
+// ns/name of backups into location loc on it.
+func everyTenMinutes(t *testing.T, c *testbed.Cluster, ns, name, loc string) {
+	t.Helper()
+	policy := "p-" + ns
+	create(t, c, v1alpha1.SchedulePoliciesResource, &v1alpha1.SchedulePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: policy},
+		Spec:       v1alpha1.SchedulePolicySpec{Interval: &v1alpha1.IntervalPolicy{Minutes: 10, Retain: 1}, TimeZone: "UTC"},
+	})
+	create(t, c, v1alpha1.BackupSchedulesResource, &v1alpha1.BackupSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       v1alpha1.BackupScheduleSpec{Policy: v1alpha1.ObjectName(policy), Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
+	})
 }
