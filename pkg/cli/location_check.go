@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
@@ -86,11 +88,18 @@ func reportCheck(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) err
 	fmt.Fprintf(tw, "Phase:\t%s\n", st.Phase)
 	fmt.Fprintf(tw, "Message:\t%s\n", st.Message)
 	fmt.Fprintf(tw, "Checked:\t%s\n", st.LastValidationTime.UTC().Format("2006-01-02 15:04:05 MST"))
+	repo := meta.FindStatusCondition(st.Conditions, runjob.ConditionRepository)
+	if repo != nil {
+		fmt.Fprintf(tw, "Repository:\t%s\n", repo.Message)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if st.Phase != v1alpha1.LocationAvailable {
 		return fmt.Errorf("location %s is %s: %s", loc.Name, st.Phase, st.Message)
+	}
+	if repo != nil && repo.Status == metav1.ConditionFalse {
+		return fmt.Errorf("the repository of location %s is damaged: %s", loc.Name, repo.Message)
 	}
 	return nil
 }

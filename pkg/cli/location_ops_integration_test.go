@@ -121,7 +121,7 @@ func TestLocationOperations(t *testing.T) {
 		if err := l.Store.Put(ctx, key, strings.NewReader("written before the rotation")); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Commit(ctx, "backups/ns/before/"); err != nil {
+		if _, err := l.Commit(ctx, "backups/ns/before/"); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Close(); err != nil {

@@ -23,19 +23,22 @@ import (
 
 func TestMain(m *testing.M) { testbed.Main(m) }
 
+// everyStore is each kind of store of the test bed.
+var everyStore = []struct {
+	name  string
+	store func(testing.TB) *testbed.Store
+}{
+	{"s3", testbed.S3},
+	{"minio", testbed.MinIO},
+	{"azure", testbed.Azure},
+	{"gcs", testbed.GCS},
+	{"dir", testbed.Dir},
+}
+
 // TestStores runs the whole cycle on every backend: init, backup, incremental backup, restore, check with
 // data, snapshot delete and GC.
 func TestStores(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		store func(testing.TB) *testbed.Store
-	}{
-		{"s3", testbed.S3},
-		{"minio", testbed.MinIO},
-		{"azure", testbed.Azure},
-		{"gcs", testbed.GCS},
-		{"dir", testbed.Dir},
-	} {
+	for _, tc := range everyStore {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()

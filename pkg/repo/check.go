@@ -44,13 +44,16 @@ type repoState struct {
 	written map[string]time.Time // index name -> when it was written
 	packs   map[string]packInfo  // pack id -> its record and the first index naming it
 	stored  map[string]*blob.ListObject
-	errs    []string
-	warns   []string
+	// foreignPacks are named by index objects sealed with a stray key slot's key (see StrayKeys): not
+	// this repository's to read, and never garbage.
+	foreignPacks map[string]bool
+	errs         []string
+	warns        []string
 }
 
 func (r *Repository) readState(ctx context.Context) (*repoState, error) {
 	st := &repoState{indexes: map[string][]*packRecord{}, written: map[string]time.Time{}, packs: map[string]packInfo{},
-		stored: map[string]*blob.ListObject{}}
+		stored: map[string]*blob.ListObject{}, foreignPacks: map[string]bool{}}
 	var names []string
 	err := listObjects(ctx, r.bucket, indexPrefix, func(o *blob.ListObject) {
 		names = append(names, o.Key)
@@ -61,6 +64,16 @@ func (r *Repository) readState(ctx context.Context) (*repoState, error) {
 	}
 	for _, n := range names {
 		recs, err := r.readIndex(ctx, n)
+		if isForeign(err) {
+			ids, ferr := r.foreignPacks(ctx, n)
+			if ferr != nil {
+				return nil, ferr
+			}
+			for _, id := range ids {
+				st.foreignPacks[id] = true
+			}
+			continue
+		}
 		if err != nil {
 			st.errs = append(st.errs, err.Error())
 			continue
@@ -106,6 +119,17 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 	res := &CheckResult{Errors: st.errs, Packs: len(st.packs)}
 	r.installIndex(st)
+	strays, err := r.StrayKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	for _, s := range strays {
+		if len(s.Indexes)+len(s.Snapshots) > 0 {
+			res.Errors = append(res.Errors, s.Problem())
+		} else {
+			res.Warnings = append(res.Warnings, s.Problem())
+		}
+	}
 
 	ids := make([]string, 0, len(st.packs))
 	for id := range st.packs {
@@ -113,7 +137,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 	sort.Strings(ids)
 	for id, o := range st.stored {
-		if _, ok := st.packs[id]; !ok {
+		if _, ok := st.packs[id]; !ok && !st.foreignPacks[id] {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("pack %s (%d bytes) is in no index: left by an interrupted writer; gc removes it", o.Key, o.Size))
 		}
 	}
@@ -157,6 +181,10 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	seenTrees := map[ID]bool{}
 	for _, sid := range snaps {
 		s, err := r.LoadSnapshot(ctx, sid)
+		if isForeign(err) {
+			res.Snapshots-- // named with its stray key slot above
+			continue
+		}
 		if err != nil {
 			report("%v", err)
 			continue

@@ -73,6 +73,9 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 	seen := map[ID]bool{}
 	for _, sid := range snaps {
 		s, err := r.LoadSnapshot(ctx, sid)
+		if isForeign(err) {
+			continue // its packs are named by foreign indexes, which keep them
+		}
 		if err != nil {
 			return nil, fmt.Errorf("gc: %w", err)
 		}
@@ -143,7 +146,7 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 	stats.KeptPacks = len(keep) - stats.RetainedPacks
 	cutoff := now.Add(-opts.UnindexedMinAge)
 	for id, o := range st.stored {
-		if _, indexed := st.packs[id]; !indexed && o.ModTime.Before(cutoff) {
+		if _, indexed := st.packs[id]; !indexed && !st.foreignPacks[id] && o.ModTime.Before(cutoff) {
 			if until, held := heldUntil(id); held {
 				retain(o.Size, until)
 				continue

@@ -319,6 +319,11 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
 	for _, res := range results {
+		if isForeign(res.err) {
+			// Sealed with a stray key slot's key: not this repository's (see StrayKeys).
+			r.loaded[res.name] = true
+			continue
+		}
 		if res.err != nil {
 			errs = append(errs, res.err)
 			continue
@@ -338,7 +343,7 @@ func (r *Repository) readIndex(ctx context.Context, name string) ([]*packRecord,
 	}
 	raw, err := open(r.keys.aead, nil, sealed, adIndex)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", name, err)
+		return nil, fmt.Errorf("index %s: %w", name, r.foreign(name, sealed, adIndex, err))
 	}
 	p, err := decodeIndex(raw)
 	if err != nil {

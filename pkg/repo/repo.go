@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +87,7 @@ type Repository struct {
 	keys   *keys
 	master []byte
 	keyID  string // the slot that opened it
+	strays []strayKey
 	opts   Options
 	gear   *[256]uint64
 	upload *rate.Limiter // nil: no limit
@@ -93,62 +96,6 @@ type Repository struct {
 	idxMu  sync.Mutex
 	index  *Index
 	loaded map[string]bool // index objects loaded
-}
-
-// Init creates a repository in an empty bucket (or prefix) with a new random master key wrapped by passphrase.
-func Init(ctx context.Context, b *blob.Bucket, passphrase []byte, io InitOptions, opts Options) (*Repository, error) {
-	if len(passphrase) == 0 {
-		return nil, errors.New("init repository: a passphrase is required")
-	}
-	exists, err := b.Exists(ctx, configName)
-	if err != nil {
-		return nil, fmt.Errorf("init repository: check %s: %w", configName, err)
-	}
-	if exists {
-		return nil, fmt.Errorf("init repository: object %q already exists: the location already holds a repository", configName)
-	}
-	cfg := Config{Version: FormatVersion, ID: randomHex(16), ChunkMin: io.ChunkMin, ChunkAvg: io.ChunkAvg,
-		ChunkMax: io.ChunkMax, Compression: io.Compression, CompressionLevel: io.CompressionLevel,
-		PackSize: io.PackSize, Created: time.Now().UTC()}
-	if cfg.ChunkAvg == 0 {
-		cfg.ChunkMin, cfg.ChunkAvg, cfg.ChunkMax = 256<<10, 1<<20, 4<<20
-	}
-	if cfg.Compression == "" {
-		cfg.Compression = "zstd"
-	}
-	if cfg.CompressionLevel == 0 {
-		cfg.CompressionLevel = 1
-	}
-	if cfg.PackSize == 0 {
-		cfg.PackSize = 32 << 20
-	}
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("init repository: %w", err)
-	}
-	kdf := io.KDF
-	if kdf.Time == 0 {
-		kdf = DefaultKDF
-	}
-	master := make([]byte, masterKeyLen)
-	if _, err := rand.Read(master); err != nil {
-		return nil, err
-	}
-	r, err := newRepository(b, cfg, master, opts)
-	if err != nil {
-		return nil, err
-	}
-	// The key slot goes first: a config without a key would be an unopenable repository.
-	if r.keyID, err = r.writeKeySlot(ctx, passphrase, kdf); err != nil {
-		return nil, fmt.Errorf("init repository: %w", err)
-	}
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.writeObject(ctx, configName, seal(r.keys.aead, nil, raw, adConfig), true); err != nil {
-		return nil, fmt.Errorf("init repository: %w", err)
-	}
-	return r, nil
 }
 
 func (c *Config) validate() error {
@@ -196,20 +143,32 @@ func newRepository(b *blob.Bucket, cfg Config, master []byte, opts Options) (*Re
 }
 
 // Open opens the repository with passphrase. It fails with ErrWrongPassphrase when no key slot opens.
+//
+// The slot it opens with is one whose master key also opens config. Slots that passphrase opens but whose
+// master key does not are strays: left by an initialisation that lost the race to create config (object lock
+// kept them), or, before initialisation was made safe, by two that both went on. Objects sealed with a
+// stray's key are skipped by LoadIndex and Snapshots and named by Check and StrayKeys.
 func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) (*Repository, error) {
+	sealed, err := b.ReadAll(ctx, configName)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, fmt.Errorf("open repository: %w", ErrNoRepository)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open repository: read %s: %w", configName, err)
+	}
 	slots, err := listNames(ctx, b, keysPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("open repository: list key slots: %w", err)
 	}
 	if len(slots) == 0 {
-		if ok, _ := b.Exists(ctx, configName); !ok {
-			return nil, errors.New("open repository: no repository here (no config and no key slots)")
-		}
 		return nil, errors.New("open repository: no key slots under keys/: the repository cannot be opened")
 	}
-	var master []byte
-	var keyID string
-	var slotErrs []error
+	var (
+		master, cfgRaw []byte
+		keyID          string
+		strays         []strayKey
+		slotErrs       []error
+	)
 	for _, name := range slots {
 		raw, err := readAll(ctx, b, name)
 		if err != nil {
@@ -224,28 +183,33 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 			slotErrs = append(slotErrs, fmt.Errorf("key slot %s: %w", name, err))
 			continue
 		}
-		master, keyID = m, name[len(keysPrefix):]
-		break
+		k, err := deriveKeys(m)
+		if err != nil {
+			return nil, err
+		}
+		id := name[len(keysPrefix):]
+		if master != nil && bytes.Equal(m, master) {
+			continue
+		}
+		if plain, err := open(k.aead, nil, sealed, adConfig); err == nil && master == nil {
+			master, cfgRaw, keyID = m, plain, id
+			continue
+		}
+		if !slices.ContainsFunc(strays, func(s strayKey) bool { return bytes.Equal(s.master, m) }) {
+			strays = append(strays, strayKey{id: id, master: m, keys: k})
+		}
 	}
 	if master == nil {
-		if len(slotErrs) > 0 {
+		switch {
+		case len(strays) > 0:
+			return nil, fmt.Errorf("open repository: object %s: %w: the passphrase opens key slot %s, but its master key "+
+				"does not open %s: %s was replaced, or written by another initialisation", configName, errAuth, strays[0].id, configName, configName)
+		case len(slotErrs) > 0:
 			return nil, fmt.Errorf("open repository: %w; and unreadable key slots: %w", ErrWrongPassphrase, errors.Join(slotErrs...))
 		}
 		return nil, fmt.Errorf("open repository: %w (tried %d key slots)", ErrWrongPassphrase, len(slots))
 	}
-	k, err := deriveKeys(master)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := readAll(ctx, b, configName)
-	if err != nil {
-		return nil, fmt.Errorf("open repository: %w", err)
-	}
-	raw, err := open(k.aead, nil, sealed, adConfig)
-	if err != nil {
-		return nil, fmt.Errorf("open repository: object %s: %w", configName, err)
-	}
-	cfg, err := decodeConfig(raw)
+	cfg, err := decodeConfig(cfgRaw)
 	if err != nil {
 		return nil, fmt.Errorf("open repository: object %s: %w", configName, err)
 	}
@@ -253,8 +217,20 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 	if err != nil {
 		return nil, err
 	}
-	r.keyID = keyID
+	r.keyID, r.strays = keyID, strays
 	return r, nil
+}
+
+// ErrNoRepository is returned by Open when the bucket holds no repository (no config object).
+var ErrNoRepository = errors.New("no repository here (no config object)")
+
+// Exists says whether the bucket holds a repository.
+func Exists(ctx context.Context, b *blob.Bucket) (bool, error) {
+	ok, err := b.Exists(ctx, configName)
+	if err != nil {
+		return false, fmt.Errorf("look for %s: %w", configName, err)
+	}
+	return ok, nil
 }
 
 func decodeConfig(raw []byte) (Config, error) {
@@ -276,22 +252,30 @@ func (r *Repository) Hash(data []byte) ID { return r.keys.hash(data) }
 
 // writeObject writes a whole object once. retain applies the object-lock retention, if configured.
 func (r *Repository) writeObject(ctx context.Context, name string, data []byte, retain bool) error {
+	var err error
 	if r.s3 != nil {
-		if err := r.s3.put(ctx, name, data, r.lockFor(retain)); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-		return nil
+		err = r.s3.put(ctx, name, data, r.lockFor(retain))
+	} else {
+		err = r.writeWith(ctx, name, data, retain, writerOptions())
 	}
-	w, err := r.newWriter(ctx, name, retain)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	return nil
+}
+
+// writeWith writes a whole object through gocloud with wo, and gives it its retention.
+func (r *Repository) writeWith(ctx context.Context, name string, data []byte, retain bool, wo *blob.WriterOptions) error {
+	w, err := r.newWriterWith(ctx, name, retain, wo)
+	if err != nil {
+		return err
+	}
 	if _, err := w.Write(data); err != nil {
 		_ = w.Close()
-		return fmt.Errorf("write %s: %w", name, err)
+		return err
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
+		return err
 	}
 	if retain {
 		return r.retainWritten(ctx, name)
@@ -321,9 +305,18 @@ func (r *Repository) lockFor(retain bool) *retention {
 	return &retention{mode: l.Mode, until: time.Now().Add(l.Period)}
 }
 
+// writerOptions are those of the repository's gocloud writers.
+func writerOptions() *blob.WriterOptions {
+	return &blob.WriterOptions{ContentType: contentType, BufferSize: 5 << 20, MaxConcurrency: 2}
+}
+
 // newWriter opens a gocloud writer, for stores other than S3.
 func (r *Repository) newWriter(ctx context.Context, name string, retain bool) (*blob.Writer, error) {
-	wo := &blob.WriterOptions{ContentType: contentType, BufferSize: 5 << 20, MaxConcurrency: 2}
+	return r.newWriterWith(ctx, name, retain, writerOptions())
+}
+
+// newWriterWith opens a gocloud writer with wo, adding what object lock needs.
+func (r *Repository) newWriterWith(ctx context.Context, name string, retain bool, wo *blob.WriterOptions) (*blob.Writer, error) {
 	if lock := r.lockFor(retain); lock != nil {
 		wo.BeforeWrite = func(as func(any) bool) error {
 			// GCS object retention: Locked cannot be shortened or removed by anyone, as S3's compliance mode.

@@ -81,7 +81,7 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id string) (*Snapshot, er
 	}
 	raw, err := open(r.keys.aead, nil, sealed, adSnapshot)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s (object %s): %w", id, name, err)
+		return nil, fmt.Errorf("snapshot %s (object %s): %w", id, name, r.foreign(name, sealed, adSnapshot, err))
 	}
 	s, err := decodeSnapshot(raw)
 	if err != nil {
@@ -91,7 +91,7 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id string) (*Snapshot, er
 	return s, nil
 }
 
-// Snapshots lists every snapshot, oldest first.
+// Snapshots lists every snapshot sealed with the repository's key, oldest first.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	names, err := listNames(ctx, r.bucket, snapshotPrefix)
 	if err != nil {
@@ -100,6 +100,9 @@ func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	var out []*Snapshot
 	for _, n := range names {
 		s, err := r.LoadSnapshot(ctx, n[len(snapshotPrefix):])
+		if isForeign(err) {
+			continue // sealed with a stray key slot's key (see StrayKeys)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -76,8 +76,14 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 		if err := saveRecord(ctx, env, Prefixed(loc.Store, prefix), rec, log); err != nil {
 			log.Printf("warning: %v (a sync in another cluster rebuilds the Backup from its manifest)", err)
 		}
-		if err := finish(ctx, loc, log, prefix); err != nil && runErr == nil {
+		id, err := finish(ctx, loc, log, prefix)
+		if err != nil && runErr == nil {
 			runErr = err
+		}
+		if runErr == nil {
+			if runErr = proveBackup(ctx, loc, res, id, log); runErr != nil {
+				log.Printf("backup failed: %v", runErr)
+			}
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
@@ -165,16 +171,36 @@ func BackupStatus(res *backupResult, started, finished *metav1.Time, url string)
 }
 
 // finish keeps the job log under prefix and seals everything the job wrote there into the repository: the
-// backup or restore is readable only once this succeeded.
-func finish(ctx context.Context, loc *Location, log *jobLog, prefix string) error {
+// backup or restore is readable only once this succeeded. It returns the snapshot that holds it.
+func finish(ctx context.Context, loc *Location, log *jobLog, prefix string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	if err := log.save(ctx, Prefixed(loc.Store, prefix)); err != nil {
 		log.Printf("keep the job log: %v", err)
 	}
-	if err := loc.Commit(ctx, prefix); err != nil {
-		return fmt.Errorf("seal %s in the repository: %s", loc.URL(prefix), location.Explain(err))
+	id, err := loc.Commit(ctx, prefix)
+	if err != nil {
+		return "", fmt.Errorf("seal %s in the repository: %s", loc.URL(prefix), location.Explain(err))
 	}
+	return id, nil
+}
+
+// proveBackup reads back what backup res wrote, its objects' snapshot and its volumes', before it may be
+// reported a success.
+func proveBackup(ctx context.Context, loc *Location, res *backupResult, objects string, log *jobLog) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+	defer cancel()
+	snaps := []string{objects}
+	for _, v := range res.Volumes {
+		if v.Snapshot != "" {
+			snaps = append(snaps, v.Snapshot)
+		}
+	}
+	started := time.Now()
+	if err := loc.ProveReadable(ctx, snaps...); err != nil {
+		return err
+	}
+	log.Printf("read back %d snapshot%s with the location's key in %s", len(snaps), plural(len(snaps)), time.Since(started).Round(time.Millisecond))
 	return nil
 }
 

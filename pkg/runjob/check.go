@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +27,9 @@ const (
 	ConditionAvailable = "Available"
 	// ConditionObjectLock is True when the bucket has object lock enabled.
 	ConditionObjectLock = "ObjectLock"
+	// ConditionRepository is True when the location's repository opens with its key and every key slot that
+	// key opens wraps the same master key (or when there is no repository yet), False when it does not.
+	ConditionRepository = "Repository"
 )
 
 // checkTimeout bounds each step against the store, so an unreachable endpoint ends the check in plain words.
@@ -40,6 +44,10 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 		return nil, err
 	}
 	problem, lock := checkLocation(ctx, env, loc, opts)
+	var keys metav1.Condition
+	if problem == "" {
+		keys = checkRepository(ctx, env, loc, opts)
+	}
 	now := metav1.Now()
 	st := loc.Status.DeepCopy()
 	st.LastValidationTime = &now
@@ -57,10 +65,12 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 		st.Message = st.Message[:4093] + "..."
 		avail.Message = st.Message
 	}
-	avail.ObservedGeneration, lock.ObservedGeneration = loc.Generation, loc.Generation
+	avail.ObservedGeneration, lock.ObservedGeneration, keys.ObservedGeneration = loc.Generation, loc.Generation, loc.Generation
 	meta.SetStatusCondition(&st.Conditions, avail)
-	if lock.Type != "" {
-		meta.SetStatusCondition(&st.Conditions, lock)
+	for _, c := range []metav1.Condition{lock, keys} {
+		if c.Type != "" {
+			meta.SetStatusCondition(&st.Conditions, c)
+		}
 	}
 	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
 	err = jobrun.UpdateStatusOf(ctx, env, target, func(l *v1alpha1.BackupLocation) error {
@@ -94,6 +104,52 @@ func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLoc
 		return fmt.Sprintf("objectLockDays is %d but %s", loc.Spec.ObjectLockDays, lock.Message), lock
 	}
 	return "", lock
+}
+
+// checkRepository opens the location's repository with its key, when it holds one, and names the key
+// slots that wrap another master key than its config's, with what was sealed with them.
+func checkRepository(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) metav1.Condition {
+	cond := metav1.Condition{Type: ConditionRepository, Status: metav1.ConditionTrue}
+	empty, err := holdsNoRepository(ctx, env, loc, opts)
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, "LookupFailed", truncate(err.Error(), 4096)
+		return cond
+	}
+	if empty {
+		cond.Reason, cond.Message = "NoRepository", "no repository yet: the first backup creates it"
+		return cond
+	}
+	l, err := OpenLocation(ctx, env.Kube, env.Dynamic, loc.Name, opts.Location, false)
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Unreadable", truncate(err.Error(), 4096)
+		return cond
+	}
+	defer l.Close()
+	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	strays, err := l.repo.r.StrayKeys(rctx)
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, "LookupFailed", truncate(location.Explain(err), 4096)
+		return cond
+	}
+	var problems, notes []string
+	for _, s := range strays {
+		if len(s.Indexes)+len(s.Snapshots) > 0 {
+			problems = append(problems, s.Problem())
+		} else {
+			notes = append(notes, s.Problem())
+		}
+	}
+	switch {
+	case len(problems) > 0:
+		cond.Status, cond.Reason = metav1.ConditionFalse, "StrayKeySlots"
+		cond.Message = truncate(strings.Join(append(problems, notes...), "; "), 4096)
+	case len(notes) > 0:
+		cond.Reason, cond.Message = "StrayKeySlotsUnused", truncate(strings.Join(notes, "; "), 4096)
+	default:
+		cond.Reason, cond.Message = "Opens", "the repository opens with the location's key"
+	}
+	return cond
 }
 
 // locationEnv builds the clients of a job that works on BackupLocation name, and reads the location.

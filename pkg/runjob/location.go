@@ -17,6 +17,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/repo"
 )
 
 const callTimeout = 30 * time.Second
@@ -28,14 +29,42 @@ type Location struct {
 	Bucket *blob.Bucket
 	// Store writes and reads backups and restores in the location's repository; what is written under a
 	// backup's or restore's prefix becomes readable once Commit seals it.
-	Store collect.Store
-	repo  *repoStore
+	Store      collect.Store
+	repo       *repoStore
+	passphrase []byte
 }
 
-// Commit seals what was written under prefix (BackupPrefix or RestorePrefix) into the repository.
-func (l *Location) Commit(ctx context.Context, prefix string) error {
-	_, err := l.repo.Commit(ctx, prefix)
-	return err
+// Commit seals what was written under prefix (BackupPrefix or RestorePrefix) into the repository and
+// returns the snapshot that holds it.
+func (l *Location) Commit(ctx context.Context, prefix string) (string, error) {
+	return l.repo.Commit(ctx, prefix)
+}
+
+// verifySample is how many blobs of each snapshot ProveReadable decrypts, beyond its trees.
+const verifySample = 16
+
+// ProveReadable opens the location's repository afresh from the bucket, as a restore in any cluster would,
+// and reads back snapshots: manifests, trees, index entries and a sample of their data. A repository changed
+// underneath the job (its config replaced, as two first backups at once used to do) fails here, so the job
+// reports a failure instead of a backup nobody can restore.
+func (l *Location) ProveReadable(ctx context.Context, snapshots ...string) error {
+	fresh, err := repo.Open(ctx, l.Bucket, l.passphrase, repo.Options{})
+	if err != nil {
+		return fmt.Errorf("read back %s: the repository no longer opens with the location's key: %s", l.URL(""), location.Explain(err))
+	}
+	if got, want := fresh.Config().ID, l.repo.r.Config().ID; got != want {
+		return fmt.Errorf("read back %s: the repository's config object was replaced while the job ran (repository %s "+
+			"became %s): what the job wrote is sealed with a key the location no longer uses", l.URL(""), want, got)
+	}
+	if err := fresh.LoadIndex(ctx); err != nil {
+		return fmt.Errorf("read back %s: load the repository index: %s", l.URL(""), location.Explain(err))
+	}
+	for _, id := range snapshots {
+		if err := fresh.VerifySnapshot(ctx, id, verifySample); err != nil {
+			return fmt.Errorf("read back %s: %s", l.URL(""), location.Explain(err))
+		}
+	}
+	return nil
 }
 
 // Close releases the repository and closes the bucket.
@@ -136,7 +165,7 @@ func OpenLocation(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 	if err == nil {
 		var store *repoStore
 		if store, err = newRepoStore(ctx, r); err == nil {
-			return &Location{Name: name, Spec: loc.Spec, Bucket: b, Store: store, repo: store}, nil
+			return &Location{Name: name, Spec: loc.Spec, Bucket: b, Store: store, repo: store, passphrase: passphrase}, nil
 		}
 	}
 	_ = b.Close()

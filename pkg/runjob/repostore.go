@@ -33,27 +33,18 @@ type repoStore struct {
 	snaps   []*repo.Snapshot     // as last listed, oldest first
 }
 
-// repoConfigObject is the object that exists once a repository was initialized (see pkg/repo's layout).
-const repoConfigObject = "config"
-
 // openRepo opens the location's repository, creating it when create is set and the location holds none.
+// Of Jobs that find an empty location at once, one creates the repository and the others open it.
 func openRepo(ctx context.Context, b *blob.Bucket, passphrase []byte, opts repo.Options, create bool) (*repo.Repository, error) {
 	r, err := repo.Open(ctx, b, passphrase, opts)
-	if err == nil || !create {
+	if !create || !errors.Is(err, repo.ErrNoRepository) {
 		return r, err
 	}
-	if exists, eerr := b.Exists(ctx, repoConfigObject); eerr != nil || exists {
-		return nil, err
+	r, err = repo.Init(ctx, b, passphrase, repo.InitOptions{}, opts)
+	if errors.Is(err, repo.ErrRepositoryExists) {
+		return repo.Open(ctx, b, passphrase, opts)
 	}
-	r, ierr := repo.Init(ctx, b, passphrase, repo.InitOptions{}, opts)
-	if ierr != nil {
-		// Another job may have created it meanwhile.
-		if r, err := repo.Open(ctx, b, passphrase, opts); err == nil {
-			return r, nil
-		}
-		return nil, ierr
-	}
-	return r, nil
+	return r, err
 }
 
 // RepoOptions are how the repository in a location's bucket b is written: with spec.objectLockDays, every

@@ -56,7 +56,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 		log.Printf("restore failed: %v", runErr)
 	}
 	if loc != nil {
-		if err := finish(ctx, loc, log, RestorePrefix(namespace, name)); err != nil && runErr == nil {
+		if _, err := finish(ctx, loc, log, RestorePrefix(namespace, name)); err != nil && runErr == nil {
 			runErr = err
 		}
 	}

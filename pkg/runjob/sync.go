@@ -23,6 +23,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/repo"
 )
 
 // ConditionSynced of a BackupLocation says how its last sync went: True when every backup in the location
@@ -241,7 +242,7 @@ func holdsNoRepository(ctx context.Context, env *jobrun.Env, bl *v1alpha1.Backup
 		return false, fmt.Errorf("open BackupLocation %s: %w", bl.Name, err)
 	}
 	defer b.Close()
-	exists, err := b.Exists(octx, repoConfigObject)
+	exists, err := repo.Exists(octx, b)
 	if err != nil {
 		return false, fmt.Errorf("BackupLocation %s: %s", bl.Name, location.Explain(err))
 	}

@@ -258,7 +258,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 			t.Fatal(err)
 		}
 		if w.commit {
-			if err := loc.Commit(ctxT(t, time.Minute), prefix); err != nil {
+			if _, err := loc.Commit(ctxT(t, time.Minute), prefix); err != nil {
 				t.Fatal(err)
 			}
 		}
