@@ -20,7 +20,15 @@
 // from a passphrase by argon2id with the slot's own salt and cost parameters, so passphrases are added, removed
 // and changed (AddKey, RemoveKey, ChangePassphrase) without rewriting data. There is no default passphrase.
 // From the master key, BLAKE3 key derivation gives the AES-256-GCM data key, the blob-ID key and the chunker's
-// gear-table key. "Sealed" means nonce (12 random bytes) | ciphertext | GCM tag (16 bytes), with associated
+// gear-table key.
+//
+// Init writes its key slot, then creates config with a create-only write (S3 and Azure If-None-Match: *, GCS
+// ifGenerationMatch=0, a directory by link(2)), so of any number of Inits at once exactly one makes the
+// repository; the others delete their slots and open it. A store that accepts a second create-only write of
+// config ignores the condition and is refused. Open uses a slot whose master key opens config; a slot that
+// the passphrase opens with another master key is a stray (from before Init was safe, or a lost Init's slot
+// kept by object lock): objects sealed with its key are skipped by LoadIndex and Snapshots, named by Check
+// and StrayKeys, and their packs kept by GC. "Sealed" means nonce (12 random bytes) | ciphertext | GCM tag (16 bytes), with associated
 // data naming the object kind ("pxb blob", "pxb pack header", "pxb index", "pxb snapshot", "pxb config",
 // "pxb lock", "pxb key slot") so no object can stand in for another kind.
 //

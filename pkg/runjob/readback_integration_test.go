@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
@@ -75,6 +77,22 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 	err := loc.ProveReadable(ctx, id)
 	if err == nil || !strings.Contains(err.Error(), "the repository's config object was replaced while the job ran") {
 		t.Fatalf("read back after config was replaced: %v; want it to name the replaced config", err)
+	}
+
+	// The location now holds what the old race left: a check and a maintenance name the stray key slot and
+	// the backup that cannot be restored, and the maintenance deletes nothing.
+	st2, err := runjob.CheckLocation(ctx, c.Config, name, runjob.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cond := meta.FindStatusCondition(st2.Conditions, runjob.ConditionRepository)
+	if cond == nil || cond.Status != metav1.ConditionFalse || !strings.Contains(cond.Message, "two initialisations") ||
+		!strings.Contains(cond.Message, "Not restorable: backups/shop/first/") {
+		t.Errorf("check's Repository condition: %+v; want False, naming the stray key slot and backups/shop/first/", cond)
+	}
+	_, err = runjob.MaintainLocation(ctx, c.Config, name, runjob.Options{})
+	if err == nil || !strings.Contains(err.Error(), "Not restorable: backups/shop/first/") {
+		t.Errorf("maintenance: %v; want it to fail naming the backup sealed with the stray key", err)
 	}
 
 	// Garbage in place of config: the repository no longer opens at all.
