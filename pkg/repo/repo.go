@@ -264,17 +264,10 @@ func (r *Repository) writeObject(ctx context.Context, name string, data []byte, 
 	return nil
 }
 
-// writeWith writes a whole object through gocloud with wo, and gives it its retention.
+// writeWith writes a whole object through gocloud with wo, and gives it its retention. It is sent as one
+// upload: gocloud's Azure writer can crash when a streamed write is refused (as a create-only one is).
 func (r *Repository) writeWith(ctx context.Context, name string, data []byte, retain bool, wo *blob.WriterOptions) error {
-	w, err := r.newWriterWith(ctx, name, retain, wo)
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		_ = w.Close()
-		return err
-	}
-	if err := w.Close(); err != nil {
+	if err := r.bucket.Upload(ctx, name, bytes.NewReader(data), r.withLock(retain, wo)); err != nil {
 		return err
 	}
 	if retain {
@@ -312,11 +305,11 @@ func writerOptions() *blob.WriterOptions {
 
 // newWriter opens a gocloud writer, for stores other than S3.
 func (r *Repository) newWriter(ctx context.Context, name string, retain bool) (*blob.Writer, error) {
-	return r.newWriterWith(ctx, name, retain, writerOptions())
+	return r.bucket.NewWriter(ctx, name, r.withLock(retain, writerOptions()))
 }
 
-// newWriterWith opens a gocloud writer with wo, adding what object lock needs.
-func (r *Repository) newWriterWith(ctx context.Context, name string, retain bool, wo *blob.WriterOptions) (*blob.Writer, error) {
+// withLock adds to wo what object lock needs.
+func (r *Repository) withLock(retain bool, wo *blob.WriterOptions) *blob.WriterOptions {
 	if lock := r.lockFor(retain); lock != nil {
 		wo.BeforeWrite = func(as func(any) bool) error {
 			// GCS object retention: Locked cannot be shortened or removed by anyone, as S3's compliance mode.
@@ -335,7 +328,7 @@ func (r *Repository) newWriterWith(ctx context.Context, name string, retain bool
 			return fmt.Errorf("object lock is supported on S3 buckets with object lock and GCS buckets with object retention, not on this store")
 		}
 	}
-	return r.bucket.NewWriter(ctx, name, wo)
+	return wo
 }
 
 const contentType = "application/octet-stream"
