@@ -24,6 +24,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
@@ -228,7 +229,7 @@ func (o *BackupCreateOptions) Backup() (*v1alpha1.Backup, error) {
 		return nil, fmt.Errorf("--include-cluster-resources must be auto, true or false, not %q", o.IncludeClusterResources)
 	}
 	if o.VolumeMethod != "" {
-		if s.VolumeMethod, err = runjob.ParseVolumeMethod(o.VolumeMethod); err != nil {
+		if s.VolumeMethod, err = v1alpha1.ParseVolumeMethod(o.VolumeMethod); err != nil {
 			return nil, fmt.Errorf("--volume-method: %w", err)
 		}
 	}
@@ -637,13 +638,13 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		fmt.Fprintf(w, "Objects:\t%d of %d (%d%%)\n", p.ItemsDone, p.ItemsTotal, p.Percent)
 	}
 	if st.Size != "" {
-		fmt.Fprintf(w, "Size:\t%s (%s added to the repository)\n", st.Size, runjob.HumanBytes(st.UploadedBytes))
+		fmt.Fprintf(w, "Size:\t%s (%s added to the repository)\n", st.Size, human.Bytes(st.UploadedBytes))
 	}
 	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
 	printMessages(w, "Errors", st.ErrorCount, st.Errors)
 	_ = w.Flush()
 	printVolumes(o.Out, st.Volumes, st.Progress)
-	if !runjob.Restorable(st.Phase) {
+	if !st.Phase.Restorable() {
 		return nil
 	}
 	loc, err := openLocation(ctx, o.clients, string(s.Location))
@@ -660,7 +661,7 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		fmt.Fprintf(w, "Contents:\tnot read (%v)\n", err)
 		return w.Flush()
 	}
-	fmt.Fprintf(w, "Contents:\t%d objects, %s, namespaces %s\n", m.Total, runjob.HumanBytes(m.Bytes), strings.Join(m.Namespaces, ", "))
+	fmt.Fprintf(w, "Contents:\t%d objects, %s, namespaces %s\n", m.Total, human.Bytes(m.Bytes), strings.Join(m.Namespaces, ", "))
 	fmt.Fprintln(w, "  RESOURCE\tCOUNT")
 	for _, t := range m.Types {
 		fmt.Fprintf(w, "  %s\t%d\n", t.String(), t.Count)

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
 // progress is what --wait shows of a Backup's or Restore's status (both have these fields).
@@ -42,7 +42,7 @@ func (v volumeProgress) line() string {
 		s += " (" + v.Method + ")"
 	}
 	if v.Total > 0 {
-		s += fmt.Sprintf("  %s/%s", runjob.HumanBytes(v.Done), runjob.HumanBytes(v.Total))
+		s += fmt.Sprintf("  %s/%s", human.Bytes(v.Done), human.Bytes(v.Total))
 	}
 	return s
 }

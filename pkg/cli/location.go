@@ -381,14 +381,14 @@ func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStream
 			if t := l.Status.LastValidationTime; t != nil {
 				row("Last checked", t.UTC().Format("2006-01-02 15:04:05 MST"))
 			}
-			if c := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionSynced); c != nil {
+			if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionSynced); c != nil {
 				row("Synced", c.Message)
 			}
 			if t := l.Status.LastSyncTime; t != nil {
 				row("Last synced", t.UTC().Format("2006-01-02 15:04:05 MST"))
 			}
 			row("Sync schedule", scheduleRow(cmd.Context(), c, jobspec.KindSync, l.Name))
-			if c := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionMaintained); c != nil {
+			if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionMaintained); c != nil {
 				row("Maintenance", c.Message)
 			}
 			if t := l.Status.LastMaintenanceTime; t != nil {

@@ -88,7 +88,7 @@ func reportCheck(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) err
 	fmt.Fprintf(tw, "Phase:\t%s\n", st.Phase)
 	fmt.Fprintf(tw, "Message:\t%s\n", st.Message)
 	fmt.Fprintf(tw, "Checked:\t%s\n", st.LastValidationTime.UTC().Format("2006-01-02 15:04:05 MST"))
-	repo := meta.FindStatusCondition(st.Conditions, runjob.ConditionRepository)
+	repo := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionRepository)
 	if repo != nil {
 		fmt.Fprintf(tw, "Repository:\t%s\n", repo.Message)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
 // LocationMaintainOptions are the options of `kubectl pxb location maintain`.
@@ -70,7 +69,7 @@ func (o *LocationMaintainOptions) Run(ctx context.Context) error {
 // reportMaintenance prints the outcome of a maintenance that started at since, and fails when it did not
 // succeed.
 func reportMaintenance(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) error {
-	cond := meta.FindStatusCondition(loc.Status.Conditions, runjob.ConditionMaintained)
+	cond := meta.FindStatusCondition(loc.Status.Conditions, v1alpha1.ConditionMaintained)
 	t := loc.Status.LastMaintenanceTime
 	// Creation times have whole seconds: a status written in the same second is this maintenance's.
 	if t == nil || t.Time.Before(since.Truncate(time.Second)) || cond == nil {

@@ -218,7 +218,7 @@ func TestLocationOperations(t *testing.T) {
 					time.Since(l.Status.LastValidationTime.Time) > time.Minute {
 					t.Fatalf("stored status %+v", l.Status)
 				}
-				avail := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionAvailable)
+				avail := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionAvailable)
 				want := metav1.ConditionTrue
 				if tc.phase != "Available" {
 					want = metav1.ConditionFalse
@@ -226,7 +226,7 @@ func TestLocationOperations(t *testing.T) {
 				if avail == nil || avail.Status != want || avail.Message != st.Message {
 					t.Fatalf("Available condition %+v", avail)
 				}
-				if lock := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionObjectLock); tc.lock != "" && (lock == nil || lock.Status != tc.lock) {
+				if lock := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionObjectLock); tc.lock != "" && (lock == nil || lock.Status != tc.lock) {
 					t.Fatalf("ObjectLock condition %+v, want %s", lock, tc.lock)
 				}
 				out := mustPxb(t, c, "location", "describe", tc.name)

@@ -130,7 +130,7 @@ func syncedSince(loc *v1alpha1.BackupLocation, since time.Time) bool {
 // reportSync prints the outcome of a sync that started at since, and fails when some backups could not be
 // synced.
 func reportSync(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) error {
-	cond := meta.FindStatusCondition(loc.Status.Conditions, runjob.ConditionSynced)
+	cond := meta.FindStatusCondition(loc.Status.Conditions, v1alpha1.ConditionSynced)
 	if !syncedSince(loc, since) || cond == nil {
 		return fmt.Errorf("the sync of location %s ended without writing its outcome into the location's status", loc.Name)
 	}

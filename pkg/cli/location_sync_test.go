@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 )
 
 func TestReportSync(t *testing.T) {
@@ -19,7 +18,7 @@ func TestReportSync(t *testing.T) {
 		if !synced.IsZero() {
 			l.Status.LastSyncTime = &metav1.Time{Time: synced}
 		}
-		l.Status.Conditions = []metav1.Condition{{Type: runjob.ConditionSynced, Status: status, Message: msg}}
+		l.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionSynced, Status: status, Message: msg}}
 		return l
 	}
 

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/human"
 )
 
 // Scheme knows the built-in Kubernetes types and pxb's, so printers can name typed objects.
@@ -114,12 +114,12 @@ func printVolumes(out io.Writer, vols []v1alpha1.VolumeStatus, p *v1alpha1.Progr
 	fmt.Fprintln(w, "\nVolumes:")
 	fmt.Fprintln(w, "  CLAIM\tMETHOD\tPHASE\tSIZE\tFILES\tUPLOADED\tSNAPSHOT\tMESSAGE")
 	for _, v := range vols {
-		size := runjob.HumanBytes(v.BytesDone)
+		size := human.Bytes(v.BytesDone)
 		if v.BytesTotal > v.BytesDone {
-			size += "/" + runjob.HumanBytes(v.BytesTotal)
+			size += "/" + human.Bytes(v.BytesTotal)
 		}
 		fmt.Fprintf(w, "  %s/%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Namespace, v.PVC, orDefault(string(v.Method), "-"), v.Phase,
-			size, v.FilesDone, runjob.HumanBytes(v.UploadedBytes), orDefault(v.Snapshot, "-"), v.Message)
+			size, v.FilesDone, human.Bytes(v.UploadedBytes), orDefault(v.Snapshot, "-"), v.Message)
 	}
 	if p != nil && int(p.VolumesTotal) > len(vols) {
 		fmt.Fprintf(w, "  ... %d more volumes: the backup's volumes.json lists them all\n", int(p.VolumesTotal)-len(vols))

@@ -267,7 +267,7 @@ func (o *RestoreCreateOptions) check(ctx context.Context, r *v1alpha1.Restore) (
 	if err := getTyped(ctx, o.clients, v1alpha1.BackupsResource, "Backup", r.Namespace, o.FromBackup, &b); err != nil {
 		return "", fmt.Errorf("--from-backup: %w", err)
 	}
-	if !runjob.Restorable(b.Status.Phase) {
+	if !b.Status.Phase.Restorable() {
 		return "", fmt.Errorf("--from-backup: Backup %s/%s is %s, not Completed", b.Namespace, b.Name, orDefault(string(b.Status.Phase), string(v1alpha1.BackupPending)))
 	}
 	cctx, cancel := context.WithTimeout(ctx, clusterTimeout)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/vm"
@@ -157,7 +158,7 @@ func BackupStatus(res *backupResult, started, finished *metav1.Time, url string)
 	s.Errors = bounded(errs)
 	// The size people see is the data: the volumes' bytes when there are volumes, else the objects'.
 	s.TotalBytes = res.Bytes + volBytes
-	s.Size = HumanBytes(s.TotalBytes)
+	s.Size = human.Bytes(s.TotalBytes)
 	s.Message = fmt.Sprintf("%d objects (%s) backed up to %s", res.Total, s.Size, url)
 	if len(res.Volumes) > 0 {
 		s.Message = fmt.Sprintf("%d objects and %d volumes (%s) backed up to %s", res.Total, volDone, s.Size, url)
@@ -284,7 +285,7 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 	for _, e := range res.Errors {
 		log.Printf("error: %s", e)
 	}
-	log.Printf("backed up %d objects (%s) in %s", res.Total, HumanBytes(res.Bytes), res.Finished.Sub(res.Started).Round(time.Millisecond))
+	log.Printf("backed up %d objects (%s) in %s", res.Total, human.Bytes(res.Bytes), res.Finished.Sub(res.Started).Round(time.Millisecond))
 	q.namespaces = res.Namespaces
 	vols, err := backupVolumes(ctx, env, b, loc, res.Claims, q, log)
 	res.Warnings = append(res.Warnings, q.warnings...)

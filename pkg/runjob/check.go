@@ -21,17 +21,6 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 )
 
-// Condition types of a BackupLocation's status.
-const (
-	// ConditionAvailable is True when the last check could write, read, list and delete in the location.
-	ConditionAvailable = "Available"
-	// ConditionObjectLock is True when the bucket has object lock enabled.
-	ConditionObjectLock = "ObjectLock"
-	// ConditionRepository is True when the location's repository opens with its key and every key slot that
-	// key opens wraps the same master key (or when there is no repository yet), False when it does not.
-	ConditionRepository = "Repository"
-)
-
 // checkTimeout bounds each step against the store, so an unreachable endpoint ends the check in plain words.
 const checkTimeout = time.Minute
 
@@ -51,7 +40,7 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 	now := metav1.Now()
 	st := loc.Status.DeepCopy()
 	st.LastValidationTime = &now
-	avail := metav1.Condition{Type: ConditionAvailable}
+	avail := metav1.Condition{Type: v1alpha1.ConditionAvailable}
 	if problem == "" {
 		st.Phase = v1alpha1.LocationAvailable
 		st.Message = "write, read, list and delete of a probe object succeeded; " + lock.Message
@@ -109,7 +98,7 @@ func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLoc
 // checkRepository opens the location's repository with its key, when it holds one, and names the key
 // slots that wrap another master key than its config's, with what was sealed with them.
 func checkRepository(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) metav1.Condition {
-	cond := metav1.Condition{Type: ConditionRepository, Status: metav1.ConditionTrue}
+	cond := metav1.Condition{Type: v1alpha1.ConditionRepository, Status: metav1.ConditionTrue}
 	empty, err := holdsNoRepository(ctx, env, loc, opts)
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, "LookupFailed", truncate(err.Error(), 4096)
@@ -185,7 +174,7 @@ func openBucket(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocati
 // objectLock says whether the bucket has S3 object lock enabled. Other providers' retention features are
 // not looked up.
 func objectLock(ctx context.Context, b *blob.Bucket, spec v1alpha1.BackupLocationSpec) metav1.Condition {
-	cond := metav1.Condition{Type: ConditionObjectLock, Status: metav1.ConditionUnknown, Reason: "NotChecked"}
+	cond := metav1.Condition{Type: v1alpha1.ConditionObjectLock, Status: metav1.ConditionUnknown, Reason: "NotChecked"}
 	var client *s3.Client
 	if spec.Provider != v1alpha1.ProviderS3 || !b.As(&client) {
 		cond.Message = fmt.Sprintf("object lock: not checked on %s locations", spec.Provider)

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
@@ -34,7 +35,7 @@ func RefuseLocked(ctx context.Context, dyn dynamic.Interface, b *v1alpha1.Backup
 		return nil
 	}
 	return &LockedError{fmt.Sprintf("Backup %s/%s kept: location %s keeps its data under object lock (%d days) until %s (%s); nothing was deleted",
-		b.Namespace, b.Name, loc.Name, loc.Spec.ObjectLockDays, until.UTC().Format(time.RFC3339), InHuman(until, now))}
+		b.Namespace, b.Name, loc.Name, loc.Spec.ObjectLockDays, until.UTC().Format(time.RFC3339), human.Until(until, now))}
 }
 
 // DeletedBackup is what DeleteBackup removed from the location.

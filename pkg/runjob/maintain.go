@@ -10,14 +10,11 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
-
-// ConditionMaintained of a BackupLocation says how its last maintenance went: True when the repository was
-// verified and its unused data removed, False when it is damaged, was busy, or could not be read.
-const ConditionMaintained = "Maintained"
 
 // MaintenanceResult is what a maintenance of a location found and did.
 type MaintenanceResult struct {
@@ -48,13 +45,13 @@ func (m *MaintenanceResult) Message() string {
 		return truncate(b.String(), 4096)
 	}
 	g := m.GC
-	fmt.Fprintf(&b, "; freed %s (%d pack%s deleted, %d rewritten)", HumanBytes(g.DeletedBytes), g.DeletedPacks,
+	fmt.Fprintf(&b, "; freed %s (%d pack%s deleted, %d rewritten)", human.Bytes(g.DeletedBytes), g.DeletedPacks,
 		plural(g.DeletedPacks), g.RepackedPacks)
 	if g.AbortedUploads > 0 {
 		fmt.Fprintf(&b, ", %d abandoned upload%s aborted", g.AbortedUploads, plural(g.AbortedUploads))
 	}
 	if g.RetainedPacks > 0 {
-		fmt.Fprintf(&b, "; %s of unused data in %d pack%s stays under object lock until %s", HumanBytes(g.RetainedBytes),
+		fmt.Fprintf(&b, "; %s of unused data in %d pack%s stays under object lock until %s", human.Bytes(g.RetainedBytes),
 			g.RetainedPacks, plural(g.RetainedPacks), g.RetainedUntil.UTC().Format("2006-01-02 15:04 MST"))
 	}
 	if len(g.Undeletable) > 0 {
@@ -67,7 +64,7 @@ func (m *MaintenanceResult) Message() string {
 // MaintainLocation verifies the structure of BackupLocation name's repository (every index readable, every
 // pack present with its stated size and header, every snapshot's trees readable) and, when it is sound,
 // collects its garbage: the data of deleted backups goes, except what object lock still retains. The outcome
-// goes into the location's status (ConditionMaintained, lastMaintenanceTime). An error means the repository
+// goes into the location's status (v1alpha1.ConditionMaintained, lastMaintenanceTime). An error means the repository
 // is damaged, could not be read, or the status not written; a backup writing meanwhile is not an error: GC
 // waits for the next maintenance.
 func MaintainLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*MaintenanceResult, error) {
@@ -115,7 +112,7 @@ func maintain(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation,
 // recordMaintenance writes the outcome of a maintenance of BackupLocation name into its status.
 func recordMaintenance(ctx context.Context, env *jobrun.Env, name string, res *MaintenanceResult, runErr error) error {
 	now := metav1.Now()
-	cond := metav1.Condition{Type: ConditionMaintained}
+	cond := metav1.Condition{Type: v1alpha1.ConditionMaintained}
 	switch {
 	case runErr == nil && res.Empty:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "NoRepository", res.Message()

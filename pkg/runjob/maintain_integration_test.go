@@ -81,7 +81,7 @@ func TestMaintainLocation(t *testing.T) {
 				if gerr != nil {
 					t.Fatal(gerr)
 				}
-				cond := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionMaintained)
+				cond := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionMaintained)
 				if cond == nil || l.Status.LastMaintenanceTime == nil || time.Since(l.Status.LastMaintenanceTime.Time) > time.Minute {
 					t.Fatalf("location status after maintenance: %+v", l.Status)
 				}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/runjob"
@@ -85,7 +86,7 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cond := meta.FindStatusCondition(st2.Conditions, runjob.ConditionRepository)
+	cond := meta.FindStatusCondition(st2.Conditions, v1alpha1.ConditionRepository)
 	if cond == nil || cond.Status != metav1.ConditionFalse || !strings.Contains(cond.Message, "two initialisations") ||
 		!strings.Contains(cond.Message, "Not restorable: backups/shop/first/") {
 		t.Errorf("check's Repository condition: %+v; want False, naming the stray key slot and backups/shop/first/", cond)

@@ -120,21 +120,3 @@ func LockedUntil(b *v1alpha1.Backup, lockDays int32, now time.Time) time.Time {
 	}
 	return until
 }
-
-// InHuman says how far ahead t is, for people: "in 2 days", "in 5 hours", "in 1 minute" (rounded, and
-// never "in 0").
-func InHuman(t, now time.Time) string {
-	d := t.Sub(now)
-	unit, step := "day", 24*time.Hour
-	switch {
-	case d < time.Hour:
-		unit, step = "minute", time.Minute
-	case d < 24*time.Hour:
-		unit, step = "hour", time.Hour
-	}
-	n := max(int64((d+step/2)/step), 1)
-	if n != 1 {
-		unit += "s"
-	}
-	return fmt.Sprintf("in %d %s", n, unit)
-}

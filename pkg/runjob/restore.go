@@ -16,11 +16,6 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 )
 
-// Restorable says whether a Backup in this phase can be restored from.
-func Restorable(p v1alpha1.BackupPhase) bool {
-	return p == v1alpha1.BackupCompleted || p == v1alpha1.BackupPartiallySucceeded
-}
-
 // Restore carries out Restore namespace/name from its Backup (in the same namespace) and reports through its
 // status; the per-object summary and the job log go to the backup's location. A Restore that already
 // finished is left alone. The error says why the restore failed; the status then says the same.
@@ -184,7 +179,7 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 	if err := get(ctx, env, "Backup", jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: r.Namespace, Name: string(r.Spec.BackupName)}, &b); err != nil {
 		return nil, nil, err
 	}
-	if !Restorable(b.Status.Phase) {
+	if !b.Status.Phase.Restorable() {
 		return nil, nil, fmt.Errorf("Backup %s/%s is %s, not Completed: nothing to restore from", b.Namespace, b.Name, phaseOrPending(string(b.Status.Phase)))
 	}
 	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)

@@ -50,20 +50,6 @@ func itemErrors(errs []collect.ItemError) []string {
 	return out
 }
 
-// HumanBytes formats n as people read sizes: "1.5 KiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 // jobLog is the log of one job: printed to stderr as it goes (kubectl logs) and kept, up to a bound, to be
 // stored in the location next to the backup or restore (pxb backup logs).
 type jobLog struct {

@@ -21,14 +21,11 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
-
-// ConditionSynced of a BackupLocation says how its last sync went: True when every backup in the location
-// has its Backup in the cluster, False when some could not be made or the location could not be read.
-const ConditionSynced = "Synced"
 
 // SyncResult is what a sync found and did.
 type SyncResult struct {
@@ -76,7 +73,7 @@ func names(list []string) string {
 // SyncLocation lists the backups in BackupLocation name and creates, for each one this cluster lacks, a
 // Backup marked as synced (v1alpha1.SyncedLabel, v1alpha1.OriginClusterAnnotation) whose status is the one
 // the backup ended with; a Backup that exists is left alone. The outcome goes into the location's status
-// (ConditionSynced, lastSyncTime). An error means the location could not be read or the status not written;
+// (v1alpha1.ConditionSynced, lastSyncTime). An error means the location could not be read or the status not written;
 // backups that could not be synced are reported in the result and the status, not as an error.
 func SyncLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*SyncResult, error) {
 	env, bl, err := locationEnv(ctx, cfg, name)
@@ -111,7 +108,7 @@ func syncBeforeWork(ctx context.Context, env *jobrun.Env, loc *Location, log *jo
 // recordSync writes the outcome of a sync of BackupLocation name into its status.
 func recordSync(ctx context.Context, env *jobrun.Env, name string, res *SyncResult, syncErr error) error {
 	now := metav1.Now()
-	cond := metav1.Condition{Type: ConditionSynced}
+	cond := metav1.Condition{Type: v1alpha1.ConditionSynced}
 	switch {
 	case syncErr != nil:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "LocationUnreadable", truncate(syncErr.Error(), 4096)
@@ -392,7 +389,7 @@ func BackupFromManifest(m *collect.Manifest, locName, namespace, name string) *v
 		CompletionTimestamp: &finished,
 		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: total, ItemsDone: total},
 		TotalBytes:          m.Bytes,
-		Size:                HumanBytes(m.Bytes),
+		Size:                human.Bytes(m.Bytes),
 		ErrorCount:          int32(m.ErrorCount),
 		Errors:              bounded(itemErrors(m.Errors)),
 		WarningCount:        int32(len(m.Warnings)),

@@ -184,7 +184,7 @@ func TestSyncBetweenClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cond := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionSynced)
+	cond := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionSynced)
 	if cond == nil || cond.Status != metav1.ConditionTrue || cond.Message != "2 backups, 2 new ("+ns+"/nightly, "+ns+"/settings), 0 already present" ||
 		l.Status.LastSyncTime == nil || time.Since(l.Status.LastSyncTime.Time) > time.Minute {
 		t.Errorf("location status after sync: %+v", l.Status)
@@ -332,7 +332,7 @@ func TestSyncUnreadableLocation(t *testing.T) {
 	if gerr != nil {
 		t.Fatal(gerr)
 	}
-	cond := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionSynced)
+	cond := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionSynced)
 	if cond == nil || cond.Status != metav1.ConditionFalse || !strings.Contains(cond.Message, "access denied") || l.Status.LastSyncTime != nil {
 		t.Errorf("location status after a failed sync: %+v", l.Status)
 	}
@@ -386,7 +386,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cond := meta.FindStatusCondition(l.Status.Conditions, runjob.ConditionSynced)
+		cond := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionSynced)
 		if cond == nil || !strings.Contains(cond.Reason+": "+cond.Message, want) || l.Status.LastSyncTime == nil {
 			t.Errorf("location status: %+v, want a Synced condition with %q", l.Status, want)
 		}

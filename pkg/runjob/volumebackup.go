@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strings"
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/snapshot"
@@ -212,7 +212,7 @@ func (vb *volumeBackup) plan(ctx context.Context, v *VolumeRecord) {
 // than chosen by default.
 func methodOf(pvc *corev1.PersistentVolumeClaim, spec v1alpha1.VolumeMethod) (v1alpha1.VolumeMethod, bool, error) {
 	if a, ok := pvc.Annotations[v1alpha1.VolumeMethodAnnotation]; ok {
-		m, err := ParseVolumeMethod(a)
+		m, err := v1alpha1.ParseVolumeMethod(a)
 		if err != nil {
 			return "", false, fmt.Errorf("annotation %s: %w", v1alpha1.VolumeMethodAnnotation, err)
 		}
@@ -222,19 +222,6 @@ func methodOf(pvc *corev1.PersistentVolumeClaim, spec v1alpha1.VolumeMethod) (v1
 		return v1alpha1.VolumeSnapshot, false, nil
 	}
 	return spec, true, nil
-}
-
-// ParseVolumeMethod reads a volume method as users write it: snapshot, fs or none, or the API's names.
-func ParseVolumeMethod(s string) (v1alpha1.VolumeMethod, error) {
-	switch strings.ToLower(s) {
-	case "snapshot":
-		return v1alpha1.VolumeSnapshot, nil
-	case "fs", "filesystem":
-		return v1alpha1.VolumeFileSystem, nil
-	case "none":
-		return v1alpha1.VolumeNone, nil
-	}
-	return "", fmt.Errorf("volume method %q: want snapshot, fs or none", s)
 }
 
 func stringMap[V ~string](m map[string]V) map[string]string {
@@ -383,7 +370,7 @@ func (vb *volumeBackup) upload(ctx context.Context, v *VolumeRecord) error {
 	v.Phase, v.Snapshot, v.Files, v.Bytes, v.UploadedBytes = v1alpha1.VolumeCompleted, res.Snapshot, res.Files, res.Bytes, res.StoredBytes
 	vb.mu.Unlock()
 	vb.log.Printf("volume %s: %d files, %s in %.1fs, %s new, %s stored, snapshot %s", v.Key(), res.Files,
-		HumanBytes(res.Bytes), res.Seconds, HumanBytes(res.NewBytes), HumanBytes(res.StoredBytes), res.Snapshot)
+		human.Bytes(res.Bytes), res.Seconds, human.Bytes(res.NewBytes), human.Bytes(res.StoredBytes), res.Snapshot)
 	vb.publish(ctx, v)
 	// The storage snapshot and the claim made from it are not needed any more.
 	vb.release(context.WithoutCancel(ctx), v)

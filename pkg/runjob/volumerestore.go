@@ -16,6 +16,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 )
@@ -203,7 +204,7 @@ func (vr *volumeRestore) fill(ctx context.Context, v *VolumeRecord) error {
 	v.Phase, v.Files, v.Bytes, v.PV = v1alpha1.VolumeCompleted, res.Files, res.Bytes, pv.pv
 	vr.filled[target+"/"+v.PVC] = pv
 	vr.mu.Unlock()
-	vr.log.Printf("volume %s: %d files, %s in %.1fs into volume %s", v.Key(), res.Files, HumanBytes(res.Bytes), res.Seconds, pv.pv)
+	vr.log.Printf("volume %s: %d files, %s in %.1fs into volume %s", v.Key(), res.Files, human.Bytes(res.Bytes), res.Seconds, pv.pv)
 	vr.publish(ctx, v)
 	return nil
 }
