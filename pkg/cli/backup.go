@@ -841,12 +841,12 @@ func deleteTemporary(ctx context.Context, c clients, t jobspec.Target) error {
 	if err != nil {
 		return fmt.Errorf("snapshot client: %w", err)
 	}
-	return runjob.DeleteTemporary(ctx, c.Kube, snap, t)
+	return jobspec.DeleteTemporary(ctx, c.Kube, snap, t)
 }
 
 // deleteObjectAndJob deletes the Backup or Restore of t and its Job, and says so.
 func deleteObjectAndJob(ctx context.Context, c clients, t jobspec.Target, kind string, out io.Writer) error {
-	if err := runjob.DeleteObjectAndJob(ctx, c.Kube, c.Dynamic, t); err != nil {
+	if err := jobspec.DeleteObjectAndJob(ctx, c.Kube, c.Dynamic, t); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "%s %s/%s deleted\n", kind, t.Namespace, t.Name)

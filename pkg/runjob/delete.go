@@ -6,10 +6,7 @@ import (
 	"time"
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/human"
@@ -70,7 +67,7 @@ func DeleteBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts
 		return d, fmt.Errorf("Backup %s/%s kept: its data could not be reached: %w", b.Namespace, b.Name, err)
 	}
 	t := jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name}
-	if err := DeleteObjectAndJob(ctx, env.Kube, env.Dynamic, t); err != nil {
+	if err := jobspec.DeleteObjectAndJob(ctx, env.Kube, env.Dynamic, t); err != nil {
 		return d, err
 	}
 	// A Backup deleted while its job ran leaves snapshots, claims and upload Jobs behind.
@@ -78,24 +75,5 @@ func DeleteBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts
 	if err != nil {
 		return d, fmt.Errorf("snapshot client: %w", err)
 	}
-	return d, DeleteTemporary(ctx, env.Kube, snap, t)
-}
-
-// DeleteObjectAndJob deletes the Backup or Restore of t and the Job that carried it out.
-func DeleteObjectAndJob(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, t jobspec.Target) error {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	bg := metav1.DeletePropagationBackground
-	job := jobspec.Name(t)
-	if err := kube.BatchV1().Jobs(v1alpha1.SystemNamespace).Delete(ctx, job, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete Job %s/%s: %w", v1alpha1.SystemNamespace, job, err)
-	}
-	gvr, kind := v1alpha1.BackupsResource, "Backup"
-	if t.Kind == jobspec.KindRestore {
-		gvr, kind = v1alpha1.RestoresResource, "Restore"
-	}
-	if err := dyn.Resource(gvr).Namespace(t.Namespace).Delete(ctx, t.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete %s %s/%s: %w", kind, t.Namespace, t.Name, err)
-	}
-	return nil
+	return d, jobspec.DeleteTemporary(ctx, env.Kube, snap, t)
 }

@@ -6,17 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"sync"
 	"time"
 
-	snapv1 "github.com/kubernetes-csi/external-snapshotter/client/v8/apis/volumesnapshot/v1"
-	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
@@ -24,7 +19,6 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/snapshot"
 )
 
 // VolumesKey holds a backup's VolumeRecords, under its prefix.
@@ -275,73 +269,6 @@ func mutateVolumes(u *unstructured.Unstructured, fn func(list *[]v1alpha1.Volume
 		raw[k] = v
 	}
 	return unstructured.SetNestedMap(u.Object, raw, "status")
-}
-
-// DeleteTemporary deletes what a backup's or restore's volume work may have left behind (its data-mover
-// Jobs, temporary claims, VolumeSnapshots and VolumeSnapshotContents), found by the labels of t: for a
-// Backup or Restore deleted while its job ran. Volumes already handed to restored claims are not temporary
-// and are kept.
-func DeleteTemporary(ctx context.Context, kube kubernetes.Interface, snap snapclient.Interface, t jobspec.Target) error {
-	l := jobspec.Labels(t)
-	owner := jobspec.LabelBackup
-	if t.Kind == jobspec.KindRestore {
-		owner = jobspec.LabelRestore
-	}
-	sel := labels.Set{owner: l[owner], jobspec.LabelNamespace: l[jobspec.LabelNamespace]}.String()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	var errs []error
-	bg := metav1.DeletePropagationBackground
-	jobs, err := kube.BatchV1().Jobs(v1alpha1.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	errs = append(errs, err)
-	if err == nil {
-		for _, j := range jobs.Items {
-			if k := j.Labels[jobspec.LabelJob]; k == string(jobspec.KindUpload) || k == string(jobspec.KindDownload) {
-				errs = append(errs, ignoreNotFound(kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})))
-			}
-		}
-	}
-	pvcs, err := kube.CoreV1().PersistentVolumeClaims(v1alpha1.SystemNamespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	errs = append(errs, err)
-	if err == nil {
-		for _, c := range pvcs.Items {
-			errs = append(errs, ignoreNotFound(kube.CoreV1().PersistentVolumeClaims(c.Namespace).Delete(ctx, c.Name, metav1.DeleteOptions{})))
-		}
-	}
-	if snap != nil {
-		// The copies in pxb-system first: their contents keep the storage snapshots, which the originals own.
-		vss, err := snap.SnapshotV1().VolumeSnapshots("").List(ctx, metav1.ListOptions{LabelSelector: sel})
-		errs = append(errs, ignoreNotFound(err)) // NotFound: the cluster serves no snapshots
-		if err == nil {
-			slices.SortStableFunc(vss.Items, func(a, b snapv1.VolumeSnapshot) int {
-				return boolOrder(a.Namespace != v1alpha1.SystemNamespace) - boolOrder(b.Namespace != v1alpha1.SystemNamespace)
-			})
-			for _, vs := range vss.Items {
-				errs = append(errs, snapshot.Delete(ctx, snap, vs.Namespace, vs.Name))
-				if vs.Namespace == v1alpha1.SystemNamespace {
-					errs = append(errs, snapshot.DeleteContent(ctx, snap, vs.Name))
-				}
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delete the temporary objects of %s %s/%s: %w", t.Kind, t.Namespace, t.Name, err)
-	}
-	return nil
-}
-
-func boolOrder(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func ignoreNotFound(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }
 
 // failVolume marks v Failed because of err, and reports it.
