@@ -28,7 +28,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // NewCmdBackup returns `kubectl pxb backup` and its subcommands.
@@ -367,7 +367,7 @@ func (o *BackupCreateOptions) checkSpec(ctx context.Context, namespace string, s
 		}
 		spec.Location = v1alpha1.ObjectName(data[install.ConfigDefaultLocation])
 	}
-	if _, err := runjob.GetLocation(ctx, c.Dynamic, string(spec.Location)); err != nil {
+	if _, err := store.GetLocation(ctx, c.Dynamic, string(spec.Location)); err != nil {
 		return fmt.Errorf("--location: %w", err)
 	}
 	for _, r := range []struct {
@@ -653,8 +653,8 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		return nil
 	}
 	defer loc.Close()
-	prefix := runjob.BackupPrefix(b.Namespace, b.Name)
-	m, err := collect.ReadManifest(ctx, runjob.Prefixed(loc.Store, prefix))
+	prefix := store.BackupPrefix(b.Namespace, b.Name)
+	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, prefix))
 	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "\nData:\t%s (encrypted repository)\n", loc.URL(prefix))
 	if err != nil {
@@ -738,7 +738,7 @@ func newCmdBackupLogs(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 			if err != nil {
 				return err
 			}
-			return o.logs(cmd.Context(), string(b.Spec.Location), runjob.BackupPrefix(b.Namespace, b.Name),
+			return o.logs(cmd.Context(), string(b.Spec.Location), store.BackupPrefix(b.Namespace, b.Name),
 				jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name})
 		},
 	}
@@ -749,7 +749,7 @@ func (o *ObjectOptions) logs(ctx context.Context, location, prefix string, t job
 	loc, err := openLocation(ctx, o.clients, location)
 	if err == nil {
 		defer loc.Close()
-		err = runjob.ReadLog(ctx, runjob.Prefixed(loc.Store, prefix), o.Out)
+		err = store.ReadLog(ctx, store.Prefixed(loc.Store, prefix), o.Out)
 		if err == nil {
 			return nil
 		}
@@ -817,13 +817,13 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 			b.Spec.Location, b.Spec.Location)
 		return nil
 	}
-	if err := runjob.RefuseLocked(ctx, o.clients.Dynamic, b, time.Now()); err != nil {
+	if err := store.RefuseLocked(ctx, o.clients.Dynamic, b, time.Now()); err != nil {
 		return err
 	}
 	if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s and its data in location %s?", b.Namespace, b.Name, b.Spec.Location)) {
 		return errors.New("not deleted")
 	}
-	d, err := runjob.DeleteBackup(ctx, o.clients.env(), b, location.Options{}, time.Now())
+	d, err := store.DeleteBackup(ctx, o.clients.env(), b, location.Options{}, time.Now())
 	if d.Reached && (err == nil || d.Snapshots > 0) {
 		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s; their data is freed at the location's next maintenance (kubectl pxb location maintain %s)\n",
 			d.Snapshots, d.URL, b.Spec.Location)

@@ -24,7 +24,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // NewCmdLocation returns `kubectl pxb location`.
@@ -333,7 +333,7 @@ func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStream
 			if err != nil {
 				return err
 			}
-			l, err := runjob.GetLocation(cmd.Context(), c.Dynamic, args[0])
+			l, err := store.GetLocation(cmd.Context(), c.Dynamic, args[0])
 			if err != nil {
 				return err
 			}
@@ -463,7 +463,7 @@ create one in the other cluster with kubectl pxb credential create, under the sa
 			if err != nil {
 				return err
 			}
-			l, err := runjob.GetLocation(cmd.Context(), c.Dynamic, args[0])
+			l, err := store.GetLocation(cmd.Context(), c.Dynamic, args[0])
 			if err != nil {
 				return err
 			}

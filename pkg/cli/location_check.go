@@ -14,7 +14,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // LocationCheckOptions are the options of `kubectl pxb location check`.
@@ -69,7 +69,7 @@ func (o *LocationCheckOptions) Run(ctx context.Context) error {
 	if err != nil || job == nil {
 		return err
 	}
-	loc, err := runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
+	loc, err := store.GetLocation(ctx, o.client.Dynamic, o.Name)
 	if err != nil {
 		return err
 	}

@@ -22,11 +22,12 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
 // s3Location creates credential NAME and location NAME on store, the way an administrator would.
-func s3Location(t *testing.T, c *testbed.Cluster, name string, store *testbed.Store, accessKey, secretKey string) {
+func s3Location(t *testing.T, c *testbed.Cluster, name string, st *testbed.Store, accessKey, secretKey string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "credentials")
 	creds := "[default]\naws_access_key_id = " + accessKey + "\naws_secret_access_key = " + secretKey + "\n"
@@ -34,8 +35,8 @@ func s3Location(t *testing.T, c *testbed.Cluster, name string, store *testbed.St
 		t.Fatal(err)
 	}
 	mustPxb(t, c, "credential", "create", name, "--provider", "aws", "--from-file", file)
-	mustPxb(t, c, "location", "create", name, "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
-		"--region", store.Region, "--s3-force-path-style", "--credential", name)
+	mustPxb(t, c, "location", "create", name, "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
+		"--region", st.Region, "--s3-force-path-style", "--credential", name)
 }
 
 func passphraseOf(t *testing.T, c *testbed.Cluster, location string) []byte {
@@ -59,17 +60,17 @@ func TestLocationOperations(t *testing.T) {
 	// Under object lock the new key slot is locked like everything else: without it, whoever holds the
 	// bucket's credential could delete the only slot and with it every backup.
 	t.Run("rotate-key under object lock", func(t *testing.T) {
-		store := testbed.S3Locked(t)
+		st := testbed.S3Locked(t)
 		file := filepath.Join(t.TempDir(), "credentials")
-		if err := os.WriteFile(file, []byte("[default]\naws_access_key_id = "+store.AccessKeyID+"\naws_secret_access_key = "+store.SecretAccessKey+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(file, []byte("[default]\naws_access_key_id = "+st.AccessKeyID+"\naws_secret_access_key = "+st.SecretAccessKey+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		mustPxb(t, c, "credential", "create", "vault", "--provider", "aws", "--from-file", file)
-		mustPxb(t, c, "location", "create", "vault", "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
-			"--region", store.Region, "--s3-force-path-style", "--credential", "vault", "--object-lock-days", "1")
+		mustPxb(t, c, "location", "create", "vault", "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
+			"--region", st.Region, "--s3-force-path-style", "--credential", "vault", "--object-lock-days", "1")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, err := runjob.OpenLocation(ctx, c.Clientset(t), c.Dynamic(t), "vault", location.Options{}, true)
+		l, err := store.OpenLocation(ctx, c.Clientset(t), c.Dynamic(t), "vault", location.Options{}, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,16 +82,16 @@ func TestLocationOperations(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustPxb(t, c, "location", "rotate-key", "vault", "--new-passphrase-file", newFile)
-		b := store.OpenT(t)
+		b := st.OpenT(t)
 		var client *s3.Client
 		if !b.As(&client) {
 			t.Fatal("not an S3 bucket")
 		}
-		list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(store.Bucket), Prefix: aws.String("keys/")})
+		list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String("keys/")})
 		if err != nil || len(list.Contents) != 1 {
 			t.Fatalf("key slots after the rotation: %v, %v; want the new one", list, err)
 		}
-		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(store.Bucket), Key: list.Contents[0].Key})
+		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: list.Contents[0].Key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,8 +101,8 @@ func TestLocationOperations(t *testing.T) {
 	})
 
 	t.Run("rotate-key", func(t *testing.T) {
-		store := testbed.S3(t)
-		s3Location(t, c, "rotate", store, store.AccessKeyID, store.SecretAccessKey)
+		st := testbed.S3(t)
+		s3Location(t, c, "rotate", st, st.AccessKeyID, st.SecretAccessKey)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 
@@ -113,7 +114,7 @@ func TestLocationOperations(t *testing.T) {
 
 		// Something written before the rotation, the way a backup Job writes it.
 		kube, dyn := c.Clientset(t), c.Dynamic(t)
-		l, err := runjob.OpenLocation(ctx, kube, dyn, "rotate", location.Options{}, true)
+		l, err := store.OpenLocation(ctx, kube, dyn, "rotate", location.Options{}, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +144,7 @@ func TestLocationOperations(t *testing.T) {
 		}
 
 		// The new passphrase (now in the Secret) reads what was written before.
-		l, err = runjob.OpenLocation(ctx, kube, dyn, "rotate", location.Options{}, false)
+		l, err = store.OpenLocation(ctx, kube, dyn, "rotate", location.Options{}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +160,7 @@ func TestLocationOperations(t *testing.T) {
 		}
 
 		// The old passphrase no longer opens the repository, and says so.
-		b := store.OpenT(t)
+		b := st.OpenT(t)
 		_, err = repo.Open(ctx, b, old, repo.Options{})
 		if !errors.Is(err, repo.ErrWrongPassphrase) || !strings.Contains(err.Error(), "wrong passphrase") {
 			t.Fatalf("open with the old passphrase: %v", err)
@@ -178,17 +179,17 @@ func TestLocationOperations(t *testing.T) {
 	t.Run("check", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		store := testbed.S3(t)
-		s3Location(t, c, "avail", store, store.AccessKeyID, store.SecretAccessKey)
-		s3Location(t, c, "badsecret", store, store.AccessKeyID, "not-the-secret")
-		missing := *store
+		st := testbed.S3(t)
+		s3Location(t, c, "avail", st, st.AccessKeyID, st.SecretAccessKey)
+		s3Location(t, c, "badsecret", st, st.AccessKeyID, "not-the-secret")
+		missing := *st
 		missing.Bucket = "pxb-no-such-bucket"
-		s3Location(t, c, "nobucket", &missing, store.AccessKeyID, store.SecretAccessKey)
+		s3Location(t, c, "nobucket", &missing, st.AccessKeyID, st.SecretAccessKey)
 		locked := testbed.S3Locked(t)
 		s3Location(t, c, "locked", locked, locked.AccessKeyID, locked.SecretAccessKey)
 		// Object lock asked of a bucket that cannot keep it.
-		mustPxb(t, c, "location", "create", "wantlock", "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
-			"--region", store.Region, "--s3-force-path-style", "--credential", "avail", "--object-lock-days", "1")
+		mustPxb(t, c, "location", "create", "wantlock", "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
+			"--region", st.Region, "--s3-force-path-style", "--credential", "avail", "--object-lock-days", "1")
 
 		// The Job's own function, in-process, against the real apiserver and versitygw.
 		for _, tc := range []struct {
@@ -199,7 +200,7 @@ func TestLocationOperations(t *testing.T) {
 			{"locked", "Available", "object lock: enabled on bucket " + locked.Bucket, metav1.ConditionTrue},
 			{"badsecret", "Unavailable", "access denied: the credential is wrong", ""},
 			{"nobucket", "Unavailable", "bucket not found: create it, or fix the location's bucket name", ""},
-			{"wantlock", "Unavailable", "objectLockDays is 1 but object lock: not enabled on bucket " + store.Bucket, metav1.ConditionFalse},
+			{"wantlock", "Unavailable", "objectLockDays is 1 but object lock: not enabled on bucket " + st.Bucket, metav1.ConditionFalse},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				st, err := runjob.CheckLocation(ctx, c.Config, tc.name, runjob.Options{})
@@ -210,7 +211,7 @@ func TestLocationOperations(t *testing.T) {
 					t.Fatalf("check %s: phase %s, message %q; want %s, %q", tc.name, st.Phase, st.Message, tc.phase, tc.message)
 				}
 				// What a user sees.
-				l, err := runjob.GetLocation(ctx, c.Dynamic(t), tc.name)
+				l, err := store.GetLocation(ctx, c.Dynamic(t), tc.name)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -15,7 +15,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // rotateTimeout bounds the whole rotation: a few small objects and argon2id derivations.
@@ -77,7 +77,7 @@ func (o *LocationRotateKeyOptions) Complete(f cmdutil.Factory, args []string) er
 func (o *LocationRotateKeyOptions) Run(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, rotateTimeout)
 	defer cancel()
-	loc, err := runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
+	loc, err := store.GetLocation(ctx, o.client.Dynamic, o.Name)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (o *LocationRotateKeyOptions) Run(ctx context.Context) error {
 			o.Name, v1alpha1.SystemNamespace, keySecret.Name)
 	}
 	// The new key slot is written like every other object of the location: under its object lock.
-	r, err := repo.Open(ctx, b, old, runjob.RepoOptions(loc.Spec, b))
+	r, err := repo.Open(ctx, b, old, store.RepoOptions(loc.Spec, b))
 	if err != nil {
 		if errors.Is(err, repo.ErrWrongPassphrase) {
 			return fmt.Errorf("location %s: the passphrase in Secret %s/%s does not open the repository (wrong passphrase): nothing changed",

@@ -15,8 +15,8 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/schedule"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // locationJobOptions are the options of a location command whose Job runs now or, with the schedule flags,
@@ -63,7 +63,7 @@ func (o *locationJobOptions) run(ctx context.Context, kind jobspec.Kind, what, d
 	if err != nil || job == nil {
 		return err
 	}
-	loc, err := runjob.GetLocation(ctx, o.client.Dynamic, o.Name)
+	loc, err := store.GetLocation(ctx, o.client.Dynamic, o.Name)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (s *locationSchedule) apply(ctx context.Context, c clients, kind jobspec.Ki
 		}
 		return nil
 	}
-	loc, err := runjob.GetLocation(ctx, c.Dynamic, name)
+	loc, err := store.GetLocation(ctx, c.Dynamic, name)
 	if err != nil {
 		return err
 	}

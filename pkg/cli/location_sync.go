@@ -17,7 +17,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // LocationSyncOptions are the options of `kubectl pxb location sync`.
@@ -82,7 +82,7 @@ func (o *LocationSyncOptions) Run(ctx context.Context) error {
 // "sync") and, with await, waits up to timeout for it to end. It returns the Job once it succeeded, nil when
 // not waiting, and an error with the reason when it failed or did not end in time.
 func runLocationJob(ctx context.Context, c clients, kind jobspec.Kind, name, what string, await bool, timeout time.Duration, out io.Writer) (*batchv1.Job, error) {
-	loc, err := runjob.GetLocation(ctx, c.Dynamic, name)
+	loc, err := store.GetLocation(ctx, c.Dynamic, name)
 	if err != nil {
 		return nil, err
 	}

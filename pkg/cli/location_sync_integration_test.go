@@ -22,6 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -150,12 +151,12 @@ func inLocation(t *testing.T, c *testbed.Cluster, loc, ns, name string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := runjob.OpenLocation(ctx, c.Clientset(t), c.Dynamic(t), loc, location.Options{}, false)
+	l, err := store.OpenLocation(ctx, c.Clientset(t), c.Dynamic(t), loc, location.Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = collect.ReadManifest(ctx, runjob.Prefixed(l.Store, runjob.BackupPrefix(ns, name)))
+	_, err = collect.ReadManifest(ctx, store.Prefixed(l.Store, store.BackupPrefix(ns, name)))
 	if err != nil && !errors.Is(err, collect.ErrNotFound) {
 		t.Fatal(err)
 	}
@@ -173,10 +174,10 @@ func TestLocationSync(t *testing.T) {
 	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
 
 	t.Run("sync and delete", func(t *testing.T) {
-		store := testbed.S3(t)
-		s3Location(t, c, "src", store, store.AccessKeyID, store.SecretAccessKey)
-		mustPxb(t, c, "location", "create", "mirror", "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
-			"--region", store.Region, "--s3-force-path-style", "--credential", "src", "--encryption-key-secret", "src-encryption-key")
+		st := testbed.S3(t)
+		s3Location(t, c, "src", st, st.AccessKeyID, st.SecretAccessKey)
+		mustPxb(t, c, "location", "create", "mirror", "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
+			"--region", st.Region, "--s3-force-path-style", "--credential", "src", "--encryption-key-secret", "src-encryption-key")
 		ns := c.Namespace(t)
 		made := backupIn(t, c, ns, "app", "src")
 		forget(t, c, ns, "app")
@@ -192,7 +193,7 @@ func TestLocationSync(t *testing.T) {
 		if !lineHasAll(mustPxb(t, c, "backup", "get", "-n", ns), "app", "Completed", "mirror") {
 			t.Error("backup get does not list the synced Backup")
 		}
-		id, err := runjob.ClusterID(context.Background(), c.Clientset(t))
+		id, err := store.ClusterID(context.Background(), c.Clientset(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,8 +256,8 @@ func TestLocationSync(t *testing.T) {
 	})
 
 	t.Run("schedule", func(t *testing.T) {
-		store := testbed.S3(t)
-		s3Location(t, c, "timed", store, store.AccessKeyID, store.SecretAccessKey)
+		st := testbed.S3(t)
+		s3Location(t, c, "timed", st, st.AccessKeyID, st.SecretAccessKey)
 		cronJobs := c.Clientset(t).BatchV1().CronJobs(v1alpha1.SystemNamespace)
 		cronJob := func() (*batchv1.CronJob, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -342,10 +343,10 @@ func TestLocationSync(t *testing.T) {
 	})
 
 	t.Run("locked", func(t *testing.T) {
-		store := testbed.S3Locked(t)
-		s3Location(t, c, "vaultcred", store, store.AccessKeyID, store.SecretAccessKey)
-		mustPxb(t, c, "location", "create", "vault", "--provider", "s3", "--bucket", store.Bucket, "--endpoint", store.Endpoint,
-			"--region", store.Region, "--s3-force-path-style", "--credential", "vaultcred", "--object-lock-days", "2")
+		st := testbed.S3Locked(t)
+		s3Location(t, c, "vaultcred", st, st.AccessKeyID, st.SecretAccessKey)
+		mustPxb(t, c, "location", "create", "vault", "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
+			"--region", st.Region, "--s3-force-path-style", "--credential", "vaultcred", "--object-lock-days", "2")
 		ns := c.Namespace(t)
 		b := backupIn(t, c, ns, "sealed", "vault")
 

@@ -31,7 +31,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // clients are what the backup and restore commands talk to the cluster with.
@@ -273,8 +273,8 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 }
 
 // openLocation opens a location with the user's own permissions (reading its Secrets in pxb-system).
-func openLocation(ctx context.Context, c clients, name string) (*runjob.Location, error) {
-	return runjob.OpenLocation(ctx, c.Kube, c.Dynamic, name, location.Options{}, false)
+func openLocation(ctx context.Context, c clients, name string) (*store.Location, error) {
+	return store.OpenLocation(ctx, c.Kube, c.Dynamic, name, location.Options{}, false)
 }
 
 // submit creates a checked Backup or Restore, starts the Job that carries it out with BackupLocation
@@ -285,7 +285,7 @@ func submit(ctx context.Context, c clients, kind jobspec.Kind, obj metav1.Object
 		gvr, title = v1alpha1.RestoresResource, "Restore"
 	}
 	ns, name := obj.GetNamespace(), obj.GetName()
-	loc, err := runjob.GetLocation(ctx, c.Dynamic, location)
+	loc, err := store.GetLocation(ctx, c.Dynamic, location)
 	if err != nil {
 		return err
 	}

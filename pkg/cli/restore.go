@@ -22,7 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // NewCmdRestore returns `kubectl pxb restore` and its subcommands.
@@ -285,7 +285,7 @@ func (o *RestoreCreateOptions) check(ctx context.Context, r *v1alpha1.Restore) (
 		return string(b.Spec.Location), nil
 	}
 	defer loc.Close()
-	m, err := collect.ReadManifest(ctx, runjob.Prefixed(loc.Store, runjob.BackupPrefix(b.Namespace, b.Name)))
+	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name)))
 	if err != nil {
 		return "", fmt.Errorf("--from-backup: Backup %s/%s: %w", b.Namespace, b.Name, err)
 	}
@@ -408,7 +408,7 @@ func (o *ObjectOptions) describeRestore(ctx context.Context) error {
 	fmt.Fprintln(o.Out, "\nSummary:")
 	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  OUTCOME\tRESOURCE\tNAME\tREASON")
-	err = apply.ReadSummary(ctx, runjob.Prefixed(loc.Store, runjob.RestorePrefix(r.Namespace, r.Name)), func(e apply.SummaryEntry) error {
+	err = apply.ReadSummary(ctx, store.Prefixed(loc.Store, store.RestorePrefix(r.Namespace, r.Name)), func(e apply.SummaryEntry) error {
 		name := e.Name
 		if e.Namespace != "" {
 			name = e.Namespace + "/" + e.Name
@@ -445,7 +445,7 @@ func newCmdRestoreLogs(f cmdutil.Factory, streams genericiooptions.IOStreams) *c
 			if err != nil {
 				return err
 			}
-			return o.logs(cmd.Context(), locName, runjob.RestorePrefix(r.Namespace, r.Name),
+			return o.logs(cmd.Context(), locName, store.RestorePrefix(r.Namespace, r.Name),
 				jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})
 		},
 	}
@@ -473,7 +473,7 @@ the cluster.`,
 			if locName, err := o.restoreLocation(ctx, r); err == nil {
 				if loc, err := openLocation(ctx, o.clients, locName); err == nil {
 					defer loc.Close()
-					if _, err := loc.Delete(ctx, runjob.RestorePrefix(r.Namespace, r.Name)); err != nil {
+					if _, err := loc.Delete(ctx, store.RestorePrefix(r.Namespace, r.Name)); err != nil {
 						return fmt.Errorf("Restore %s/%s kept: its summary could not be deleted: %w", r.Namespace, r.Name, err)
 					}
 				}

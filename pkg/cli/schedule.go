@@ -18,8 +18,8 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/schedule"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // NewCmdSchedule is `kubectl pxb schedule`: backups taken by a SchedulePolicy.
@@ -136,7 +136,7 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	loc, err := runjob.GetLocation(ctx, c.Dynamic, string(saved.Spec.Template.Location))
+	loc, err := store.GetLocation(ctx, c.Dynamic, string(saved.Spec.Template.Location))
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,12 @@ import (
 	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/vm"
 )
+
+// callTimeout bounds one call to the API server.
+const callTimeout = 30 * time.Second
 
 // Options are what a job is given beyond the object it works for.
 type Options struct {
@@ -61,7 +65,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	if runErr != nil {
 		log.Printf("backup failed: %v", runErr)
 	}
-	prefix := BackupPrefix(namespace, name)
+	prefix := store.BackupPrefix(namespace, name)
 	var final v1alpha1.BackupStatus
 	if runErr == nil {
 		final = BackupStatus(res, &started, &finished, loc.URL(prefix))
@@ -74,7 +78,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 		if runErr != nil {
 			rec.Status = failedBackupStatus(runErr, &started, &finished)
 		}
-		if err := saveRecord(ctx, env, Prefixed(loc.Store, prefix), rec, log); err != nil {
+		if err := saveRecord(ctx, env, store.Prefixed(loc.Store, prefix), rec, log); err != nil {
 			log.Printf("warning: %v (a sync in another cluster rebuilds the Backup from its manifest)", err)
 		}
 		id, err := finish(ctx, loc, log, prefix)
@@ -112,11 +116,11 @@ func failedBackupStatus(err error, started, finished *metav1.Time) v1alpha1.Back
 
 // saveRecord keeps b, with the cluster it was made in, in its backup's store.
 func saveRecord(ctx context.Context, env *jobrun.Env, s collect.Store, b *v1alpha1.Backup, log *jobLog) error {
-	id, err := ClusterID(ctx, env.Kube)
+	id, err := store.ClusterID(ctx, env.Kube)
 	if err != nil {
 		log.Printf("warning: the record of the backup names no origin cluster: %v", err)
 	}
-	return SaveBackupRecord(ctx, s, b, id)
+	return store.SaveBackupRecord(ctx, s, b, id)
 }
 
 // BackupStatus is the status that reports a finished backup.
@@ -173,10 +177,10 @@ func BackupStatus(res *backupResult, started, finished *metav1.Time, url string)
 
 // finish keeps the job log under prefix and seals everything the job wrote there into the repository: the
 // backup or restore is readable only once this succeeded. It returns the snapshot that holds it.
-func finish(ctx context.Context, loc *Location, log *jobLog, prefix string) (string, error) {
+func finish(ctx context.Context, loc *store.Location, log *jobLog, prefix string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
-	if err := log.save(ctx, Prefixed(loc.Store, prefix)); err != nil {
+	if err := log.save(ctx, store.Prefixed(loc.Store, prefix)); err != nil {
 		log.Printf("keep the job log: %v", err)
 	}
 	id, err := loc.Commit(ctx, prefix)
@@ -188,7 +192,7 @@ func finish(ctx context.Context, loc *Location, log *jobLog, prefix string) (str
 
 // proveBackup reads back what backup res wrote, its objects' snapshot and its volumes', before it may be
 // reported a success.
-func proveBackup(ctx context.Context, loc *Location, res *backupResult, objects string, log *jobLog) error {
+func proveBackup(ctx context.Context, loc *store.Location, res *backupResult, objects string, log *jobLog) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
 	defer cancel()
 	snaps := []string{objects}
@@ -243,7 +247,7 @@ type backupResult struct {
 	Volumes []VolumeRecord
 }
 
-func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Options, log *jobLog) (*backupResult, *Location, error) {
+func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Options, log *jobLog) (*backupResult, *store.Location, error) {
 	co, err := BackupOptions(b.Namespace, b.Name, b.Spec)
 	if err != nil {
 		return nil, nil, err
@@ -252,7 +256,7 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 	if err != nil {
 		return nil, nil, err
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, true)
+	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -271,8 +275,8 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 			return uses, vm.AddStateClaims(ctx, env.Kube, vms, uses)
 		}
 	}
-	store := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
-	res, err := collect.Run(ctx, env.Config, store, co)
+	kept := store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name))
+	res, err := collect.Run(ctx, env.Config, kept, co)
 	if err != nil {
 		return nil, loc, errors.New(location.Explain(err))
 	}
@@ -296,7 +300,7 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 		return nil, loc, err
 	}
 	if len(vols) > 0 {
-		if err := collect.PutJSON(ctx, store, VolumesKey, vols); err != nil {
+		if err := collect.PutJSON(ctx, kept, store.VolumesKey, vols); err != nil {
 			return nil, loc, err
 		}
 	}

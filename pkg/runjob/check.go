@@ -19,6 +19,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // checkTimeout bounds each step against the store, so an unreachable endpoint ends the check in plain words.
@@ -80,7 +81,7 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) (string, metav1.Condition) {
 	octx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	b, err := openBucket(octx, env, loc, opts)
+	b, err := store.OpenBucket(octx, env.Kube, loc, opts.Location)
 	if err != nil {
 		return err.Error(), metav1.Condition{}
 	}
@@ -108,7 +109,7 @@ func checkRepository(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupL
 		cond.Reason, cond.Message = "NoRepository", "no repository yet: the first backup creates it"
 		return cond
 	}
-	l, err := OpenLocation(ctx, env.Kube, env.Dynamic, loc.Name, opts.Location, false)
+	l, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, loc.Name, opts.Location, false)
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Unreadable", truncate(err.Error(), 4096)
 		return cond
@@ -116,7 +117,7 @@ func checkRepository(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupL
 	defer l.Close()
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	strays, err := l.repo.r.StrayKeys(rctx)
+	strays, err := l.Repository().StrayKeys(rctx)
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, "LookupFailed", truncate(location.Explain(err), 4096)
 		return cond
@@ -147,28 +148,11 @@ func locationEnv(ctx context.Context, cfg *rest.Config, name string) (*jobrun.En
 	if err != nil {
 		return nil, nil, err
 	}
-	loc, err := GetLocation(ctx, env.Dynamic, name)
+	loc, err := store.GetLocation(ctx, env.Dynamic, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	return env, loc, nil
-}
-
-// openBucket opens the bucket of loc with its credential (not its repository); the error is in plain words.
-func openBucket(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) (*blob.Bucket, error) {
-	var creds location.Credentials
-	if ref := loc.Spec.Credential; ref != nil {
-		data, err := secretData(ctx, env.Kube, ref.Name, "credential")
-		if err != nil {
-			return nil, err
-		}
-		creds = data
-	}
-	b, err := location.Open(ctx, loc.Spec, creds, opts.Location)
-	if err != nil {
-		return nil, errors.New(location.Explain(err))
-	}
-	return b, nil
 }
 
 // objectLock says whether the bucket has S3 object lock enabled. Other providers' retention features are

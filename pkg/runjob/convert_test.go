@@ -83,16 +83,3 @@ func TestRestoreStatusCounts(t *testing.T) {
 		t.Errorf("bounded: %d messages, first %d bytes", len(b), len(b[0]))
 	}
 }
-
-func TestLayout(t *testing.T) {
-	if got := BackupPrefix("shop", "nightly"); got != "backups/shop/nightly/" {
-		t.Errorf("BackupPrefix = %q", got)
-	}
-	if got := RestorePrefix("shop", "back"); got != "restores/shop/back/" {
-		t.Errorf("RestorePrefix = %q", got)
-	}
-	l := &Location{Spec: v1alpha1.BackupLocationSpec{Provider: v1alpha1.ProviderS3, Bucket: "b", Prefix: "cluster-a"}}
-	if got := l.URL(BackupPrefix("shop", "n")); got != "s3://b/cluster-a/backups/shop/n/" {
-		t.Errorf("URL = %q", got)
-	}
-}

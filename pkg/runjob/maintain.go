@@ -14,6 +14,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // MaintenanceResult is what a maintenance of a location found and did.
@@ -84,12 +85,12 @@ func maintain(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation,
 	if err != nil || empty {
 		return &MaintenanceResult{Empty: empty}, err
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, bl.Name, opts.Location, false)
+	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, bl.Name, opts.Location, false)
 	if err != nil {
 		return nil, err
 	}
 	defer loc.Close()
-	r := loc.repo.r
+	r := loc.Repository()
 	res := &MaintenanceResult{}
 	res.Check, err = r.Check(ctx, repo.CheckOptions{})
 	if errors.Is(err, repo.ErrCheckFailed) {

@@ -20,6 +20,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -77,7 +78,7 @@ func TestMaintainLocation(t *testing.T) {
 			maintain := func() (*runjob.MaintenanceResult, metav1.Condition, error) {
 				t.Helper()
 				res, err := runjob.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, runjob.Options{})
-				l, gerr := runjob.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
+				l, gerr := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
 				if gerr != nil {
 					t.Fatal(gerr)
 				}
@@ -107,7 +108,7 @@ func TestMaintainLocation(t *testing.T) {
 				t.Fatalf("maintenance with nothing to free: %v, %+v", err, cond)
 			}
 
-			loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+			loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,12 +157,12 @@ func TestMaintainLocation(t *testing.T) {
 				}
 			}
 			// The backup that is left is whole.
-			loc, err = runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+			loc, err = store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer loc.Close()
-			if _, err := collect.ReadManifest(ctxT(t, time.Minute), runjob.Prefixed(loc.Store, runjob.BackupPrefix(ns, "two"))); err != nil {
+			if _, err := collect.ReadManifest(ctxT(t, time.Minute), store.Prefixed(loc.Store, store.BackupPrefix(ns, "two"))); err != nil {
 				t.Fatalf("backup two after maintenance: %v", err)
 			}
 			if tc.lockDays > 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/mover"
 	"github.com/pxb-dev/pxb/pkg/repo"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // Tags of a volume's snapshot in the repository.
@@ -71,7 +72,7 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 	if err := get(ctx, env, "Backup", target, &b); err != nil {
 		return nil, err
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +83,7 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", req.Volume, err)
 	}
-	r := loc.repo.r
+	r := loc.Repository()
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find the last backup of %s: %s", req.Volume, location.Explain(err))
@@ -111,7 +112,7 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 		Progress:         report,
 		ProgressInterval: moverProgressInterval,
 		Host:             req.Volume,
-		Source:           VolumesPrefix(req.Namespace, req.Name) + req.Volume,
+		Source:           store.VolumesPrefix(req.Namespace, req.Name) + req.Volume,
 		Tags: map[string]string{tagVolume: req.Volume, tagPVCUID: string(claim.UID),
 			tagBackup: req.Namespace + "/" + req.Name, tagBackupUID: string(b.UID)},
 	})
@@ -222,7 +223,7 @@ func Download(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Opti
 	if err := get(ctx, env, "Backup", jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: rs.Namespace, Name: string(rs.Spec.BackupName)}, &b); err != nil {
 		return nil, err
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
 	if err != nil {
 		return nil, err
 	}
@@ -230,12 +231,12 @@ func Download(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Opti
 	ro := mover.RestoreOptions{Progress: progressReporter(ctx, env, target, req.Volume), ProgressInterval: moverProgressInterval}
 	var st mover.Stats
 	if req.Block {
-		st, err = mover.RestoreDevice(ctx, loc.repo.r, req.Snapshot, req.Path, ro)
+		st, err = mover.RestoreDevice(ctx, loc.Repository(), req.Snapshot, req.Path, ro)
 	} else {
 		if err := emptyDir(req.Path); err != nil {
 			return nil, err
 		}
-		st, err = mover.Restore(ctx, loc.repo.r, req.Snapshot, "", req.Path, ro)
+		st, err = mover.Restore(ctx, loc.Repository(), req.Snapshot, "", req.Path, ro)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("download %s: %s", req.Volume, location.Explain(err))

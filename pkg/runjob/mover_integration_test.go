@@ -20,6 +20,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -52,7 +53,7 @@ func TestUploadRetriedAfterItsSnapshot(t *testing.T) {
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
 	})
 	// The backup Job makes the repository before it launches uploads.
-	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, true)
+	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 			EncryptionKey: v1alpha1.SecretReference{Name: "small-key"}},
 	})
 	opts := runjob.Options{Location: location.Options{NFSMountPath: export}}
-	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, true)
+	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 	}
 	t.Logf("upload of 48 MiB into 16 MiB: %v", err)
 	// The earlier snapshot is intact: the repository opens, holds it alone, and every blob reads back.
-	loc, err = runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, false)
+	loc, err = store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, false)
 	if err != nil {
 		t.Fatalf("open the full location: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -29,18 +30,18 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 	ctx := ctxT(t, 2*time.Minute)
 	kube := c.Clientset(t)
 
-	openJob := func() *runjob.Location {
+	openJob := func() *store.Location {
 		t.Helper()
-		loc, err := runjob.OpenLocation(ctx, kube, c.Dynamic(t), name, location.Options{}, true)
+		loc, err := store.OpenLocation(ctx, kube, c.Dynamic(t), name, location.Options{}, true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = loc.Close() })
 		return loc
 	}
-	seal := func(loc *runjob.Location, backup string) string {
+	seal := func(loc *store.Location, backup string) string {
 		t.Helper()
-		prefix := runjob.BackupPrefix("shop", backup)
+		prefix := store.BackupPrefix("shop", backup)
 		if err := loc.Store.Put(ctx, prefix+"resources.json", strings.NewReader(`{"kind":"ConfigMap"}`)); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // Restore carries out Restore namespace/name from its Backup (in the same namespace) and reports through its
@@ -51,7 +52,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 		log.Printf("restore failed: %v", runErr)
 	}
 	if loc != nil {
-		if _, err := finish(ctx, loc, log, RestorePrefix(namespace, name)); err != nil && runErr == nil {
+		if _, err := finish(ctx, loc, log, store.RestorePrefix(namespace, name)); err != nil && runErr == nil {
 			runErr = err
 		}
 	}
@@ -170,7 +171,7 @@ func setRestoreStatus(ctx context.Context, env *jobrun.Env, t jobrun.Target, mut
 	})
 }
 
-func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts Options, log *jobLog) (*restoreResult, *Location, error) {
+func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts Options, log *jobLog) (*restoreResult, *store.Location, error) {
 	ao, err := RestoreOptions(r.Name, r.Spec)
 	if err != nil {
 		return nil, nil, err
@@ -182,13 +183,13 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 	if !b.Status.Phase.Restorable() {
 		return nil, nil, fmt.Errorf("Backup %s/%s is %s, not Completed: nothing to restore from", b.Namespace, b.Name, phaseOrPending(string(b.Status.Phase)))
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	syncBeforeWork(ctx, env, loc, log)
-	backup := Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))
-	out := Prefixed(loc.Store, RestorePrefix(r.Namespace, r.Name))
+	backup := store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name))
+	out := store.Prefixed(loc.Store, store.RestorePrefix(r.Namespace, r.Name))
 	vr, err := restoreVolumes(ctx, env, r, &b, backup, ao, log)
 	if err != nil {
 		return nil, loc, err
@@ -219,7 +220,7 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 	}
 	// Every volume's outcome is kept with the restore's summary; the status lists the first ones.
 	if len(vols) > 0 {
-		if err := collect.PutJSON(ctx, out, VolumesKey, vols); err != nil {
+		if err := collect.PutJSON(ctx, out, store.VolumesKey, vols); err != nil {
 			log.Printf("warning: %v", err)
 		}
 	}

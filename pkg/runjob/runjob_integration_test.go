@@ -34,6 +34,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -264,13 +265,13 @@ func TestBackupDeleteRestore(t *testing.T) {
 	}
 
 	// What is in the bucket, read the way describe and logs read it.
-	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer loc.Close()
-	store := runjob.Prefixed(loc.Store, runjob.BackupPrefix(ns, "nightly"))
-	m, err := collect.ReadManifest(ctxT(t, time.Minute), store)
+	kept := store.Prefixed(loc.Store, store.BackupPrefix(ns, "nightly"))
+	m, err := collect.ReadManifest(ctxT(t, time.Minute), kept)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +301,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 		t.Error("the bucket is empty")
 	}
 	var log strings.Builder
-	if err := runjob.ReadLog(ctxT(t, time.Minute), store, &log); err != nil {
+	if err := store.ReadLog(ctxT(t, time.Minute), kept, &log); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(log.String(), "backed up") || !strings.Contains(log.String(), "deployments.apps: 1") {
@@ -339,7 +340,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 	}
 	checkApp(t, kube, ns, "back")
 	restored := map[string]apply.Outcome{}
-	if err := apply.ReadSummary(ctxT(t, time.Minute), runjob.Prefixed(loc.Store, runjob.RestorePrefix(ns, "back")), func(e apply.SummaryEntry) error {
+	if err := apply.ReadSummary(ctxT(t, time.Minute), store.Prefixed(loc.Store, store.RestorePrefix(ns, "back")), func(e apply.SummaryEntry) error {
 		restored[e.Resource+" "+e.Name] = e.Outcome
 		return nil
 	}); err != nil {

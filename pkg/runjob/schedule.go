@@ -17,6 +17,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/schedule"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // ScheduleOutcome is what one start of a schedule's CronJob did.
@@ -129,9 +130,9 @@ func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedu
 			continue
 		}
 		if err == nil {
-			_, err = DeleteBackup(ctx, env, b, opts.Location, now)
+			_, err = store.DeleteBackup(ctx, env, b, opts.Location, now)
 		}
-		var locked *LockedError
+		var locked *store.LockedError
 		switch {
 		case err == nil:
 			out.Deleted = append(out.Deleted, name)
@@ -220,7 +221,7 @@ func launchBackupJob(ctx context.Context, env *jobrun.Env, namespace, name strin
 	c, err := jobspec.LoadConfig(ctx, env.Kube)
 	if err == nil {
 		var loc *v1alpha1.BackupLocation
-		if loc, err = GetLocation(ctx, env.Dynamic, string(b.Spec.Location)); err == nil {
+		if loc, err = store.GetLocation(ctx, env.Dynamic, string(b.Spec.Location)); err == nil {
 			t := jobspec.Target{Kind: jobspec.KindBackup, Namespace: namespace, Name: name, UID: b.UID}
 			_, err = jobspec.Launch(ctx, env.Kube, t, c, loc)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/schedule"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -90,7 +91,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctxT(t, 30*time.Second), want, metav1.GetOptions{}); err == nil {
 		t.Errorf("Backup %s deleted by retention is still there", want)
 	}
-	l, err := runjob.OpenLocation(ctxT(t, time.Minute), env.Kube, env.Dynamic, loc, location.Options{}, false)
+	l, err := store.OpenLocation(ctxT(t, time.Minute), env.Kube, env.Dynamic, loc, location.Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/pager"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // SyncResult is what a sync found and did.
@@ -90,7 +90,7 @@ func SyncLocation(ctx context.Context, cfg *rest.Config, name string, opts Optio
 // never fails the job: a sync that went wrong is a warning in the job log (and in the location's status).
 // The job's own Backup exists, so it is never made again as a synced one (nor is its backup listed yet: it
 // is sealed at the end).
-func syncBeforeWork(ctx context.Context, env *jobrun.Env, loc *Location, log *jobLog) {
+func syncBeforeWork(ctx context.Context, env *jobrun.Env, loc *store.Location, log *jobLog) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	res, err := syncOpened(ctx, env, loc)
@@ -145,7 +145,7 @@ func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocat
 	if err != nil || empty {
 		return &SyncResult{}, err
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, bl.Name, opts.Location, false)
+	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, bl.Name, opts.Location, false)
 	if err != nil {
 		return &SyncResult{}, err
 	}
@@ -154,18 +154,18 @@ func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocat
 }
 
 // syncOpened is the sync of the opened location loc. The result is never nil.
-func syncOpened(ctx context.Context, env *jobrun.Env, loc *Location) (*SyncResult, error) {
+func syncOpened(ctx context.Context, env *jobrun.Env, loc *store.Location) (*SyncResult, error) {
 	res := &SyncResult{}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	snaps, err := loc.repo.r.Snapshots(lctx)
+	snaps, err := loc.Repository().Snapshots(lctx)
 	if err != nil {
 		return res, fmt.Errorf("list the backups in %s: %s", loc.URL(""), location.Explain(err))
 	}
 	// A backup retried after a failed seal has several snapshots; it is one backup.
 	seen := map[string]bool{}
 	for _, sn := range snaps {
-		if _, _, ok := parseBackupPrefix(sn.Source); ok {
+		if _, _, ok := store.ParseBackupPrefix(sn.Source); ok {
 			seen[sn.Source] = true
 		}
 	}
@@ -179,7 +179,7 @@ func syncOpened(ctx context.Context, env *jobrun.Env, loc *Location) (*SyncResul
 		return res, err
 	}
 	for _, unit := range units {
-		ns, name, _ := parseBackupPrefix(unit)
+		ns, name, _ := store.ParseBackupPrefix(unit)
 		id := ns + "/" + name
 		b, found := have[id]
 		// A Backup of this cluster, or a synced one complete with its status, is left alone.
@@ -234,7 +234,7 @@ func backupsInCluster(ctx context.Context, env *jobrun.Env) (map[string]clusterB
 func holdsNoRepository(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (bool, error) {
 	octx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	b, err := openBucket(octx, env, bl, opts)
+	b, err := store.OpenBucket(octx, env.Kube, bl, opts.Location)
 	if err != nil {
 		return false, fmt.Errorf("open BackupLocation %s: %w", bl.Name, err)
 	}
@@ -246,27 +246,10 @@ func holdsNoRepository(ctx context.Context, env *jobrun.Env, bl *v1alpha1.Backup
 	return !exists, nil
 }
 
-// parseBackupPrefix is the inverse of BackupPrefix: the namespace and name of the backup kept under unit.
-func parseBackupPrefix(unit string) (namespace, name string, ok bool) {
-	rest, ok := strings.CutPrefix(unit, backupsDir+"/")
-	if !ok {
-		return "", "", false
-	}
-	rest, ok = strings.CutSuffix(rest, "/")
-	if !ok {
-		return "", "", false
-	}
-	namespace, name, ok = strings.Cut(rest, "/")
-	if !ok || len(validation.IsDNS1123Label(namespace)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		return "", "", false
-	}
-	return namespace, name, true
-}
-
 // syncBackup makes Backup namespace/name from what the location keeps of it, unless the cluster has it
 // (found: a synced Backup whose status was not written yet, by a sync that stopped half-way, which gets it
 // now); it says whether it created it.
-func syncBackup(ctx context.Context, env *jobrun.Env, loc *Location, namespace, name string, found bool) (bool, error) {
+func syncBackup(ctx context.Context, env *jobrun.Env, loc *store.Location, namespace, name string, found bool) (bool, error) {
 	want, err := readSynced(ctx, loc, namespace, name)
 	if err != nil {
 		return false, err
@@ -289,18 +272,18 @@ func syncBackup(ctx context.Context, env *jobrun.Env, loc *Location, namespace, 
 
 // readSynced is the Backup that sync makes for the backup kept under namespace/name in loc: from its
 // record, or rebuilt from its manifest for a backup made before records were kept.
-func readSynced(ctx context.Context, loc *Location, namespace, name string) (*v1alpha1.Backup, error) {
+func readSynced(ctx context.Context, loc *store.Location, namespace, name string) (*v1alpha1.Backup, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store := Prefixed(loc.Store, BackupPrefix(namespace, name))
-	rec, err := ReadBackupRecord(ctx, store)
+	kept := store.Prefixed(loc.Store, store.BackupPrefix(namespace, name))
+	rec, err := store.ReadBackupRecord(ctx, kept)
 	if err == nil {
 		return SyncedBackup(rec, loc.Name, namespace, name), nil
 	}
 	if !errors.Is(err, collect.ErrNotFound) {
 		return nil, errors.New(location.Explain(err))
 	}
-	m, err := collect.ReadManifest(ctx, store)
+	m, err := collect.ReadManifest(ctx, kept)
 	if err != nil && !errors.Is(err, collect.ErrNotFound) {
 		return nil, errors.New(location.Explain(err))
 	}
@@ -347,7 +330,7 @@ func syncedMeta(namespace, name, clusterID string) metav1.ObjectMeta {
 // SyncedBackup is the Backup that sync creates from rec, in BackupLocation locName of this cluster: the
 // spec and status the backup ended with, its location the local one. Labels of the original are not
 // copied: in this cluster they could make it count as another schedule's backup.
-func SyncedBackup(rec *BackupRecord, locName, namespace, name string) *v1alpha1.Backup {
+func SyncedBackup(rec *store.BackupRecord, locName, namespace, name string) *v1alpha1.Backup {
 	b := &v1alpha1.Backup{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Backup"},
 		ObjectMeta: syncedMeta(namespace, name, rec.ClusterID),

@@ -23,6 +23,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -78,7 +79,7 @@ func TestSyncClusterA(t *testing.T) {
 		out.Backups = append(out.Backups, done)
 	}
 	var err error
-	if out.ClusterID, err = runjob.ClusterID(ctxT(t, time.Minute), kube); err != nil {
+	if out.ClusterID, err = store.ClusterID(ctxT(t, time.Minute), kube); err != nil {
 		t.Fatal(err)
 	}
 	data, err := json.Marshal(out)
@@ -133,7 +134,7 @@ func TestSyncBetweenClusters(t *testing.T) {
 	kube := c.Clientset(t)
 	ns := a.Namespace
 	t.Cleanup(func() { _ = kube.CoreV1().Namespaces().Delete(ctxT(t, time.Minute), ns, metav1.DeleteOptions{}) })
-	if id, err := runjob.ClusterID(ctxT(t, time.Minute), kube); err != nil || id == a.ClusterID {
+	if id, err := store.ClusterID(ctxT(t, time.Minute), kube); err != nil || id == a.ClusterID {
 		t.Fatalf("cluster B's ID %q (%v) is cluster A's", id, err)
 	}
 	if _, err := kube.CoreV1().Namespaces().Get(ctxT(t, time.Minute), ns, metav1.GetOptions{}); err == nil {
@@ -141,14 +142,14 @@ func TestSyncBetweenClusters(t *testing.T) {
 	}
 
 	// Every backup keeps its record, which the sync reads.
-	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = runjob.ReadBackupRecord(ctxT(t, time.Minute), runjob.Prefixed(loc.Store, runjob.BackupPrefix(ns, "nightly")))
+	_, err = store.ReadBackupRecord(ctxT(t, time.Minute), store.Prefixed(loc.Store, store.BackupPrefix(ns, "nightly")))
 	_ = loc.Close()
 	if err != nil {
-		t.Fatalf("cluster A's backup has no record (runjob.Backup must call runjob.SaveBackupRecord before sealing): %v", err)
+		t.Fatalf("cluster A's backup has no record (runjob.Backup must call store.SaveBackupRecord before sealing): %v", err)
 	}
 
 	// As the Job's own identity, so that the installed RBAC is what is tested.
@@ -180,7 +181,7 @@ func TestSyncBetweenClusters(t *testing.T) {
 		}
 		versions[b.Name] = b.ResourceVersion
 	}
-	l, err := runjob.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
+	l, err := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), kube, dyn, locName, location.Options{}, true)
+	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, dyn, locName, location.Options{}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +249,12 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 		commit          bool
 	}{
 		{"old", collect.ManifestKey, string(manifest), true},
-		{"broken", runjob.LogKey, "backup failed: out of luck\n", true},
+		{"broken", store.LogKey, "backup failed: out of luck\n", true},
 		{"mine", collect.ManifestKey, string(manifest), true},
 		{"resumed", collect.ManifestKey, string(manifest), true},
 		{"unsealed", collect.ManifestKey, string(manifest), false},
 	} {
-		prefix := runjob.BackupPrefix(ns, w.name)
+		prefix := store.BackupPrefix(ns, w.name)
 		if err := loc.Store.Put(ctxT(t, time.Minute), prefix+w.key, strings.NewReader(w.data)); err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +329,7 @@ func TestSyncUnreadableLocation(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "access denied") {
 		t.Fatalf("sync with a wrong credential: %v", err)
 	}
-	l, gerr := runjob.GetLocation(ctx, c.Dynamic(t), locName)
+	l, gerr := store.GetLocation(ctx, c.Dynamic(t), locName)
 	if gerr != nil {
 		t.Fatal(gerr)
 	}
@@ -341,13 +342,13 @@ func TestSyncUnreadableLocation(t *testing.T) {
 // jobLogOf reads the job log that the backup or restore kept under prefix in location locName.
 func jobLogOf(t *testing.T, c *testbed.Cluster, locName, prefix string) string {
 	t.Helper()
-	loc, err := runjob.OpenLocation(ctxT(t, time.Minute), c.Clientset(t), c.Dynamic(t), locName, location.Options{}, false)
+	loc, err := store.OpenLocation(ctxT(t, time.Minute), c.Clientset(t), c.Dynamic(t), locName, location.Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer loc.Close()
 	var log bytes.Buffer
-	if err := runjob.ReadLog(ctxT(t, time.Minute), runjob.Prefixed(loc.Store, prefix), &log); err != nil {
+	if err := store.ReadLog(ctxT(t, time.Minute), store.Prefixed(loc.Store, prefix), &log); err != nil {
 		t.Fatal(err)
 	}
 	return log.String()
@@ -382,7 +383,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 	}
 	synced := func(want string) {
 		t.Helper()
-		l, err := runjob.GetLocation(ctxT(t, time.Minute), dyn, locName)
+		l, err := store.GetLocation(ctxT(t, time.Minute), dyn, locName)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +392,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 			t.Errorf("location status: %+v, want a Synced condition with %q", l.Status, want)
 		}
 	}
-	clusterID, err := runjob.ClusterID(ctxT(t, time.Minute), kube)
+	clusterID, err := store.ClusterID(ctxT(t, time.Minute), kube)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +417,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 	}
 	want := "sync of location " + locName + ": 1 backup, 1 new (" + ns + "/first), 0 already present"
 	synced("Synced: 1 backup, 1 new (" + ns + "/first), 0 already present")
-	if log := jobLogOf(t, c, locName, runjob.BackupPrefix(ns, "second")); !strings.Contains(log, want) {
+	if log := jobLogOf(t, c, locName, store.BackupPrefix(ns, "second")); !strings.Contains(log, want) {
 		t.Errorf("job log of the second backup lacks %q:\n%s", want, log)
 	}
 
@@ -432,7 +433,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 		t.Errorf("the forgotten backup after a restore's job: labels %v status %+v", back.Labels, back.Status)
 	}
 	want = "sync of location " + locName + ": 2 backups, 1 new (" + ns + "/second), 1 already present"
-	if log := jobLogOf(t, c, locName, runjob.RestorePrefix(ns, "again")); !strings.Contains(log, want) {
+	if log := jobLogOf(t, c, locName, store.RestorePrefix(ns, "again")); !strings.Contains(log, want) {
 		t.Errorf("job log of the restore lacks %q:\n%s", want, log)
 	}
 
@@ -463,7 +464,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 		t.Fatalf("a backup whose sync went wrong: %+v", third.Status)
 	}
 	want = "warning: sync of location " + locName + ": 3 backups, 0 new, 2 already present, 1 could not be synced: " + doomed.Name + "/lost: create Backup:"
-	if log := jobLogOf(t, c, locName, runjob.BackupPrefix(ns, "third")); !strings.Contains(log, want) {
+	if log := jobLogOf(t, c, locName, store.BackupPrefix(ns, "third")); !strings.Contains(log, want) {
 		t.Errorf("job log of the third backup lacks %q:\n%s", want, log)
 	}
 	synced("SomeBackupsNotSynced: 3 backups, 0 new, 2 already present, 1 could not be synced: " + doomed.Name + "/lost")

@@ -16,95 +16,8 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
-
-func TestParseBackupPrefix(t *testing.T) {
-	for _, tc := range []struct {
-		unit, ns, name string
-		ok             bool
-	}{
-		{BackupPrefix("shop", "nightly"), "shop", "nightly", true},
-		{BackupPrefix("pxb-system", "all.v2"), "pxb-system", "all.v2", true},
-		{RestorePrefix("shop", "back"), "", "", false},
-		{"backups/shop/", "", "", false},
-		{"backups/shop/nightly", "", "", false},
-		{"backups/shop/nightly/volumes/", "", "", false},
-		{"backups/Shop/nightly/", "", "", false},
-		{"/mnt/volume", "", "", false},
-	} {
-		ns, name, ok := parseBackupPrefix(tc.unit)
-		if ns != tc.ns || name != tc.name || ok != tc.ok {
-			t.Errorf("parseBackupPrefix(%q) = %q, %q, %v; want %q, %q, %v", tc.unit, ns, name, ok, tc.ns, tc.name, tc.ok)
-		}
-	}
-}
-
-// memStore is a collect.Store in memory.
-type memStore map[string][]byte
-
-func (m memStore) Put(_ context.Context, key string, r io.Reader) error {
-	data, err := io.ReadAll(r)
-	m[key] = data
-	return err
-}
-
-func (m memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
-	data, ok := m[key]
-	if !ok {
-		return nil, fmt.Errorf("read %s: %w", key, collect.ErrNotFound)
-	}
-	return io.NopCloser(bytes.NewReader(data)), nil
-}
-
-func TestBackupRecordRoundTrip(t *testing.T) {
-	start, end := metav1.NewTime(time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)), metav1.NewTime(time.Date(2026, 3, 1, 2, 5, 0, 0, time.UTC))
-	b := &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "shop", UID: "uid-1", ResourceVersion: "42",
-			Labels: map[string]string{"pxb.dev/schedule": "daily"}, Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
-		Spec: v1alpha1.BackupSpec{Location: "prod", IncludeResources: []v1alpha1.ResourcePattern{"deployments.apps"}, VolumeMethod: v1alpha1.VolumeFileSystem},
-		Status: v1alpha1.BackupStatus{Phase: v1alpha1.BackupCompleted, Stage: v1alpha1.BackupStageDone, StartTimestamp: &start, CompletionTimestamp: &end,
-			Progress: &v1alpha1.Progress{Percent: 100, ItemsTotal: 7, ItemsDone: 7}, TotalBytes: 2048, UploadedBytes: 512, Size: "2.0 KiB",
-			Volumes: []v1alpha1.VolumeStatus{{Namespace: "shop", PVC: "data", Method: v1alpha1.VolumeFileSystem, BytesTotal: 2048}}, WarningCount: 1, Warnings: []string{"w"}},
-	}
-	s := memStore{}
-	ctx := context.Background()
-	if _, err := ReadBackupRecord(ctx, s); !errors.Is(err, collect.ErrNotFound) {
-		t.Fatalf("no record yet: %v, want ErrNotFound", err)
-	}
-	if err := SaveBackupRecord(ctx, s, b, "cluster-a-uid"); err != nil {
-		t.Fatal(err)
-	}
-	raw := string(s[RecordKey])
-	for _, leak := range []string{"uid-1", "last-applied", `"42"`} {
-		if strings.Contains(raw, leak) {
-			t.Errorf("record keeps cluster-local metadata %q:\n%s", leak, raw)
-		}
-	}
-	rec, err := ReadBackupRecord(ctx, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.ClusterID != "cluster-a-uid" || rec.PxbVersion == "" || rec.Backup.Name != "nightly" || rec.Backup.Namespace != "shop" {
-		t.Errorf("record %+v", rec)
-	}
-
-	got := SyncedBackup(rec, "dr", "shop", "nightly")
-	if got.Labels[v1alpha1.SyncedLabel] != "true" || got.Annotations[v1alpha1.OriginClusterAnnotation] != "cluster-a-uid" || len(got.Labels) != 1 {
-		t.Errorf("synced metadata: labels %v annotations %v", got.Labels, got.Annotations)
-	}
-	if got.Spec.Location != "dr" || got.Spec.VolumeMethod != v1alpha1.VolumeFileSystem || !reflect.DeepEqual(got.Spec.IncludeResources, b.Spec.IncludeResources) {
-		t.Errorf("synced spec %+v", got.Spec)
-	}
-	// Semantic equality: times come back in the local zone.
-	if !equality.Semantic.DeepEqual(got.Status, b.Status) {
-		t.Errorf("synced status %+v\nwant %+v", got.Status, b.Status)
-	}
-
-	s[RecordKey] = []byte(`{"formatVersion": 9}`)
-	if _, err := ReadBackupRecord(ctx, s); err == nil || !strings.Contains(err.Error(), "format version 9") {
-		t.Errorf("record of a newer format: %v", err)
-	}
-}
 
 func TestBackupFromManifest(t *testing.T) {
 	m := &collect.Manifest{
@@ -151,24 +64,69 @@ func TestSyncResultMessage(t *testing.T) {
 	}
 }
 
-func TestLockedUntil(t *testing.T) {
-	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
-	for _, tc := range []struct {
-		name   string
-		status v1alpha1.BackupStatus
-		days   int32
-		want   time.Time
-	}{
-		{"no lock", v1alpha1.BackupStatus{CompletionTimestamp: at(-time.Hour)}, 0, time.Time{}},
-		{"completed an hour ago", v1alpha1.BackupStatus{StartTimestamp: at(-2 * time.Hour), CompletionTimestamp: at(-time.Hour)}, 2, now.Add(47 * time.Hour)},
-		{"expired", v1alpha1.BackupStatus{CompletionTimestamp: at(-49 * time.Hour)}, 2, time.Time{}},
-		{"running", v1alpha1.BackupStatus{StartTimestamp: at(-time.Minute)}, 1, now.Add(24 * time.Hour)},
-		{"never ran", v1alpha1.BackupStatus{}, 30, time.Time{}},
-	} {
-		got := LockedUntil(&v1alpha1.Backup{Status: tc.status}, tc.days, now)
-		if !got.Equal(tc.want) {
-			t.Errorf("%s: LockedUntil = %v, want %v", tc.name, got, tc.want)
+// memStore is a collect.Store in memory.
+type memStore map[string][]byte
+
+func (m memStore) Put(_ context.Context, key string, r io.Reader) error {
+	data, err := io.ReadAll(r)
+	m[key] = data
+	return err
+}
+
+func (m memStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
+	data, ok := m[key]
+	if !ok {
+		return nil, fmt.Errorf("read %s: %w", key, collect.ErrNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func TestBackupRecordRoundTrip(t *testing.T) {
+	start, end := metav1.NewTime(time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)), metav1.NewTime(time.Date(2026, 3, 1, 2, 5, 0, 0, time.UTC))
+	b := &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "shop", UID: "uid-1", ResourceVersion: "42",
+			Labels: map[string]string{"pxb.dev/schedule": "daily"}, Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+		Spec: v1alpha1.BackupSpec{Location: "prod", IncludeResources: []v1alpha1.ResourcePattern{"deployments.apps"}, VolumeMethod: v1alpha1.VolumeFileSystem},
+		Status: v1alpha1.BackupStatus{Phase: v1alpha1.BackupCompleted, Stage: v1alpha1.BackupStageDone, StartTimestamp: &start, CompletionTimestamp: &end,
+			Progress: &v1alpha1.Progress{Percent: 100, ItemsTotal: 7, ItemsDone: 7}, TotalBytes: 2048, UploadedBytes: 512, Size: "2.0 KiB",
+			Volumes: []v1alpha1.VolumeStatus{{Namespace: "shop", PVC: "data", Method: v1alpha1.VolumeFileSystem, BytesTotal: 2048}}, WarningCount: 1, Warnings: []string{"w"}},
+	}
+	s := memStore{}
+	ctx := context.Background()
+	if _, err := store.ReadBackupRecord(ctx, s); !errors.Is(err, collect.ErrNotFound) {
+		t.Fatalf("no record yet: %v, want ErrNotFound", err)
+	}
+	if err := store.SaveBackupRecord(ctx, s, b, "cluster-a-uid"); err != nil {
+		t.Fatal(err)
+	}
+	raw := string(s[store.RecordKey])
+	for _, leak := range []string{"uid-1", "last-applied", `"42"`} {
+		if strings.Contains(raw, leak) {
+			t.Errorf("record keeps cluster-local metadata %q:\n%s", leak, raw)
 		}
+	}
+	rec, err := store.ReadBackupRecord(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.ClusterID != "cluster-a-uid" || rec.PxbVersion == "" || rec.Backup.Name != "nightly" || rec.Backup.Namespace != "shop" {
+		t.Errorf("record %+v", rec)
+	}
+
+	got := SyncedBackup(rec, "dr", "shop", "nightly")
+	if got.Labels[v1alpha1.SyncedLabel] != "true" || got.Annotations[v1alpha1.OriginClusterAnnotation] != "cluster-a-uid" || len(got.Labels) != 1 {
+		t.Errorf("synced metadata: labels %v annotations %v", got.Labels, got.Annotations)
+	}
+	if got.Spec.Location != "dr" || got.Spec.VolumeMethod != v1alpha1.VolumeFileSystem || !reflect.DeepEqual(got.Spec.IncludeResources, b.Spec.IncludeResources) {
+		t.Errorf("synced spec %+v", got.Spec)
+	}
+	// Semantic equality: times come back in the local zone.
+	if !equality.Semantic.DeepEqual(got.Status, b.Status) {
+		t.Errorf("synced status %+v\nwant %+v", got.Status, b.Status)
+	}
+
+	s[store.RecordKey] = []byte(`{"formatVersion": 9}`)
+	if _, err := store.ReadBackupRecord(ctx, s); err == nil || !strings.Contains(err.Error(), "format version 9") {
+		t.Errorf("record of a newer format: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 	"github.com/pxb-dev/pxb/pkg/vm"
 )
@@ -131,12 +132,12 @@ func TestVirtualMachineBackup(t *testing.T) {
 	if err != nil || b.Status.Phase != v1alpha1.BackupCompleted {
 		t.Fatalf("backup of vm1 without freeze: %v; %s %q %q", err, b.Status.Phase, b.Status.Message, b.Status.Warnings)
 	}
-	l, err := runjob.OpenLocation(ctx, kube, dyn, loc, location.Options{}, false)
+	l, err := store.OpenLocation(ctx, kube, dyn, loc, location.Options{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	m, err := collect.ReadManifest(ctx, runjob.Prefixed(l.Store, runjob.BackupPrefix(ns, "vm1")))
+	m, err := collect.ReadManifest(ctx, store.Prefixed(l.Store, store.BackupPrefix(ns, "vm1")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestVirtualMachineBackup(t *testing.T) {
 		t.Errorf("warnings of the backup of a guest without agent: %q, want %q", b.Status.Warnings, wantWarning)
 	}
 	// Both VMs matched the label selector: four claims (vm2's too).
-	if m, err = collect.ReadManifest(ctx, runjob.Prefixed(l.Store, runjob.BackupPrefix(ns, "no-agent"))); err != nil {
+	if m, err = collect.ReadManifest(ctx, store.Prefixed(l.Store, store.BackupPrefix(ns, "no-agent"))); err != nil {
 		t.Fatal(err)
 	}
 	for _, tr := range m.Types {

@@ -22,6 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/snapshot"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // volumeBackup is the volume data of one Backup on its way into the repository.
@@ -29,7 +30,7 @@ type volumeBackup struct {
 	*tracker
 	b      *v1alpha1.Backup
 	loc    *v1alpha1.BackupLocation
-	opened *Location // the location, open: its repository
+	opened *store.Location // the location, open: its repository
 	cfg    jobspec.Config
 	snap   snapclient.Interface
 
@@ -61,7 +62,7 @@ func tempLabels(b *v1alpha1.Backup) map[string]string {
 // snapshot-method claims together between the backup's pre-exec and post-exec rules, then uploads every
 // volume through data-mover Jobs, a bounded number at once. Failures are per volume and recorded in the
 // returned records; the error is for what stops them all, a failed rule among them.
-func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opened *Location, claims []types.NamespacedName, q *quiesce, log *jobLog) ([]VolumeRecord, error) {
+func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opened *store.Location, claims []types.NamespacedName, q *quiesce, log *jobLog) ([]VolumeRecord, error) {
 	if len(claims) == 0 {
 		if err := q.before(ctx); err != nil {
 			return nil, err
@@ -72,7 +73,7 @@ func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, ope
 	if err != nil {
 		return nil, err
 	}
-	loc, err := GetLocation(ctx, env.Dynamic, string(b.Spec.Location))
+	loc, err := store.GetLocation(ctx, env.Dynamic, string(b.Spec.Location))
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +362,7 @@ func (vb *volumeBackup) upload(ctx context.Context, v *VolumeRecord) error {
 	}
 	vb.log.Printf("volume %s: uploading (%s)", v.Key(), v.Method)
 	res, err := runMover(ctx, vb.env.Kube, m, vb.cfg, vb.loc, func(ctx context.Context) (*MoverResult, error) {
-		return findUpload(ctx, vb.opened.repo.r, vb.b, v.Key())
+		return findUpload(ctx, vb.opened.Repository(), vb.b, v.Key())
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 // volumeRestore fills new volumes with a backup's volume data before the claims are restored: each volume
@@ -95,7 +96,7 @@ func restoreVolumes(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, b
 	if vr.cfg, err = jobspec.LoadConfig(ctx, env.Kube); err != nil {
 		return nil, err
 	}
-	if vr.loc, err = GetLocation(ctx, env.Dynamic, string(b.Spec.Location)); err != nil {
+	if vr.loc, err = store.GetLocation(ctx, env.Dynamic, string(b.Spec.Location)); err != nil {
 		return nil, err
 	}
 	vr.start(ctx)

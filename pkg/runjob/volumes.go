@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"sync"
 	"time"
 
@@ -19,20 +18,8 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
-
-// VolumesKey holds a backup's VolumeRecords, under its prefix.
-const VolumesKey = "volumes.json"
-
-// volumesDir is where the snapshots of a backup's volume data are kept in the repository:
-// volumes/<backup namespace>/<backup name>/<claim namespace>/<claim name>. It is apart from backupsDir so
-// that the objects' snapshots of a backup are found by prefix without its volumes.
-const volumesDir = "volumes"
-
-// VolumesPrefix is the repository source prefix of Backup namespace/name's volume snapshots.
-func VolumesPrefix(namespace, name string) string {
-	return path.Join(volumesDir, namespace, name) + "/"
-}
 
 // VolumeRecord is what a backup keeps of one claim: enough to make the claim again and fill it.
 type VolumeRecord struct {
@@ -73,7 +60,7 @@ type MoverResult struct {
 // ReadVolumes reads the VolumeRecords of a backup from its store; a backup made without volume data has
 // none.
 func ReadVolumes(ctx context.Context, s collect.Store) ([]VolumeRecord, error) {
-	r, err := s.Get(ctx, VolumesKey)
+	r, err := s.Get(ctx, store.VolumesKey)
 	if errors.Is(err, collect.ErrNotFound) {
 		return nil, nil
 	}
@@ -83,7 +70,7 @@ func ReadVolumes(ctx context.Context, s collect.Store) ([]VolumeRecord, error) {
 	defer r.Close()
 	var out []VolumeRecord
 	if err := json.NewDecoder(r).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read %s: %w", VolumesKey, err)
+		return nil, fmt.Errorf("read %s: %w", store.VolumesKey, err)
 	}
 	return out, nil
 }

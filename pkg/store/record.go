@@ -1,4 +1,4 @@
-package runjob
+package store
 
 import (
 	"bytes"
@@ -18,12 +18,8 @@ import (
 
 // A backup's record: the Backup object as it ended, kept next to its data, so that another cluster (or this
 // one, rebuilt) can recreate the Backup from the location alone (see SyncLocation).
-const (
-	// RecordKey is where the record is, under a backup's prefix.
-	RecordKey = "backup.json"
-	// recordFormatVersion is bumped when BackupRecord changes incompatibly.
-	recordFormatVersion = 1
-)
+// recordFormatVersion is bumped when BackupRecord changes incompatibly.
+const recordFormatVersion = 1
 
 // BackupRecord is what RecordKey holds.
 type BackupRecord struct {

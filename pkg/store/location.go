@@ -1,4 +1,4 @@
-package runjob
+package store
 
 import (
 	"context"
@@ -33,6 +33,9 @@ type Location struct {
 	repo       *repoStore
 	passphrase []byte
 }
+
+// Repository is the location's opened repository.
+func (l *Location) Repository() *repo.Repository { return l.repo.r }
 
 // Commit seals what was written under prefix (BackupPrefix or RestorePrefix) into the repository and
 // returns the snapshot that holds it.
@@ -129,6 +132,23 @@ func secretData(ctx context.Context, kube kubernetes.Interface, name, what strin
 		return nil, fmt.Errorf("get %s Secret %s/%s: %w", what, v1alpha1.SystemNamespace, name, err)
 	}
 	return s.Data, nil
+}
+
+// OpenBucket opens the bucket of loc with its credential (not its repository); the error is in plain words.
+func OpenBucket(ctx context.Context, kube kubernetes.Interface, loc *v1alpha1.BackupLocation, opts location.Options) (*blob.Bucket, error) {
+	var creds location.Credentials
+	if ref := loc.Spec.Credential; ref != nil {
+		data, err := secretData(ctx, kube, ref.Name, "credential")
+		if err != nil {
+			return nil, err
+		}
+		creds = data
+	}
+	b, err := location.Open(ctx, loc.Spec, creds, opts)
+	if err != nil {
+		return nil, errors.New(location.Explain(err))
+	}
+	return b, nil
 }
 
 // OpenLocation opens BackupLocation name with its credential and encryption key Secrets, and the repository
