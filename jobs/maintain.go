@@ -1,25 +1,132 @@
-package main
+package jobs
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 
-	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
-	"github.com/pxb-dev/pxb/pkg/runjob"
+	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/repo"
+	"github.com/pxb-dev/pxb/pkg/store"
 )
 
-// newMaintenanceCmd verifies a BackupLocation's repository and removes the data no backup needs any more,
-// writing the outcome into the location's status. The Job fails when the repository is damaged or cannot
-// be read, so that a scheduled maintenance shows up as a failed Job.
-func newMaintenanceCmd(target *jobrun.Target) *cobra.Command {
-	return newLocationCmd(target, "maintenance", "Verify a location's repository and remove the data no backup needs",
-		func(ctx context.Context, cfg *rest.Config, name string, opts runjob.Options) (string, error) {
-			res, err := runjob.MaintainLocation(ctx, cfg, name, opts)
-			if err != nil {
-				return "", err
-			}
-			return res.Message(), nil
-		})
+// MaintenanceResult is what a maintenance of a location found and did.
+type MaintenanceResult struct {
+	// Empty is true when the location holds no repository yet.
+	Empty bool
+	Check *repo.CheckResult
+	// GC is nil when garbage collection did not run (the repository is damaged or busy).
+	GC *repo.GCStats
+	// Busy says why garbage collection did not run when a writer held the repository.
+	Busy string
+}
+
+// Message sums the result up for a status: "verified 4 snapshots in 12 packs; freed 310.0 MiB (3 packs
+// deleted, 1 rewritten)".
+func (m *MaintenanceResult) Message() string {
+	if m.Empty {
+		return "the location holds no repository yet: nothing to maintain"
+	}
+	var b strings.Builder
+	c := m.Check
+	fmt.Fprintf(&b, "verified %d snapshot%s in %d pack%s", c.Snapshots, plural(c.Snapshots), c.Packs, plural(c.Packs))
+	if len(c.Errors) > 0 {
+		fmt.Fprintf(&b, ": %d problem%s, nothing deleted: %s", len(c.Errors), plural(len(c.Errors)), names(c.Errors))
+		return truncate(b.String(), 4096)
+	}
+	if m.GC == nil {
+		fmt.Fprintf(&b, "; unused data not removed: %s", m.Busy)
+		return truncate(b.String(), 4096)
+	}
+	g := m.GC
+	fmt.Fprintf(&b, "; freed %s (%d pack%s deleted, %d rewritten)", human.Bytes(g.DeletedBytes), g.DeletedPacks,
+		plural(g.DeletedPacks), g.RepackedPacks)
+	if g.AbortedUploads > 0 {
+		fmt.Fprintf(&b, ", %d abandoned upload%s aborted", g.AbortedUploads, plural(g.AbortedUploads))
+	}
+	if g.RetainedPacks > 0 {
+		fmt.Fprintf(&b, "; %s of unused data in %d pack%s stays under object lock until %s", human.Bytes(g.RetainedBytes),
+			g.RetainedPacks, plural(g.RetainedPacks), g.RetainedUntil.UTC().Format("2006-01-02 15:04 MST"))
+	}
+	if len(g.Undeletable) > 0 {
+		fmt.Fprintf(&b, "; %d object%s could not be deleted (the next maintenance tries again): %s",
+			len(g.Undeletable), plural(len(g.Undeletable)), names(g.Undeletable))
+	}
+	return truncate(b.String(), 4096)
+}
+
+// MaintainLocation verifies the structure of BackupLocation name's repository (every index readable, every
+// pack present with its stated size and header, every snapshot's trees readable) and, when it is sound,
+// collects its garbage: the data of deleted backups goes, except what object lock still retains. The outcome
+// goes into the location's status (v1alpha1.ConditionMaintained, lastMaintenanceTime). An error means the repository
+// is damaged, could not be read, or the status not written; a backup writing meanwhile is not an error: GC
+// waits for the next maintenance.
+func MaintainLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*MaintenanceResult, error) {
+	env, bl, err := locationEnv(ctx, cfg, name)
+	if err != nil {
+		return nil, err
+	}
+	res, err := maintain(ctx, env, bl, opts)
+	if err == nil && res.Check != nil && len(res.Check.Errors) > 0 {
+		err = fmt.Errorf("the repository of location %s is damaged: %s", name, res.Message())
+	}
+	return res, errors.Join(err, recordMaintenance(ctx, env, name, res, err))
+}
+
+func maintain(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (*MaintenanceResult, error) {
+	empty, err := holdsNoRepository(ctx, env, bl, opts)
+	if err != nil || empty {
+		return &MaintenanceResult{Empty: empty}, err
+	}
+	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, bl.Name, opts.Location, false)
+	if err != nil {
+		return nil, err
+	}
+	defer loc.Close()
+	r := loc.Repository()
+	res := &MaintenanceResult{}
+	res.Check, err = r.Check(ctx, repo.CheckOptions{})
+	if errors.Is(err, repo.ErrCheckFailed) {
+		return res, nil // the damage is in res.Check, named object by object
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %s", loc.URL(""), location.Explain(err))
+	}
+	res.GC, err = r.GC(ctx, repo.GCOptions{})
+	if errors.Is(err, repo.ErrLocked) {
+		res.GC, res.Busy = nil, "a backup or another maintenance was writing to the location; the next maintenance removes it"
+		return res, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("remove unused data from %s: %s", loc.URL(""), location.Explain(err))
+	}
+	return res, nil
+}
+
+// recordMaintenance writes the outcome of a maintenance of BackupLocation name into its status.
+func recordMaintenance(ctx context.Context, env *jobrun.Env, name string, res *MaintenanceResult, runErr error) error {
+	now := metav1.Now()
+	cond := metav1.Condition{Type: v1alpha1.ConditionMaintained}
+	switch {
+	case runErr == nil && res.Empty:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "NoRepository", res.Message()
+	case res == nil || res.Check == nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "LocationUnreadable", truncate(runErr.Error(), 4096)
+	case len(res.Check.Errors) > 0:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "RepositoryDamaged", res.Message()
+	case res.GC == nil:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "RepositoryBusy", res.Message()
+	default:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, "Maintained", res.Message()
+	}
+	return recordLocationCondition(ctx, env, name, cond, func(st *v1alpha1.BackupLocationStatus) {
+		st.LastMaintenanceTime = &now
+	})
 }

@@ -18,10 +18,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -203,7 +203,7 @@ func TestLocationOperations(t *testing.T) {
 			{"wantlock", "Unavailable", "objectLockDays is 1 but object lock: not enabled on bucket " + st.Bucket, metav1.ConditionFalse},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				st, err := runjob.CheckLocation(ctx, c.Config, tc.name, runjob.Options{})
+				st, err := jobs.CheckLocation(ctx, c.Config, tc.name, jobs.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -18,10 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -78,7 +78,7 @@ func runWhenLaunched(t *testing.T, c *testbed.Cluster, name, kind string, run fu
 func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 	t.Helper()
 	job := runWhenLaunched(t, c, name, "sync", func(ctx context.Context) error {
-		_, err := runjob.SyncLocation(ctx, c.Config, name, runjob.Options{})
+		_, err := jobs.SyncLocation(ctx, c.Config, name, jobs.Options{})
 		return err
 	})
 	out := mustPxb(t, c, "location", "sync", name)
@@ -92,7 +92,7 @@ func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 func maintainCLI(t *testing.T, c *testbed.Cluster, name string) string {
 	t.Helper()
 	job := runWhenLaunched(t, c, name, "maintenance", func(ctx context.Context) error {
-		_, err := runjob.MaintainLocation(ctx, c.Config, name, runjob.Options{})
+		_, err := jobs.MaintainLocation(ctx, c.Config, name, jobs.Options{})
 		return err
 	})
 	out := mustPxb(t, c, "location", "maintain", name)
@@ -115,7 +115,7 @@ func backupIn(t *testing.T, c *testbed.Cluster, ns, name, loc string) *v1alpha1.
 	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Create(ctx, u, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := runjob.Backup(ctx, c.Config, ns, name, runjob.Options{}); err != nil {
+	if err := jobs.Backup(ctx, c.Config, ns, name, jobs.Options{}); err != nil {
 		t.Fatalf("backup %s: %v", name, err)
 	}
 	return getBackup(t, c, ns, name)
@@ -166,7 +166,7 @@ func inLocation(t *testing.T, c *testbed.Cluster, loc, ns, name string) bool {
 // TestLocationSync drives `location sync` and the deletion of synced and object-locked Backups the way a
 // user would. One cluster plays both sides: a Backup made through location src is forgotten by the
 // cluster (its resource deleted, its data kept), as if another cluster had made it, and location mirror on
-// the same bucket and key syncs it back. TestSyncBetweenClusters in pkg/runjob syncs between two real
+// the same bucket and key syncs it back. TestSyncBetweenClusters in jobs/ syncs between two real
 // control planes. It installs pxb and uninstalls it at the end.
 func TestLocationSync(t *testing.T) {
 	c := testbed.APIServer(t)
@@ -369,7 +369,7 @@ func TestLocationSync(t *testing.T) {
 
 		// A synced Backup of a locked location: the resource may go, the data may not.
 		forget(t, c, ns, "sealed")
-		if _, err := runjob.SyncLocation(context.Background(), c.Config, "vault", runjob.Options{}); err != nil {
+		if _, err := jobs.SyncLocation(context.Background(), c.Config, "vault", jobs.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		synced := getBackup(t, c, ns, "sealed")

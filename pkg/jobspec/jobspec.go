@@ -27,14 +27,26 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 )
 
-// Kind is the pxb-job subcommand a Job runs.
+// Kind is the pxb-job subcommand a Job runs; these are the only names of pxb-job's job kinds.
 type Kind string
 
 const (
-	KindBackup   Kind = "backup"
-	KindRestore  Kind = "restore"
-	KindUpload   Kind = "upload"
+	// KindBackup carries out a Backup: its objects, and its volumes through upload Jobs.
+	KindBackup Kind = "backup"
+	// KindRestore carries out a Restore: its objects, and its volumes through download Jobs.
+	KindRestore Kind = "restore"
+	// KindUpload copies one volume's files into the repository of a Backup's location.
+	KindUpload Kind = "upload"
+	// KindDownload fills one restored claim from a Backup's repository snapshot.
 	KindDownload Kind = "download"
+	// KindCheck probes a BackupLocation and writes the outcome into its status.
+	KindCheck Kind = "check"
+	// KindSync creates the Backups found in a BackupLocation that the cluster lacks.
+	KindSync Kind = "sync"
+	// KindMaintenance verifies a BackupLocation's repository and removes the data no backup needs any more.
+	KindMaintenance Kind = "maintenance"
+	// KindSchedule is the job kind a BackupSchedule's CronJobs run.
+	KindSchedule Kind = "schedule"
 )
 
 // Labels on every Job pxb launches and on its pods.

@@ -20,15 +20,6 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
 
-// KindCheck probes a BackupLocation and writes the outcome into its status.
-const KindCheck Kind = "check"
-
-// KindSync creates the Backups found in a BackupLocation that the cluster lacks.
-const KindSync Kind = "sync"
-
-// KindMaintenance verifies a BackupLocation's repository and removes the data no backup needs any more.
-const KindMaintenance Kind = "maintenance"
-
 // LabelLocation names the BackupLocation a location Job works on.
 const LabelLocation = "pxb.dev/location"
 

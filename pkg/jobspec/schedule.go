@@ -17,9 +17,6 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
 
-// KindSchedule is the job kind a BackupSchedule's CronJobs run.
-const KindSchedule Kind = "schedule"
-
 // ScheduleCronJobName names the CronJob in pxb-system that runs kind ("daily", …) of BackupSchedule
 // namespace/name: one per schedule and kind, so that creating the schedule again updates it.
 func ScheduleCronJobName(namespace, name, kind string) string {

@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"bytes"
@@ -13,10 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/cli"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -49,11 +49,11 @@ func runJobWhenLaunched(t *testing.T, c *testbed.Cluster, target jobspec.Target)
 			done <- err
 			return
 		}
-		run := runjob.Backup
+		run := jobs.Backup
 		if target.Kind == jobspec.KindRestore {
-			run = runjob.Restore
+			run = jobs.Restore
 		}
-		done <- run(ctx, c.Config, target.Namespace, target.Name, runjob.Options{})
+		done <- run(ctx, c.Config, target.Namespace, target.Name, jobs.Options{})
 	}()
 	return done
 }

@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -58,8 +58,8 @@ func TestUploadRetriedAfterItsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc.Close()
-	req := runjob.MoverRequest{Namespace: ns, Name: "vol", Volume: ns + "/data", Path: dir, Method: v1alpha1.VolumeSnapshot}
-	first, err := runjob.Upload(ctxT(t, 2*time.Minute), c.Config, req, runjob.Options{})
+	req := jobs.MoverRequest{Namespace: ns, Name: "vol", Volume: ns + "/data", Path: dir, Method: v1alpha1.VolumeSnapshot}
+	first, err := jobs.Upload(ctxT(t, 2*time.Minute), c.Config, req, jobs.Options{})
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
@@ -70,7 +70,7 @@ func TestUploadRetriedAfterItsSnapshot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "db"), bytes.Repeat([]byte{1}, 10), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	again, err := runjob.Upload(ctxT(t, 2*time.Minute), c.Config, req, runjob.Options{})
+	again, err := jobs.Upload(ctxT(t, 2*time.Minute), c.Config, req, jobs.Options{})
 	if err != nil {
 		t.Fatalf("retried upload: %v", err)
 	}
@@ -103,14 +103,14 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 		Spec: v1alpha1.BackupLocationSpec{Provider: v1alpha1.ProviderNFS, NFS: &v1alpha1.NFSLocation{Server: "nfs.example", Path: "/export"},
 			EncryptionKey: v1alpha1.SecretReference{Name: "small-key"}},
 	})
-	opts := runjob.Options{Location: location.Options{NFSMountPath: export}}
+	opts := jobs.Options{Location: location.Options{NFSMountPath: export}}
 	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	loc.Close()
 
-	upload := func(backup, claim string, size int) (*runjob.MoverResult, error) {
+	upload := func(backup, claim string, size int) (*jobs.MoverResult, error) {
 		t.Helper()
 		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: claim, Namespace: ns},
 			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -128,8 +128,8 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 		}
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: ns},
 			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-		req := runjob.MoverRequest{Namespace: ns, Name: backup, Volume: ns + "/" + claim, Path: dir, Method: v1alpha1.VolumeSnapshot}
-		return runjob.Upload(ctxT(t, 2*time.Minute), c.Config, req, opts)
+		req := jobs.MoverRequest{Namespace: ns, Name: backup, Volume: ns + "/" + claim, Path: dir, Method: v1alpha1.VolumeSnapshot}
+		return jobs.Upload(ctxT(t, 2*time.Minute), c.Config, req, opts)
 	}
 	first, err := upload("small", "logs", 2<<20)
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"strings"
@@ -10,8 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -29,7 +29,7 @@ func TestBackupRulesOnTheAPIServer(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "no-rule", Namespace: ns},
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc), PreExecRule: "flush"},
 	})
-	err := runjob.Backup(ctxT(t, time.Minute), c.Config, ns, "no-rule", runjob.Options{})
+	err := jobs.Backup(ctxT(t, time.Minute), c.Config, ns, "no-rule", jobs.Options{})
 	want := "spec.preExecRule: Rule " + ns + "/flush not found (a Backup's rules must be in its own namespace)"
 	if err == nil || err.Error() != want {
 		t.Errorf("backup naming a missing Rule: %v, want %s", err, want)
@@ -57,7 +57,7 @@ func TestBackupRulesOnTheAPIServer(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "idle", Namespace: ns},
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc), PreExecRule: "flush", PostExecRule: "unflush"},
 	})
-	if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "idle", runjob.Options{}); err != nil {
+	if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "idle", jobs.Options{}); err != nil {
 		t.Fatalf("backup whose rules select no running pod: %v", err)
 	}
 	get(t, c, v1alpha1.BackupsResource, ns, "idle", &b)

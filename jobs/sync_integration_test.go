@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"bufio"
@@ -19,10 +19,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -71,7 +71,7 @@ func TestSyncClusterA(t *testing.T) {
 			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), IncludeResources: []v1alpha1.ResourcePattern{"configmaps"}}},
 	} {
 		create(t, c, v1alpha1.BackupsResource, &b)
-		if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, b.Namespace, b.Name, runjob.Options{}); err != nil {
+		if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, b.Namespace, b.Name, jobs.Options{}); err != nil {
 			t.Fatalf("backup %s in cluster A: %v", b.Name, err)
 		}
 		var done v1alpha1.Backup
@@ -149,11 +149,11 @@ func TestSyncBetweenClusters(t *testing.T) {
 	_, err = store.ReadBackupRecord(ctxT(t, time.Minute), store.Prefixed(loc.Store, store.BackupPrefix(ns, "nightly")))
 	_ = loc.Close()
 	if err != nil {
-		t.Fatalf("cluster A's backup has no record (runjob.Backup must call store.SaveBackupRecord before sealing): %v", err)
+		t.Fatalf("cluster A's backup has no record (jobs.Backup must call store.SaveBackupRecord before sealing): %v", err)
 	}
 
 	// As the Job's own identity, so that the installed RBAC is what is tested.
-	res, err := runjob.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, runjob.Options{})
+	res, err := jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +196,13 @@ func TestSyncBetweenClusters(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "from-a", Namespace: ns},
 		Spec:       v1alpha1.RestoreSpec{BackupName: "nightly"},
 	})
-	if err := runjob.Restore(ctxT(t, 3*time.Minute), c.Config, ns, "from-a", runjob.Options{}); err != nil {
+	if err := jobs.Restore(ctxT(t, 3*time.Minute), c.Config, ns, "from-a", jobs.Options{}); err != nil {
 		t.Fatalf("restore from the synced Backup: %v", err)
 	}
 	checkApp(t, kube, ns, "from-a")
 
 	// Again: nothing new, nothing touched.
-	res, err = runjob.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, runjob.Options{})
+	res, err = jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	kube, dyn := c.Clientset(t), c.Dynamic(t)
 	ns := c.Namespace(t)
 
-	res, err := runjob.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c), locName, runjob.Options{})
+	res, err := jobs.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c), locName, jobs.Options{})
 	if err != nil || res.Backups != 0 || res.Message() != "0 backups, 0 new, 0 already present" {
 		t.Fatalf("sync of an empty location: %+v, %v", res, err)
 	}
@@ -274,7 +274,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "resumed", Namespace: ns,
 		Labels: map[string]string{v1alpha1.SyncedLabel: "true"}}, Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
 
-	res, err = runjob.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, runjob.Options{})
+	res, err = jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestSyncUnreadableLocation(t *testing.T) {
 	if _, err := kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = runjob.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c), locName, runjob.Options{})
+	_, err = jobs.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c), locName, jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), "access denied") {
 		t.Fatalf("sync with a wrong credential: %v", err)
 	}
@@ -368,7 +368,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 		t.Helper()
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-		if err := runjob.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, runjob.Options{}); err != nil {
+		if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
 			t.Fatalf("backup %s/%s: %v", ns, name, err)
 		}
 		var b v1alpha1.Backup
@@ -425,7 +425,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 	forget(ns, "second")
 	create(t, c, v1alpha1.RestoresResource, &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "again", Namespace: ns},
 		Spec: v1alpha1.RestoreSpec{BackupName: "first"}})
-	if err := runjob.Restore(ctxT(t, 3*time.Minute), jobIdentity(t, c), ns, "again", runjob.Options{}); err != nil {
+	if err := jobs.Restore(ctxT(t, 3*time.Minute), jobIdentity(t, c), ns, "again", jobs.Options{}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	get(t, c, v1alpha1.BackupsResource, ns, "second", &back)

@@ -1,4 +1,4 @@
-package runjob
+package jobs
 
 import (
 	"context"

@@ -1,8 +1,8 @@
-// Package runjob holds pxb-job's job kinds, what each subcommand of the binary does: back up, restore,
+// Package jobs holds pxb-job's job kinds, what each subcommand of the binary does: back up, restore,
 // upload and download a volume, check, sync and maintain a location, run a schedule. Each reads its pxb
 // object, does the work through the engines (pkg/collect, pkg/apply, pkg/mover, pkg/rules, pkg/vm) and what
 // pkg/store keeps in the location, and reports through the object's status.
-package runjob
+package jobs
 
 import (
 	"context"

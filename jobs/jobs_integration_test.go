@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"bytes"
@@ -28,12 +28,12 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/location"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -247,7 +247,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
 	})
-	if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "nightly", runjob.Options{}); err != nil {
+	if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "nightly", jobs.Options{}); err != nil {
 		t.Fatalf("backup job: %v", err)
 	}
 	var b v1alpha1.Backup
@@ -329,7 +329,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "back", Namespace: ns},
 		Spec:       v1alpha1.RestoreSpec{BackupName: "nightly"},
 	})
-	if err := runjob.Restore(ctxT(t, 3*time.Minute), c.Config, ns, "back", runjob.Options{}); err != nil {
+	if err := jobs.Restore(ctxT(t, 3*time.Minute), c.Config, ns, "back", jobs.Options{}); err != nil {
 		t.Fatalf("restore job: %v", err)
 	}
 	var r v1alpha1.Restore
@@ -351,7 +351,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 	}
 
 	// A retried Job finds the Restore finished and changes nothing.
-	if err := runjob.Restore(ctxT(t, time.Minute), c.Config, ns, "back", runjob.Options{}); err != nil {
+	if err := jobs.Restore(ctxT(t, time.Minute), c.Config, ns, "back", jobs.Options{}); err != nil {
 		t.Errorf("second run of a finished restore: %v", err)
 	}
 
@@ -362,7 +362,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 		Spec: v1alpha1.RestoreSpec{BackupName: "nightly", NamespaceMapping: map[string]v1alpha1.NamespaceName{ns: v1alpha1.NamespaceName(target)},
 			ExistingResourcePolicy: v1alpha1.ExistingUpdate},
 	})
-	if err := runjob.Restore(ctxT(t, 3*time.Minute), c.Config, ns, "copy", runjob.Options{}); err != nil {
+	if err := jobs.Restore(ctxT(t, 3*time.Minute), c.Config, ns, "copy", jobs.Options{}); err != nil {
 		t.Fatalf("mapped restore job: %v", err)
 	}
 	get(t, c, v1alpha1.RestoresResource, ns, "copy", &r)
@@ -382,7 +382,7 @@ func TestFailuresAreReported(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "nowhere", Namespace: ns},
 		Spec:       v1alpha1.BackupSpec{Location: "no-such-location"},
 	})
-	err := runjob.Backup(ctxT(t, time.Minute), c.Config, ns, "nowhere", runjob.Options{})
+	err := jobs.Backup(ctxT(t, time.Minute), c.Config, ns, "nowhere", jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), `BackupLocation "no-such-location" not found`) {
 		t.Errorf("backup to a missing location: %v", err)
 	}
@@ -396,7 +396,7 @@ func TestFailuresAreReported(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "from-failed", Namespace: ns},
 		Spec:       v1alpha1.RestoreSpec{BackupName: "nowhere"},
 	})
-	err = runjob.Restore(ctxT(t, time.Minute), c.Config, ns, "from-failed", runjob.Options{})
+	err = jobs.Restore(ctxT(t, time.Minute), c.Config, ns, "from-failed", jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), "is Failed, not Completed") {
 		t.Errorf("restore from a failed backup: %v", err)
 	}
@@ -411,11 +411,11 @@ func TestFailuresAreReported(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: ns},
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), IncludeNamespaces: []v1alpha1.NamespacePattern{"no-such-ns"}},
 	})
-	err = runjob.Backup(ctxT(t, time.Minute), c.Config, ns, "ghost", runjob.Options{})
+	err = jobs.Backup(ctxT(t, time.Minute), c.Config, ns, "ghost", jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), `"no-such-ns" not found`) {
 		t.Errorf("backup of a missing namespace: %v", err)
 	}
-	if err := runjob.Backup(ctxT(t, time.Minute), c.Config, ns, "absent", runjob.Options{}); err == nil || !strings.Contains(err.Error(), "Backup "+ns+"/absent not found") {
+	if err := jobs.Backup(ctxT(t, time.Minute), c.Config, ns, "absent", jobs.Options{}); err == nil || !strings.Contains(err.Error(), "Backup "+ns+"/absent not found") {
 		t.Errorf("backup job for a Backup that does not exist: %v", err)
 	}
 }
@@ -440,7 +440,7 @@ func testObjectLockedLocation(t *testing.T, st *testbed.Store) {
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
 	})
 	started := time.Now()
-	if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "locked", runjob.Options{}); err != nil {
+	if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, ns, "locked", jobs.Options{}); err != nil {
 		t.Fatalf("backup job: %v", err)
 	}
 

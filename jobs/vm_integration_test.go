@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"strings"
@@ -14,10 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 	"github.com/pxb-dev/pxb/pkg/vm"
@@ -110,7 +110,7 @@ func TestVirtualMachineBackup(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc), VolumeMethod: v1alpha1.VolumeNone, VirtualMachines: sel},
 		})
-		err := runjob.Backup(ctx, c.Config, ns, name, runjob.Options{})
+		err := jobs.Backup(ctx, c.Config, ns, name, jobs.Options{})
 		var b v1alpha1.Backup
 		get(t, c, v1alpha1.BackupsResource, ns, name, &b)
 		return b, err
@@ -204,7 +204,7 @@ func TestVirtualMachineBackup(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "copy", Namespace: ns},
 		Spec:       v1alpha1.RestoreSpec{BackupName: "vm1", NamespaceMapping: map[string]v1alpha1.NamespaceName{ns: v1alpha1.NamespaceName(target)}},
 	})
-	if err := runjob.Restore(ctx, c.Config, ns, "copy", runjob.Options{}); err != nil {
+	if err := jobs.Restore(ctx, c.Config, ns, "copy", jobs.Options{}); err != nil {
 		t.Fatalf("restore of vm1: %v", err)
 	}
 	t.Cleanup(func() { _ = kube.CoreV1().Namespaces().Delete(ctxT(t, time.Minute), target, metav1.DeleteOptions{}) })

@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"strings"
@@ -9,11 +9,11 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/schedule"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
@@ -33,9 +33,9 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	}
 	everyTenMinutes(t, c, ns, "nightly", loc)
 	start := time.Now()
-	at := func(d time.Duration) *runjob.ScheduleOutcome {
+	at := func(d time.Duration) *jobs.ScheduleOutcome {
 		t.Helper()
-		out, err := runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "nightly", schedule.Interval, runjob.Options{}, start.Add(d))
+		out, err := jobs.Schedule(ctxT(t, time.Minute), c.Config, ns, "nightly", schedule.Interval, jobs.Options{}, start.Add(d))
 		if err != nil {
 			t.Fatalf("start at +%s: %v", d, err)
 		}
@@ -44,7 +44,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	// The scheduled Backup's Job cannot run here (no kubelet): the test carries it out itself.
 	complete := func(name string) {
 		t.Helper()
-		if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, name, runjob.Options{}); err != nil {
+		if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, ns, name, jobs.Options{}); err != nil {
 			t.Fatalf("backup %s: %v", name, err)
 		}
 	}
@@ -58,7 +58,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	})
 
 	first := at(0)
-	want := runjob.ScheduledBackupName("nightly", schedule.Interval, start)
+	want := jobs.ScheduledBackupName("nightly", schedule.Interval, start)
 	if first.Backup != want {
 		t.Fatalf("first start created %q, want %q", first.Backup, want)
 	}
@@ -113,7 +113,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns},
 		Spec:       v1alpha1.BackupScheduleSpec{Policy: "no-such-policy", Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
 	})
-	_, err = runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "orphan", schedule.Daily, runjob.Options{}, start)
+	_, err = jobs.Schedule(ctxT(t, time.Minute), c.Config, ns, "orphan", schedule.Daily, jobs.Options{}, start)
 	if err == nil || !strings.Contains(err.Error(), "spec.policy: SchedulePolicy /no-such-policy not found") {
 		t.Errorf("start of a schedule without its policy: %v", err)
 	}
@@ -133,12 +133,12 @@ func TestScheduleRetentionUnderObjectLock(t *testing.T) {
 	start := time.Now()
 	var made []string
 	for i := range 3 {
-		out, err := runjob.Schedule(ctxT(t, time.Minute), c.Config, ns, "locked", schedule.Interval, runjob.Options{}, start.Add(time.Duration(i)*12*time.Minute))
+		out, err := jobs.Schedule(ctxT(t, time.Minute), c.Config, ns, "locked", schedule.Interval, jobs.Options{}, start.Add(time.Duration(i)*12*time.Minute))
 		if err != nil || out.Backup == "" {
 			t.Fatalf("start %d: %+v, %v", i, out, err)
 		}
 		if i < 2 {
-			if err := runjob.Backup(ctxT(t, 2*time.Minute), c.Config, ns, out.Backup, runjob.Options{}); err != nil {
+			if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, ns, out.Backup, jobs.Options{}); err != nil {
 				t.Fatalf("backup %s: %v", out.Backup, err)
 			}
 		} else if len(out.Deleted) != 0 || len(out.Kept) != 1 || !strings.Contains(out.Kept[0], "Backup "+ns+"/"+made[0]+" kept: location "+loc+" keeps its data under object lock (1 days) until ") {

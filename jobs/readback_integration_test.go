@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"strings"
@@ -11,10 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -83,7 +83,7 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 
 	// The location now holds what the old race left: a check and a maintenance name the stray key slot and
 	// the backup that cannot be restored, and the maintenance deletes nothing.
-	st2, err := runjob.CheckLocation(ctx, c.Config, name, runjob.Options{})
+	st2, err := jobs.CheckLocation(ctx, c.Config, name, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 		!strings.Contains(cond.Message, "Not restorable: backups/shop/first/") {
 		t.Errorf("check's Repository condition: %+v; want False, naming the stray key slot and backups/shop/first/", cond)
 	}
-	_, err = runjob.MaintainLocation(ctx, c.Config, name, runjob.Options{})
+	_, err = jobs.MaintainLocation(ctx, c.Config, name, jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), "Not restorable: backups/shop/first/") {
 		t.Errorf("maintenance: %v; want it to fail naming the backup sealed with the stray key", err)
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package runjob_test
+package jobs_test
 
 import (
 	"crypto/rand"
@@ -15,11 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
-	"github.com/pxb-dev/pxb/pkg/runjob"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -71,13 +71,13 @@ func TestMaintainLocation(t *testing.T) {
 				t.Helper()
 				create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 					Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-				if err := runjob.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, runjob.Options{}); err != nil {
+				if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
 					t.Fatalf("backup %s: %v", name, err)
 				}
 			}
-			maintain := func() (*runjob.MaintenanceResult, metav1.Condition, error) {
+			maintain := func() (*jobs.MaintenanceResult, metav1.Condition, error) {
 				t.Helper()
-				res, err := runjob.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, runjob.Options{})
+				res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
 				l, gerr := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
 				if gerr != nil {
 					t.Fatal(gerr)
