@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -389,20 +390,41 @@ func listNames(ctx context.Context, b *blob.Bucket, prefix string) ([]string, er
 }
 
 func listObjects(ctx context.Context, b *blob.Bucket, prefix string, fn func(*blob.ListObject)) error {
+	var fi os.FileInfo
+	directory := b.As(&fi)
+	for attempt := 1; ; attempt++ {
+		objs, err := listOnce(ctx, b, prefix)
+		// A directory's listing fails when a file it read is gone before it is looked at: another process's
+		// temporary file, renamed at that moment (as every write and lock refresh does). It is listed again.
+		if err != nil && directory && attempt < 5 && gcerrors.Code(err) == gcerrors.NotFound {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, o := range objs {
+			fn(o)
+		}
+		return nil
+	}
+}
+
+func listOnce(ctx context.Context, b *blob.Bucket, prefix string) ([]*blob.ListObject, error) {
+	var objs []*blob.ListObject
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {
 		o, err := it.Next(ctx)
 		if err == io.EOF {
-			return nil
+			return objs, nil
 		}
 		if err != nil {
-			return fmt.Errorf("list %s: %w", prefix, err)
+			return nil, err
 		}
 		// A file-system location leaves "<name>.<time>.tmp" behind an upload killed midway; it is not an object.
 		if o.IsDir || strings.HasSuffix(o.Key, ".tmp") {
 			continue
 		}
-		fn(o)
+		objs = append(objs, o)
 	}
 }
 
