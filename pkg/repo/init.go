@@ -90,7 +90,8 @@ func Init(ctx context.Context, b *blob.Bucket, passphrase []byte, io InitOptions
 		return nil, fmt.Errorf("init repository: %w (made by another initialisation at the same time)", ErrRepositoryExists)
 	}
 	if err != nil {
-		r.discardKeySlot(ctx)
+		// The slot stays: the write may have landed all the same, and a config without its slot could never
+		// be opened. If it did not land, the slot is a stray that Open skips.
 		return nil, fmt.Errorf("init repository: create %s: %w", configName, err)
 	}
 	if err := r.confirmCreated(ctx, sealed); err != nil {
@@ -106,8 +107,10 @@ func Init(ctx context.Context, b *blob.Bucket, passphrase []byte, io InitOptions
 func (r *Repository) confirmCreated(ctx context.Context, sealed []byte) error {
 	err := r.createOnly(ctx, configName, sealed, true)
 	if err == nil {
-		_ = r.bucket.Delete(ctx, configName)
-		r.discardKeySlot(ctx)
+		// The slot only once config is gone: a config must never lose its slot.
+		if r.bucket.Delete(ctx, configName) == nil {
+			r.discardKeySlot(ctx)
+		}
 		return fmt.Errorf("the store accepted a second create-only write of %s (If-None-Match: * or its equivalent): "+
 			"it ignores conditional writes, so two backups starting at once could each make a repository here and lose "+
 			"each other's data; use a store (or a version of it) that supports conditional writes", configName)
