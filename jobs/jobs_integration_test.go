@@ -309,7 +309,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 	}
 
 	// kubectl get backups shows what a user looks for.
-	kubectl, err := exec.Command("../../hack/tools.sh", "kubectl").Output()
+	kubectl, err := exec.Command("../hack/tools.sh", "kubectl").Output()
 	if err != nil {
 		t.Fatalf("hack/tools.sh kubectl: %v", err)
 	}
