@@ -182,8 +182,9 @@ func (r *Repository) linkOnly(ctx context.Context, dir, name string, data []byte
 // directory returns the root directory of a directory (fileblob) bucket, "" for other stores. fileblob
 // hands its temporary file to BeforeWrite when the writer is made; opened with NoTempDir, as pxb opens
 // directories, that file lies beside the object, so a probe under keys/ shows the root. The probe writes
-// nothing: BeforeWrite refuses it. A directory bucket whose temporary files go elsewhere (some tests') gets
-// gocloud's IfNotExist instead, which is safe only within one process.
+// nothing: BeforeWrite refuses it. A directory bucket whose temporary files go elsewhere (some unit tests',
+// never a location) gets gocloud's IfNotExist instead: a stat before a rename, not atomic, so no concurrent
+// writers may use such a bucket.
 func (r *Repository) directory(ctx context.Context) string {
 	var fi os.FileInfo
 	if !r.bucket.As(&fi) {
