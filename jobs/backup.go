@@ -55,7 +55,8 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	log := newJobLog()
 	started := metav1.Now()
 	if err := setBackupStatus(ctx, env, target, func(s *v1alpha1.BackupStatus) {
-		*s = v1alpha1.BackupStatus{Phase: v1alpha1.BackupInProgress, Stage: v1alpha1.BackupStageResources, StartTimestamp: &started}
+		*s = v1alpha1.BackupStatus{Phase: v1alpha1.BackupInProgress, Stage: v1alpha1.BackupStageResources,
+			OperationStatus: v1alpha1.OperationStatus{StartTimestamp: &started}}
 	}); err != nil {
 		return err
 	}
@@ -114,8 +115,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 
 // failedBackupStatus is the status of a backup that failed with err.
 func failedBackupStatus(err error, started, finished *metav1.Time) v1alpha1.BackupStatus {
-	return v1alpha1.BackupStatus{Phase: v1alpha1.BackupFailed, Message: truncate(err.Error(), 4096),
-		StartTimestamp: started, CompletionTimestamp: finished, ErrorCount: 1, Errors: bounded([]string{err.Error()})}
+	return v1alpha1.BackupStatus{Phase: v1alpha1.BackupFailed, OperationStatus: failedStatus(err, started, finished)}
 }
 
 // saveRecord keeps b, with the cluster it was made in, in its backup's store.
@@ -129,43 +129,17 @@ func saveRecord(ctx context.Context, env *jobrun.Env, s collect.Store, b *v1alph
 
 // BackupStatus is the status that reports a finished backup.
 func BackupStatus(res *backupResult, started, finished *metav1.Time, url string) v1alpha1.BackupStatus {
-	total := int32(res.Total)
 	s := v1alpha1.BackupStatus{
-		Phase:               v1alpha1.BackupCompleted,
-		Stage:               v1alpha1.BackupStageDone,
-		StartTimestamp:      started,
-		CompletionTimestamp: finished,
-		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: total, ItemsDone: total},
-		ErrorCount:          int32(res.ErrorCount),
-		WarningCount:        int32(len(res.Warnings)),
-		Warnings:            bounded(res.Warnings),
+		Phase:           v1alpha1.BackupCompleted,
+		Stage:           v1alpha1.BackupStageDone,
+		OperationStatus: doneStatus(res.Total, res.ErrorCount, itemErrors(res.Errors), res.Warnings, started, finished),
 	}
-	errs := itemErrors(res.Errors)
-	var volBytes int64
-	volFailed, volDone := 0, 0
+	volDone, volFailed := addVolumes(&s.OperationStatus, res.Volumes)
 	for i := range res.Volumes {
-		v := &res.Volumes[i]
-		if len(s.Volumes) < v1alpha1.MaxStatusVolumes {
-			s.Volumes = append(s.Volumes, volumeStatus(v, v.Bytes, v.Bytes, v.Files, v.Files))
-		}
-		volBytes += v.Bytes
-		s.UploadedBytes += v.UploadedBytes
-		if v.Phase == v1alpha1.VolumeFailed {
-			volFailed++
-			errs = append(errs, v.Message)
-		} else {
-			s.Progress.VolumesDone++
-		}
-		if v.Phase == v1alpha1.VolumeCompleted {
-			volDone++
-		}
+		s.UploadedBytes += res.Volumes[i].UploadedBytes
 	}
-	s.Progress.VolumesTotal = int32(len(res.Volumes))
-	s.Progress.BytesTotal, s.Progress.BytesDone = volBytes, volBytes
-	s.ErrorCount += int32(volFailed)
-	s.Errors = bounded(errs)
 	// The size people see is the data: the volumes' bytes when there are volumes, else the objects'.
-	s.TotalBytes = res.Bytes + volBytes
+	s.TotalBytes = res.Bytes + s.Progress.BytesTotal
 	s.Size = human.Bytes(s.TotalBytes)
 	s.Message = fmt.Sprintf("%d objects (%s) backed up to %s", res.Total, s.Size, url)
 	if len(res.Volumes) > 0 {

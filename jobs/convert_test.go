@@ -23,12 +23,12 @@ func TestBackupOptions(t *testing.T) {
 	if !reflect.DeepEqual(o.ExcludeResources, []string{"backups.pxb.dev", "restores.pxb.dev"}) {
 		t.Errorf("pxb's own objects are left out: exclude %v", o.ExcludeResources)
 	}
-	o, err = BackupOptions("pxb-system", "all", v1alpha1.BackupSpec{
+	o, err = BackupOptions("pxb-system", "all", v1alpha1.BackupSpec{Selection: v1alpha1.Selection{
 		IncludeNamespaces: []v1alpha1.NamespacePattern{"*"}, ExcludeNamespaces: []v1alpha1.NamespaceName{"kube-system"},
 		LabelSelector:    &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 		IncludeResources: []v1alpha1.ResourcePattern{"deployments.apps", "backups.pxb.dev"},
 		ClusterResources: v1alpha1.ClusterResourcesInclude,
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestBackupOptions(t *testing.T) {
 	if err != nil || len(o.IncludeNamespaces) != 0 || o.NamespaceSelector != "env=prod" {
 		t.Errorf("a namespace selector alone selects by labels: %+v, %v", o, err)
 	}
-	_, err = BackupOptions("ns", "b", v1alpha1.BackupSpec{LabelSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Near"}}}})
+	_, err = BackupOptions("ns", "b", v1alpha1.BackupSpec{Selection: v1alpha1.Selection{LabelSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Near"}}}}})
 	if err == nil || !strings.Contains(err.Error(), "spec.labelSelector") {
 		t.Errorf("a bad selector: %v, want an error naming spec.labelSelector", err)
 	}

@@ -409,7 +409,7 @@ func TestFailuresAreReported(t *testing.T) {
 	// A backup of a namespace that does not exist fails before writing anything.
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: ns},
-		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), IncludeNamespaces: []v1alpha1.NamespacePattern{"no-such-ns"}},
+		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), Selection: v1alpha1.Selection{IncludeNamespaces: []v1alpha1.NamespacePattern{"no-such-ns"}}},
 	})
 	err = jobs.Backup(ctxT(t, time.Minute), c.Config, ns, "ghost", jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), `"no-such-ns" not found`) {

@@ -37,7 +37,8 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	log := newJobLog()
 	started := metav1.Now()
 	if err := setRestoreStatus(ctx, env, target, func(s *v1alpha1.RestoreStatus) {
-		*s = v1alpha1.RestoreStatus{Phase: v1alpha1.RestoreInProgress, Stage: v1alpha1.RestoreStageResources, StartTimestamp: &started}
+		*s = v1alpha1.RestoreStatus{Phase: v1alpha1.RestoreInProgress, Stage: v1alpha1.RestoreStageResources,
+			OperationStatus: v1alpha1.OperationStatus{StartTimestamp: &started}}
 	}); err != nil {
 		return err
 	}
@@ -60,9 +61,11 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	defer cancel()
 	if runErr != nil {
 		if err := setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
-			s.Phase, s.Message, s.CompletionTimestamp = v1alpha1.RestoreFailed, truncate(runErr.Error(), 4096), &finished
-			s.ErrorCount = max(s.ErrorCount, 1)
-			s.Errors = bounded([]string{runErr.Error()})
+			s.Phase = v1alpha1.RestoreFailed
+			// What the restore reported of its volumes and objects stays.
+			failed := failedStatus(runErr, s.StartTimestamp, &finished)
+			s.Message, s.CompletionTimestamp, s.Errors = failed.Message, failed.CompletionTimestamp, failed.Errors
+			s.ErrorCount = max(s.ErrorCount, failed.ErrorCount)
 		}); err != nil {
 			log.Printf("%v", err)
 			return runErr
@@ -71,7 +74,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	}
 	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
 		*s = RestoreStatus(res.Result, s.StartTimestamp, &finished)
-		addVolumes(s, res.Volumes)
+		addRestoredVolumes(s, res.Volumes)
 		warnings := res.Warnings
 		if w := unsupported(r.Spec); w != "" {
 			warnings = append([]string{w}, warnings...)
@@ -88,35 +91,16 @@ type restoreResult struct {
 	Warnings []string // about volumes
 }
 
-// addVolumes reports the restore's volumes in s: a failed volume is an error and makes the restore
+// addRestoredVolumes reports the restore's volumes in s: a failed volume is an error and makes the restore
 // PartiallySucceeded.
-func addVolumes(s *v1alpha1.RestoreStatus, vols []VolumeRecord) {
+func addRestoredVolumes(s *v1alpha1.RestoreStatus, vols []VolumeRecord) {
 	if len(vols) == 0 {
 		return
 	}
-	var errs []string
-	done := 0
-	for i := range vols {
-		v := &vols[i]
-		if len(s.Volumes) < v1alpha1.MaxStatusVolumes {
-			s.Volumes = append(s.Volumes, volumeStatus(v, v.Bytes, v.Bytes, v.Files, v.Files))
-		}
-		s.Progress.BytesTotal += v.Bytes
-		switch v.Phase {
-		case v1alpha1.VolumeFailed:
-			errs = append(errs, v.Message)
-		case v1alpha1.VolumeCompleted:
-			done++
-		}
-	}
-	s.Progress.VolumesTotal, s.Progress.VolumesDone, s.Progress.BytesDone = int32(len(vols)), int32(done), s.Progress.BytesTotal
+	done, failed := addVolumes(&s.OperationStatus, vols)
 	s.Message += fmt.Sprintf("; %d of %d volumes restored", done, len(vols))
-	if len(errs) > 0 {
-		s.ErrorCount += int32(len(errs))
-		s.Errors = bounded(append(errs, s.Errors...))
-		if s.Phase == v1alpha1.RestoreCompleted {
-			s.Phase = v1alpha1.RestorePartiallySucceeded
-		}
+	if failed > 0 && s.Phase == v1alpha1.RestoreCompleted {
+		s.Phase = v1alpha1.RestorePartiallySucceeded
 	}
 }
 
@@ -130,16 +114,10 @@ func RestoreStatus(res *apply.Result, started, finished *metav1.Time) v1alpha1.R
 		Failed:  int32(n[apply.OutcomeFailed] + n[apply.OutcomeWouldFail]),
 	}
 	s := v1alpha1.RestoreStatus{
-		Phase:               v1alpha1.RestoreCompleted,
-		Stage:               v1alpha1.RestoreStageDone,
-		StartTimestamp:      started,
-		CompletionTimestamp: finished,
-		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: int32(res.Total), ItemsDone: int32(res.Total)},
-		Counts:              counts,
-		ErrorCount:          int32(res.ErrorCount),
-		Errors:              bounded(itemErrors(res.Errors)),
-		WarningCount:        int32(len(res.Warnings)),
-		Warnings:            bounded(res.Warnings),
+		Phase:           v1alpha1.RestoreCompleted,
+		Stage:           v1alpha1.RestoreStageDone,
+		OperationStatus: doneStatus(res.Total, res.ErrorCount, itemErrors(res.Errors), res.Warnings, started, finished),
+		Counts:          counts,
 	}
 	verb := "restored"
 	if res.DryRun {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -42,6 +44,56 @@ func truncate(s string, n int) string {
 }
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// doneStatus is the status of an operation on total objects that ended, with these errors (errorCount
+// counts those not listed too) and warnings.
+func doneStatus(total, errorCount int, errs, warnings []string, started, finished *metav1.Time) v1alpha1.OperationStatus {
+	return v1alpha1.OperationStatus{
+		StartTimestamp:      started,
+		CompletionTimestamp: finished,
+		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: int32(total), ItemsDone: int32(total)},
+		ErrorCount:          int32(errorCount),
+		Errors:              bounded(errs),
+		WarningCount:        int32(len(warnings)),
+		Warnings:            bounded(warnings),
+	}
+}
+
+// failedStatus is the status of an operation that failed with err.
+func failedStatus(err error, started, finished *metav1.Time) v1alpha1.OperationStatus {
+	return v1alpha1.OperationStatus{Message: truncate(err.Error(), 4096), StartTimestamp: started,
+		CompletionTimestamp: finished, ErrorCount: 1, Errors: bounded([]string{err.Error()})}
+}
+
+// addVolumes reports vols in s: each volume's entry (up to the bound), the volume counts and bytes, and the
+// reason of each failed volume as an error. It returns how many volumes completed and how many failed.
+func addVolumes(s *v1alpha1.OperationStatus, vols []VolumeRecord) (completed, failed int) {
+	if s.Progress == nil {
+		s.Progress = &v1alpha1.Progress{}
+	}
+	var errs []string
+	var bytes int64
+	for i := range vols {
+		v := &vols[i]
+		if len(s.Volumes) < v1alpha1.MaxStatusVolumes {
+			s.Volumes = append(s.Volumes, volumeStatus(v, v.Bytes, v.Bytes, v.Files, v.Files))
+		}
+		bytes += v.Bytes
+		switch v.Phase {
+		case v1alpha1.VolumeFailed:
+			failed++
+			errs = append(errs, v.Message)
+		case v1alpha1.VolumeCompleted:
+			completed++
+		}
+	}
+	// Like the running count (tracker.publish), a volume is done once it is no longer worked on.
+	s.Progress.VolumesTotal, s.Progress.VolumesDone = int32(len(vols)), int32(len(vols)-failed)
+	s.Progress.BytesTotal, s.Progress.BytesDone = bytes, bytes
+	s.ErrorCount += int32(failed)
+	s.Errors = bounded(append(errs, s.Errors...))
+	return completed, failed
+}
 
 func itemErrors(errs []collect.ItemError) []string {
 	out := make([]string, 0, len(errs))

@@ -351,8 +351,10 @@ func BackupFromManifest(m *collect.Manifest, locName, namespace, name string) *v
 	}
 	if m == nil {
 		b.Status = v1alpha1.BackupStatus{
-			Phase:   v1alpha1.BackupFailed,
-			Message: "synced from the location, which holds no manifest of this backup: it did not finish",
+			Phase: v1alpha1.BackupFailed,
+			OperationStatus: v1alpha1.OperationStatus{
+				Message: "synced from the location, which holds no manifest of this backup: it did not finish",
+			},
 		}
 		return b
 	}
@@ -363,21 +365,14 @@ func BackupFromManifest(m *collect.Manifest, locName, namespace, name string) *v
 		}
 	}
 	started, finished := metav1.NewTime(m.Started), metav1.NewTime(m.Finished)
-	total := int32(m.Total)
 	b.Status = v1alpha1.BackupStatus{
-		Phase:               v1alpha1.BackupCompleted,
-		Stage:               v1alpha1.BackupStageDone,
-		Message:             fmt.Sprintf("%d objects; synced from the location, status rebuilt from the backup's manifest (it has no record of its Backup)", m.Total),
-		StartTimestamp:      &started,
-		CompletionTimestamp: &finished,
-		Progress:            &v1alpha1.Progress{Percent: 100, ItemsTotal: total, ItemsDone: total},
-		TotalBytes:          m.Bytes,
-		Size:                human.Bytes(m.Bytes),
-		ErrorCount:          int32(m.ErrorCount),
-		Errors:              bounded(itemErrors(m.Errors)),
-		WarningCount:        int32(len(m.Warnings)),
-		Warnings:            bounded(m.Warnings),
+		Phase:           v1alpha1.BackupCompleted,
+		Stage:           v1alpha1.BackupStageDone,
+		OperationStatus: doneStatus(m.Total, m.ErrorCount, itemErrors(m.Errors), m.Warnings, &started, &finished),
+		TotalBytes:      m.Bytes,
+		Size:            human.Bytes(m.Bytes),
 	}
+	b.Status.Message = fmt.Sprintf("%d objects; synced from the location, status rebuilt from the backup's manifest (it has no record of its Backup)", m.Total)
 	if m.ErrorCount > 0 {
 		b.Status.Phase = v1alpha1.BackupPartiallySucceeded
 	}

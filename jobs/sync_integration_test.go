@@ -68,7 +68,7 @@ func TestSyncClusterA(t *testing.T) {
 	for _, b := range []v1alpha1.Backup{
 		{ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: out.Namespace}, Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: out.Namespace},
-			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), IncludeResources: []v1alpha1.ResourcePattern{"configmaps"}}},
+			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), Selection: v1alpha1.Selection{IncludeResources: []v1alpha1.ResourcePattern{"configmaps"}}}},
 	} {
 		create(t, c, v1alpha1.BackupsResource, &b)
 		if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, b.Namespace, b.Name, jobs.Options{}); err != nil {

@@ -86,10 +86,10 @@ func TestBackupRecordRoundTrip(t *testing.T) {
 	b := &v1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "shop", UID: "uid-1", ResourceVersion: "42",
 			Labels: map[string]string{"pxb.dev/schedule": "daily"}, Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
-		Spec: v1alpha1.BackupSpec{Location: "prod", IncludeResources: []v1alpha1.ResourcePattern{"deployments.apps"}, VolumeMethod: v1alpha1.VolumeFileSystem},
-		Status: v1alpha1.BackupStatus{Phase: v1alpha1.BackupCompleted, Stage: v1alpha1.BackupStageDone, StartTimestamp: &start, CompletionTimestamp: &end,
-			Progress: &v1alpha1.Progress{Percent: 100, ItemsTotal: 7, ItemsDone: 7}, TotalBytes: 2048, UploadedBytes: 512, Size: "2.0 KiB",
-			Volumes: []v1alpha1.VolumeStatus{{Namespace: "shop", PVC: "data", Method: v1alpha1.VolumeFileSystem, BytesTotal: 2048}}, WarningCount: 1, Warnings: []string{"w"}},
+		Spec: v1alpha1.BackupSpec{Location: "prod", Selection: v1alpha1.Selection{IncludeResources: []v1alpha1.ResourcePattern{"deployments.apps"}}, VolumeMethod: v1alpha1.VolumeFileSystem},
+		Status: v1alpha1.BackupStatus{Phase: v1alpha1.BackupCompleted, Stage: v1alpha1.BackupStageDone, TotalBytes: 2048, UploadedBytes: 512, Size: "2.0 KiB",
+			OperationStatus: v1alpha1.OperationStatus{StartTimestamp: &start, CompletionTimestamp: &end, Progress: &v1alpha1.Progress{Percent: 100, ItemsTotal: 7, ItemsDone: 7},
+				Volumes: []v1alpha1.VolumeStatus{{Namespace: "shop", PVC: "data", Method: v1alpha1.VolumeFileSystem, BytesTotal: 2048}}, WarningCount: 1, Warnings: []string{"w"}}},
 	}
 	s := memStore{}
 	ctx := context.Background()

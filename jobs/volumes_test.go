@@ -78,7 +78,7 @@ func TestBackupStatusCountsVolumes(t *testing.T) {
 func TestRestoreStatusCountsVolumes(t *testing.T) {
 	now := metav1.Now()
 	s := RestoreStatus(&apply.Result{Phase: collect.PhaseCompleted, Total: 2, Counts: map[apply.Outcome]int{apply.OutcomeRestored: 2}}, &now, &now)
-	addVolumes(&s, []VolumeRecord{
+	addRestoredVolumes(&s, []VolumeRecord{
 		{Namespace: "shop", PVC: "data", Phase: v1alpha1.VolumeCompleted, Bytes: 10},
 		{Namespace: "shop", PVC: "logs", Phase: v1alpha1.VolumeFailed, Message: "volume shop/logs: download Job failed"},
 	})

@@ -39,10 +39,10 @@ func TestLockedUntil(t *testing.T) {
 		days   int32
 		want   time.Time
 	}{
-		{"no lock", v1alpha1.BackupStatus{CompletionTimestamp: at(-time.Hour)}, 0, time.Time{}},
-		{"completed an hour ago", v1alpha1.BackupStatus{StartTimestamp: at(-2 * time.Hour), CompletionTimestamp: at(-time.Hour)}, 2, now.Add(47 * time.Hour)},
-		{"expired", v1alpha1.BackupStatus{CompletionTimestamp: at(-49 * time.Hour)}, 2, time.Time{}},
-		{"running", v1alpha1.BackupStatus{StartTimestamp: at(-time.Minute)}, 1, now.Add(24 * time.Hour)},
+		{"no lock", v1alpha1.BackupStatus{OperationStatus: v1alpha1.OperationStatus{CompletionTimestamp: at(-time.Hour)}}, 0, time.Time{}},
+		{"completed an hour ago", v1alpha1.BackupStatus{OperationStatus: v1alpha1.OperationStatus{StartTimestamp: at(-2 * time.Hour), CompletionTimestamp: at(-time.Hour)}}, 2, now.Add(47 * time.Hour)},
+		{"expired", v1alpha1.BackupStatus{OperationStatus: v1alpha1.OperationStatus{CompletionTimestamp: at(-49 * time.Hour)}}, 2, time.Time{}},
+		{"running", v1alpha1.BackupStatus{OperationStatus: v1alpha1.OperationStatus{StartTimestamp: at(-time.Minute)}}, 1, now.Add(24 * time.Hour)},
 		{"never ran", v1alpha1.BackupStatus{}, 30, time.Time{}},
 	} {
 		got := LockedUntil(&v1alpha1.Backup{Status: tc.status}, tc.days, now)

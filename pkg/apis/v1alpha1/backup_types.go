@@ -44,38 +44,10 @@ type VirtualMachineSelection struct {
 // +kubebuilder:validation:XValidation:rule="!(has(self.includeNamespaces) && has(self.namespaceSelector))",message="includeNamespaces and namespaceSelector are mutually exclusive",fieldPath=".namespaceSelector"
 // +kubebuilder:validation:XValidation:rule="!has(self.snapshotClasses) || !has(self.volumeMethod) || self.volumeMethod == 'Snapshot'",message="snapshotClasses may only be set when volumeMethod is Snapshot or unset",fieldPath=".snapshotClasses",reason="FieldValueForbidden"
 type BackupSpec struct {
-	// includeNamespaces are the namespaces to back up; "*" is every namespace. Empty means the Backup's
-	// own namespace. A Backup outside pxb-system can only back up its own namespace.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=1024
-	IncludeNamespaces []NamespacePattern `json:"includeNamespaces,omitempty"`
-	// excludeNamespaces are left out even when included otherwise.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=1024
-	ExcludeNamespaces []NamespaceName `json:"excludeNamespaces,omitempty"`
+	Selection `json:",inline"`
 	// namespaceSelector selects the namespaces to back up by their labels.
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
-	// labelSelector keeps only the objects with matching labels.
-	// +optional
-	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
-	// includeResources are the resource types to back up ("deployments", "deployments.apps", "*"); empty
-	// means every type.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=256
-	IncludeResources []ResourcePattern `json:"includeResources,omitempty"`
-	// excludeResources are resource types left out.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=256
-	ExcludeResources []ResourcePattern `json:"excludeResources,omitempty"`
-	// clusterResources says which cluster-scoped objects to back up.
-	// +optional
-	// +kubebuilder:default=Auto
-	ClusterResources ClusterResourcesPolicy `json:"clusterResources,omitempty"`
 	// virtualMachines, when set, narrows the backup to the selected KubeVirt VirtualMachines of the selected
 	// namespaces and the objects they use (DataVolumes, PersistentVolumeClaims, Secrets, ConfigMaps).
 	// +optional
@@ -141,20 +113,8 @@ type BackupStatus struct {
 	Phase BackupPhase `json:"phase,omitempty"`
 	// stage the backup is in.
 	// +optional
-	Stage BackupStage `json:"stage,omitempty"`
-	// message explains the phase.
-	// +optional
-	// +kubebuilder:validation:MaxLength=4096
-	Message string `json:"message,omitempty"`
-	// startTimestamp is when the job started the backup.
-	// +optional
-	StartTimestamp *metav1.Time `json:"startTimestamp,omitempty"`
-	// completionTimestamp is when the backup ended, successfully or not.
-	// +optional
-	CompletionTimestamp *metav1.Time `json:"completionTimestamp,omitempty"`
-	// progress counts the work done.
-	// +optional
-	Progress *Progress `json:"progress,omitempty"`
+	Stage           BackupStage `json:"stage,omitempty"`
+	OperationStatus `json:",inline"`
 	// totalBytes is the size of the volume data in the backup.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
@@ -167,37 +127,6 @@ type BackupStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=32
 	Size string `json:"size,omitempty"`
-	// volumes is the progress of each volume, at most 256; the full list is in the bucket.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=256
-	Volumes []VolumeStatus `json:"volumes,omitempty"`
-	// errorCount is the number of errors, including those not listed in errors.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	ErrorCount int32 `json:"errorCount,omitempty"`
-	// errors are the first errors; all of them are in the bucket's log.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=20
-	// +kubebuilder:validation:items:MaxLength=1024
-	Errors []string `json:"errors,omitempty"`
-	// warningCount is the number of warnings, including those not listed in warnings.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	WarningCount int32 `json:"warningCount,omitempty"`
-	// warnings are the first warnings; all of them are in the bucket's log.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=20
-	// +kubebuilder:validation:items:MaxLength=1024
-	Warnings []string `json:"warnings,omitempty"`
-	// conditions of the backup.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=16
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // Backup is one backup of a set of namespaces, objects and volumes into a BackupLocation. Its spec cannot

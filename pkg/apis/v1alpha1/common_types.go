@@ -1,5 +1,7 @@
 package v1alpha1
 
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 // SecretReference names a Secret in the namespace of the object that refers to it.
 type SecretReference struct {
 	// name of the Secret.
@@ -150,3 +152,88 @@ const (
 	MaxStatusVolumes  = 256
 	MaxStatusMessages = 20
 )
+
+// Selection says which namespaces, objects and resource types an operation takes. A Backup selects from the
+// cluster, a Restore from its backup.
+type Selection struct {
+	// includeNamespaces are the namespaces to take; "*" is every namespace. Left empty, a Backup takes its
+	// own namespace and a Restore every namespace of its backup. A Backup outside pxb-system can only back
+	// up its own namespace.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1024
+	IncludeNamespaces []NamespacePattern `json:"includeNamespaces,omitempty"`
+	// excludeNamespaces are left out even when included otherwise.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1024
+	ExcludeNamespaces []NamespaceName `json:"excludeNamespaces,omitempty"`
+	// labelSelector keeps only the objects with matching labels.
+	// +optional
+	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
+	// includeResources are the resource types to take ("deployments", "deployments.apps", "*"); empty
+	// means every type.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	IncludeResources []ResourcePattern `json:"includeResources,omitempty"`
+	// excludeResources are resource types left out.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	ExcludeResources []ResourcePattern `json:"excludeResources,omitempty"`
+	// clusterResources says which cluster-scoped objects to take: Auto those the selected namespaced objects
+	// use (all of them when every namespace is selected), Include every selected one, Exclude none.
+	// +optional
+	// +kubebuilder:default=Auto
+	ClusterResources ClusterResourcesPolicy `json:"clusterResources,omitempty"`
+}
+
+// OperationStatus is what the job of a Backup or a Restore reports besides its phase and stage. It stays
+// small: the per-object list, the log and the full lists of errors and warnings are in the bucket.
+type OperationStatus struct {
+	// message explains the phase.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
+	// startTimestamp is when the job started.
+	// +optional
+	StartTimestamp *metav1.Time `json:"startTimestamp,omitempty"`
+	// completionTimestamp is when the operation ended, successfully or not.
+	// +optional
+	CompletionTimestamp *metav1.Time `json:"completionTimestamp,omitempty"`
+	// progress counts the work done.
+	// +optional
+	Progress *Progress `json:"progress,omitempty"`
+	// volumes is the progress of each volume, at most 256; the full list is in the bucket.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	Volumes []VolumeStatus `json:"volumes,omitempty"`
+	// errorCount is the number of errors, including those not listed in errors.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ErrorCount int32 `json:"errorCount,omitempty"`
+	// errors are the first errors; all of them are in the bucket (a backup's log, a restore's summary).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=1024
+	Errors []string `json:"errors,omitempty"`
+	// warningCount is the number of warnings, including those not listed in warnings.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	WarningCount int32 `json:"warningCount,omitempty"`
+	// warnings are the first warnings; all of them are in the bucket.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=1024
+	Warnings []string `json:"warnings,omitempty"`
+	// conditions of the operation.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}

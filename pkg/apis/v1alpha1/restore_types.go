@@ -22,33 +22,7 @@ type RestoreSpec struct {
 	// backupName names the Backup, in the Restore's namespace, to restore from.
 	// +required
 	BackupName ObjectName `json:"backupName"`
-	// includeNamespaces are the backup's namespaces to restore; empty or "*" is all of them.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=1024
-	IncludeNamespaces []NamespacePattern `json:"includeNamespaces,omitempty"`
-	// excludeNamespaces are the backup's namespaces not to restore.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=1024
-	ExcludeNamespaces []NamespaceName `json:"excludeNamespaces,omitempty"`
-	// labelSelector keeps only the objects with matching labels.
-	// +optional
-	LabelSelector *metav1.LabelSelector `json:"labelSelector,omitempty"`
-	// includeResources are the resource types to restore; empty means every type in the backup.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=256
-	IncludeResources []ResourcePattern `json:"includeResources,omitempty"`
-	// excludeResources are resource types not to restore.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=256
-	ExcludeResources []ResourcePattern `json:"excludeResources,omitempty"`
-	// clusterResources says which of the backup's cluster-scoped objects to restore.
-	// +optional
-	// +kubebuilder:default=Auto
-	ClusterResources ClusterResourcesPolicy `json:"clusterResources,omitempty"`
+	Selection  `json:",inline"`
 	// namespaceMapping restores the objects of a backed-up namespace (key) into another namespace (value).
 	// +optional
 	// +kubebuilder:validation:MaxProperties=1024
@@ -122,54 +96,11 @@ type RestoreStatus struct {
 	Phase RestorePhase `json:"phase,omitempty"`
 	// stage the restore is in.
 	// +optional
-	Stage RestoreStage `json:"stage,omitempty"`
-	// message explains the phase.
-	// +optional
-	// +kubebuilder:validation:MaxLength=4096
-	Message string `json:"message,omitempty"`
-	// startTimestamp is when the job started the restore.
-	// +optional
-	StartTimestamp *metav1.Time `json:"startTimestamp,omitempty"`
-	// completionTimestamp is when the restore ended, successfully or not.
-	// +optional
-	CompletionTimestamp *metav1.Time `json:"completionTimestamp,omitempty"`
-	// progress counts the work done.
-	// +optional
-	Progress *Progress `json:"progress,omitempty"`
+	Stage           RestoreStage `json:"stage,omitempty"`
+	OperationStatus `json:",inline"`
 	// counts of objects by outcome.
 	// +optional
 	Counts *RestoreCounts `json:"counts,omitempty"`
-	// volumes is the progress of each volume, at most 256; the full list is in the bucket.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=256
-	Volumes []VolumeStatus `json:"volumes,omitempty"`
-	// errorCount is the number of errors, including those not listed in errors.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	ErrorCount int32 `json:"errorCount,omitempty"`
-	// errors are the first errors; all of them are in the bucket's summary.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=20
-	// +kubebuilder:validation:items:MaxLength=1024
-	Errors []string `json:"errors,omitempty"`
-	// warningCount is the number of warnings, including those not listed in warnings.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	WarningCount int32 `json:"warningCount,omitempty"`
-	// warnings are the first warnings; all of them are in the bucket's summary.
-	// +optional
-	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=20
-	// +kubebuilder:validation:items:MaxLength=1024
-	Warnings []string `json:"warnings,omitempty"`
-	// conditions of the restore.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=16
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // Restore recreates objects and volume data from a Backup. Its spec cannot change once created.
