@@ -343,3 +343,11 @@ func jobLogs(ctx context.Context, kube kubernetes.Interface, name string, w io.W
 	_, err = io.Copy(w, rc)
 	return err
 }
+
+func stringsOf[T ~string](in []T) []string {
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i] = string(v)
+	}
+	return out
+}
