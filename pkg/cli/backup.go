@@ -50,32 +50,27 @@ type BackupCreateOptions struct {
 	Namespace    string
 	NamespaceSet bool
 
-	IncludeNamespaces       []string
-	ExcludeNamespaces       []string
-	Selector                string
-	NamespaceSelector       string
-	IncludeResources        []string
-	ExcludeResources        []string
-	IncludeClusterResources string
-	VolumeMethod            string
-	SnapshotClasses         map[string]string
-	VMs                     []string
-	VMSelector              string
-	NoFreeze                bool
-	PreExecRule             string
-	PostExecRule            string
-	Location                string
-	Labels                  map[string]string
-	Output                  string
-	Wait                    bool
-	Timeout                 time.Duration
+	selectionFlags
+	NamespaceSelector string
+	VolumeMethod      string
+	SnapshotClasses   map[string]string
+	VMs               []string
+	VMSelector        string
+	NoFreeze          bool
+	PreExecRule       string
+	PostExecRule      string
+	Location          string
+	Labels            map[string]string
+	Output            string
+	Wait              bool
+	Timeout           time.Duration
 
 	clients clients
 	genericiooptions.IOStreams
 }
 
 func newCmdBackupCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &BackupCreateOptions{IOStreams: streams, IncludeClusterResources: "auto", Timeout: time.Hour}
+	o := &BackupCreateOptions{IOStreams: streams, Timeout: time.Hour}
 	cmd := &cobra.Command{
 		Use:   "create NAME [--include-namespaces NS,...] [--location LOCATION] [--wait]",
 		Short: "Back up applications' objects",
@@ -118,14 +113,8 @@ span namespaces. Every selection is checked against the cluster before anything 
 
 // addSpecFlags adds the flags that make a BackupSpec (and the Backup's labels), shared with schedules.
 func (o *BackupCreateOptions) addSpecFlags(fl *pflag.FlagSet) {
-	fl.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "Namespaces to back up, or '*' for all (default: the Backup's own namespace).")
-	fl.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "Namespaces to leave out.")
-	fl.StringVarP(&o.Selector, "selector", "l", "", "Back up only objects matching this label selector.")
+	o.selectionFlags.AddFlags(fl, backupSelectionHelp)
 	fl.StringVar(&o.NamespaceSelector, "namespace-selector", "", "Back up the namespaces matching this label selector (instead of --include-namespaces).")
-	fl.StringSliceVar(&o.IncludeResources, "include-resources", nil, "Resource types to back up (deployments, deployments.apps, cm), or '*' (default: all).")
-	fl.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "Resource types to leave out.")
-	fl.StringVar(&o.IncludeClusterResources, "include-cluster-resources", o.IncludeClusterResources,
-		"Cluster-scoped objects: auto (those the selected objects use), true (all of the selected types) or false (none).")
 	fl.StringVar(&o.VolumeMethod, "volume-method", "",
 		"How volume data is taken: snapshot (CSI snapshot, then upload), fs (the live files, through the node of the pod using the volume) or none (claims' definitions only). Default: snapshot where the volume's CSI driver has a VolumeSnapshotClass, else fs. A claim's annotation "+v1alpha1.VolumeMethodAnnotation+" overrides it.")
 	fl.StringToStringVar(&o.SnapshotClasses, "snapshot-class", nil, "VolumeSnapshotClass per CSI driver, as DRIVER=CLASS,DRIVER2=CLASS2 (default: the driver's default class).")
@@ -191,33 +180,11 @@ func (o *BackupCreateOptions) Backup() (*v1alpha1.Backup, error) {
 	}
 	var err error
 	s := &b.Spec
-	if s.IncludeNamespaces, err = namespacePatterns("--include-namespaces", o.IncludeNamespaces, true); err != nil {
-		return nil, err
-	}
-	if s.ExcludeNamespaces, err = namespaceNames("--exclude-namespaces", o.ExcludeNamespaces); err != nil {
-		return nil, err
-	}
-	if s.LabelSelector, err = parseSelector("--selector", o.Selector); err != nil {
+	if s.Selection, err = o.ToSelection(); err != nil {
 		return nil, err
 	}
 	if s.NamespaceSelector, err = parseSelector("--namespace-selector", o.NamespaceSelector); err != nil {
 		return nil, err
-	}
-	if s.IncludeResources, err = resourcePatterns("--include-resources", o.IncludeResources); err != nil {
-		return nil, err
-	}
-	if s.ExcludeResources, err = resourcePatterns("--exclude-resources", o.ExcludeResources); err != nil {
-		return nil, err
-	}
-	switch strings.ToLower(o.IncludeClusterResources) {
-	case "auto", "":
-		s.ClusterResources = v1alpha1.ClusterResourcesAuto
-	case "true":
-		s.ClusterResources = v1alpha1.ClusterResourcesInclude
-	case "false":
-		s.ClusterResources = v1alpha1.ClusterResourcesExclude
-	default:
-		return nil, fmt.Errorf("--include-cluster-resources must be auto, true or false, not %q", o.IncludeClusterResources)
 	}
 	if o.VolumeMethod != "" {
 		if s.VolumeMethod, err = v1alpha1.ParseVolumeMethod(o.VolumeMethod); err != nil {

@@ -22,9 +22,10 @@ import (
 func TestBackupFlagsToSpec(t *testing.T) {
 	o := &BackupCreateOptions{
 		Name: "nightly", Namespace: "pxb-system",
-		IncludeNamespaces: []string{"shop", "db"}, ExcludeNamespaces: []string{"shop-old"},
-		Selector: "app=web,tier!=cache", IncludeResources: []string{"Deployments.apps", "cm"}, ExcludeResources: []string{"events"},
-		IncludeClusterResources: "false", Location: "s3-main", Labels: map[string]string{"team": "a"}, Timeout: time.Minute,
+		selectionFlags: selectionFlags{IncludeNamespaces: []string{"shop", "db"}, ExcludeNamespaces: []string{"shop-old"},
+			Selector: "app=web,tier!=cache", IncludeResources: []string{"Deployments.apps", "cm"}, ExcludeResources: []string{"events"},
+			ClusterResources: "false"},
+		Location: "s3-main", Labels: map[string]string{"team": "a"}, Timeout: time.Minute,
 		PreExecRule: "db-lock", PostExecRule: "db-unlock",
 	}
 	if err := o.Validate(); err != nil {
@@ -66,7 +67,7 @@ func TestBackupVMFlags(t *testing.T) {
 		{vms: []string{"*"}, noFreeze: true, want: `{"freeze":false}`},
 		{selector: "os=linux", want: `{"labelSelector":{"matchLabels":{"os":"linux"}}}`},
 	} {
-		o := &BackupCreateOptions{Name: "vms", IncludeClusterResources: "auto", Timeout: time.Minute, VMs: tc.vms, VMSelector: tc.selector, NoFreeze: tc.noFreeze}
+		o := &BackupCreateOptions{Name: "vms", selectionFlags: selectionFlags{ClusterResources: "auto"}, Timeout: time.Minute, VMs: tc.vms, VMSelector: tc.selector, NoFreeze: tc.noFreeze}
 		if err := o.Validate(); err != nil {
 			t.Fatalf("%+v: %v", tc, err)
 		}
@@ -86,7 +87,7 @@ func TestBackupValidateNamesTheFlag(t *testing.T) {
 		"--selector":                  func(o *BackupCreateOptions) { o.Selector = "app in (web" },
 		"--namespace-selector":        func(o *BackupCreateOptions) { o.NamespaceSelector = "a==b==c" },
 		"--include-resources":         func(o *BackupCreateOptions) { o.IncludeResources = []string{"deployments/scale"} },
-		"--include-cluster-resources": func(o *BackupCreateOptions) { o.IncludeClusterResources = "maybe" },
+		"--include-cluster-resources": func(o *BackupCreateOptions) { o.ClusterResources = "maybe" },
 		"--labels":                    func(o *BackupCreateOptions) { o.Labels = map[string]string{"a": "not valid!"} },
 		"--location":                  func(o *BackupCreateOptions) { o.Location = "Not_A_Name" },
 		"--pre-exec-rule":             func(o *BackupCreateOptions) { o.PreExecRule = "Lock!" },
@@ -98,7 +99,7 @@ func TestBackupValidateNamesTheFlag(t *testing.T) {
 		"--vms and --vm-selector":     func(o *BackupCreateOptions) { o.VMs = []string{"db"}; o.VMSelector = "os=linux" },
 		"--no-freeze":                 func(o *BackupCreateOptions) { o.NoFreeze = true },
 	} {
-		o := &BackupCreateOptions{Name: "ok", IncludeClusterResources: "auto", Timeout: time.Minute}
+		o := &BackupCreateOptions{Name: "ok", selectionFlags: selectionFlags{ClusterResources: "auto"}, Timeout: time.Minute}
 		mutate(o)
 		err := o.Validate()
 		if err == nil || !strings.Contains(err.Error(), strings.TrimSuffix(flag, " and")) {
@@ -120,7 +121,7 @@ func TestBackupNamespaceDefaultsToSystemWhenSpanning(t *testing.T) {
 		{[]string{"*"}, "", true},
 		{nil, "env=prod", true},
 	} {
-		o := &BackupCreateOptions{Namespace: "team-a", IncludeNamespaces: tc.include, NamespaceSelector: tc.selector}
+		o := &BackupCreateOptions{Namespace: "team-a", selectionFlags: selectionFlags{IncludeNamespaces: tc.include}, NamespaceSelector: tc.selector}
 		if got := o.spansNamespaces(); got != tc.want {
 			t.Errorf("include %v selector %q: spans = %v, want %v", tc.include, tc.selector, got, tc.want)
 		}
@@ -129,8 +130,8 @@ func TestBackupNamespaceDefaultsToSystemWhenSpanning(t *testing.T) {
 
 func TestBackupCreatePrintsWithoutCreating(t *testing.T) {
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()
-	o := &BackupCreateOptions{Name: "nightly", Namespace: "pxb-system", IncludeNamespaces: []string{"shop"},
-		IncludeClusterResources: "auto", Location: "main", Output: "yaml", Timeout: time.Minute, IOStreams: streams}
+	o := &BackupCreateOptions{Name: "nightly", Namespace: "pxb-system", selectionFlags: selectionFlags{IncludeNamespaces: []string{"shop"}, ClusterResources: "auto"},
+		Location: "main", Output: "yaml", Timeout: time.Minute, IOStreams: streams}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestRestoreFlagsToSpec(t *testing.T) {
 	o := &RestoreCreateOptions{
 		Name: "back", Namespace: "pxb-system", FromBackup: "nightly",
 		NamespaceMappings: []string{"shop:shop-copy", "db:db-copy"}, StorageClassMappings: []string{"fast:standard"},
-		ExistingResourcePolicy: "Update", IncludeResources: []string{"configmaps"}, Selector: "app=web", DryRun: true, Timeout: time.Minute,
+		ExistingResourcePolicy: "Update", selectionFlags: selectionFlags{IncludeResources: []string{"configmaps"}, Selector: "app=web"}, DryRun: true, Timeout: time.Minute,
 	}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
@@ -270,7 +271,7 @@ func TestParseSelectorKeepsMeaning(t *testing.T) {
 
 func TestScheduleFlags(t *testing.T) {
 	o := &ScheduleCreateOptions{BackupCreateOptions: BackupCreateOptions{Name: "shop", Namespace: "pxb-system",
-		IncludeNamespaces: []string{"shop"}, IncludeClusterResources: "auto", Location: "prod", Timeout: time.Minute}}
+		selectionFlags: selectionFlags{IncludeNamespaces: []string{"shop"}, ClusterResources: "auto"}, Location: "prod", Timeout: time.Minute}}
 	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--policy is required") {
 		t.Errorf("Validate without --policy: %v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -50,12 +51,8 @@ type RestoreCreateOptions struct {
 	Namespace    string
 	NamespaceSet bool
 
-	FromBackup             string
-	IncludeNamespaces      []string
-	ExcludeNamespaces      []string
-	IncludeResources       []string
-	ExcludeResources       []string
-	Selector               string
+	FromBackup string
+	selectionFlags
 	NamespaceMappings      []string
 	StorageClassMappings   []string
 	ExistingResourcePolicy string
@@ -101,11 +98,7 @@ Completed (or PartiallySucceeded); the selection and mappings are checked before
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.FromBackup, "from-backup", "", "Backup to restore from (required).")
-	fl.StringSliceVar(&o.IncludeNamespaces, "include-namespaces", nil, "Namespaces of the backup to restore, or '*' (default: all).")
-	fl.StringSliceVar(&o.ExcludeNamespaces, "exclude-namespaces", nil, "Namespaces of the backup not to restore.")
-	fl.StringSliceVar(&o.IncludeResources, "include-resources", nil, "Resource types to restore (default: all in the backup).")
-	fl.StringSliceVar(&o.ExcludeResources, "exclude-resources", nil, "Resource types not to restore.")
-	fl.StringVarP(&o.Selector, "selector", "l", "", "Restore only objects matching this label selector.")
+	o.selectionFlags.AddFlags(fl, restoreSelectionHelp)
 	fl.StringSliceVar(&o.NamespaceMappings, "namespace-mappings", nil, "Restore namespaces under other names, as FROM:TO,FROM2:TO2.")
 	fl.StringSliceVar(&o.StorageClassMappings, "storage-class-mappings", nil, "Give restored claims other StorageClasses, as FROM:TO.")
 	fl.StringVar(&o.ExistingResourcePolicy, "existing-resource-policy", o.ExistingResourcePolicy,
@@ -184,19 +177,7 @@ func (o *RestoreCreateOptions) Restore() (*v1alpha1.Restore, error) {
 	}
 	s := &r.Spec
 	var err error
-	if s.IncludeNamespaces, err = namespacePatterns("--include-namespaces", o.IncludeNamespaces, true); err != nil {
-		return nil, err
-	}
-	if s.ExcludeNamespaces, err = namespaceNames("--exclude-namespaces", o.ExcludeNamespaces); err != nil {
-		return nil, err
-	}
-	if s.IncludeResources, err = resourcePatterns("--include-resources", o.IncludeResources); err != nil {
-		return nil, err
-	}
-	if s.ExcludeResources, err = resourcePatterns("--exclude-resources", o.ExcludeResources); err != nil {
-		return nil, err
-	}
-	if s.LabelSelector, err = parseSelector("--selector", o.Selector); err != nil {
+	if s.Selection, err = o.ToSelection(); err != nil {
 		return nil, err
 	}
 	nsMap, err := parseMappings("--namespace-mappings", o.NamespaceMappings, validation.IsDNS1123Label)
@@ -283,7 +264,7 @@ func (o *RestoreCreateOptions) check(ctx context.Context, r *v1alpha1.Restore) (
 		return string(b.Spec.Location), nil
 	}
 	defer loc.Close()
-	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name)))
+	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, layout.BackupPrefix(b.Namespace, b.Name)))
 	if err != nil {
 		return "", fmt.Errorf("--from-backup: Backup %s/%s: %w", b.Namespace, b.Name, err)
 	}

@@ -49,7 +49,7 @@ type ScheduleCreateOptions struct {
 }
 
 func newCmdScheduleCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ScheduleCreateOptions{BackupCreateOptions: BackupCreateOptions{IOStreams: streams, IncludeClusterResources: "auto", Timeout: time.Hour}}
+	o := &ScheduleCreateOptions{BackupCreateOptions: BackupCreateOptions{IOStreams: streams, Timeout: time.Hour}}
 	cmd := &cobra.Command{
 		Use:   "create NAME --policy POLICY [backup create flags]",
 		Short: "Create or update a schedule of backups",
