@@ -53,13 +53,7 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 	if b.Labels[v1alpha1.SyncedLabel] == "true" {
 		fmt.Fprintf(w, "Origin cluster:\t%s\n", orDefault(b.Annotations[v1alpha1.OriginClusterAnnotation], "<unknown: the backup has no record of it>"))
 	}
-	fmt.Fprintf(w, "Namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeNamespaces), ", "), b.Namespace))
-	fmt.Fprintf(w, "Excluded namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeNamespaces), ", "), "<none>"))
-	fmt.Fprintf(w, "Namespace selector:\t%s\n", selectorText(s.NamespaceSelector))
-	fmt.Fprintf(w, "Label selector:\t%s\n", selectorText(s.LabelSelector))
-	fmt.Fprintf(w, "Resources:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeResources), ", "), "*"))
-	fmt.Fprintf(w, "Excluded resources:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeResources), ", "), "<none>"))
-	fmt.Fprintf(w, "Cluster resources:\t%s\n", orDefault(string(s.ClusterResources), string(v1alpha1.ClusterResourcesAuto)))
+	printSelection(w, s.Selection, b.Namespace, s.NamespaceSelector)
 	fmt.Fprintf(w, "Volume method:\t%s\n", orDefault(string(s.VolumeMethod), "Snapshot where the driver has a VolumeSnapshotClass, else FileSystem"))
 	if len(s.SnapshotClasses) > 0 {
 		classes := map[string]string{}
@@ -86,25 +80,12 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		fmt.Fprintf(w, "Pre-exec rule:\t%s\n", orDefault(string(s.PreExecRule), "<none>"))
 		fmt.Fprintf(w, "Post-exec rule:\t%s\n", orDefault(string(s.PostExecRule), "<none>"))
 	}
-	fmt.Fprintf(w, "\nPhase:\t%s\n", orDefault(string(st.Phase), string(v1alpha1.BackupPending)))
-	if st.Stage != "" {
-		fmt.Fprintf(w, "Stage:\t%s\n", st.Stage)
-	}
-	if st.Message != "" {
-		fmt.Fprintf(w, "Message:\t%s\n", st.Message)
-	}
-	fmt.Fprintf(w, "Started:\t%s\n", timeText(st.StartTimestamp))
-	fmt.Fprintf(w, "Completed:\t%s\n", timeText(st.CompletionTimestamp))
-	if p := st.Progress; p != nil {
-		fmt.Fprintf(w, "Objects:\t%d of %d (%d%%)\n", p.ItemsDone, p.ItemsTotal, p.Percent)
-	}
-	if st.Size != "" {
-		fmt.Fprintf(w, "Size:\t%s (%s added to the repository)\n", st.Size, human.Bytes(st.UploadedBytes))
-	}
-	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
-	printMessages(w, "Errors", st.ErrorCount, st.Errors)
 	_ = w.Flush()
-	printVolumes(o.Out, st.Volumes, st.Progress)
+	printOperationStatus(o.Out, orDefault(string(st.Phase), string(v1alpha1.BackupPending)), string(st.Stage), st.OperationStatus, func(w io.Writer) {
+		if st.Size != "" {
+			fmt.Fprintf(w, "Size:\t%s (%s added to the repository)\n", st.Size, human.Bytes(st.UploadedBytes))
+		}
+	})
 	if !st.Phase.Restorable() {
 		return nil
 	}
@@ -128,6 +109,58 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		fmt.Fprintf(w, "  %s\t%d\n", t.String(), t.Count)
 	}
 	return w.Flush()
+}
+
+// printSelection prints what a Backup or a Restore takes. emptyNamespaces is what an empty includeNamespaces
+// means for it; a Backup's namespaceSelector, when passed, is printed too.
+func printSelection(w io.Writer, s v1alpha1.Selection, emptyNamespaces string, namespaceSelector ...*metav1.LabelSelector) {
+	fmt.Fprintf(w, "Namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeNamespaces), ", "), emptyNamespaces))
+	fmt.Fprintf(w, "Excluded namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeNamespaces), ", "), "<none>"))
+	for _, sel := range namespaceSelector {
+		fmt.Fprintf(w, "Namespace selector:\t%s\n", selectorText(sel))
+	}
+	fmt.Fprintf(w, "Label selector:\t%s\n", selectorText(s.LabelSelector))
+	fmt.Fprintf(w, "Resources:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeResources), ", "), "*"))
+	fmt.Fprintf(w, "Excluded resources:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeResources), ", "), "<none>"))
+	fmt.Fprintf(w, "Cluster resources:\t%s\n", orDefault(string(s.ClusterResources), string(v1alpha1.ClusterResourcesAuto)))
+}
+
+// printOperationStatus prints how a Backup or a Restore went: its phase and stage, then its OperationStatus.
+// details prints, after the progress, what only one of them reports.
+func printOperationStatus(out io.Writer, phase, stage string, st v1alpha1.OperationStatus, details func(w io.Writer)) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\nPhase:\t%s\n", phase)
+	if stage != "" {
+		fmt.Fprintf(w, "Stage:\t%s\n", stage)
+	}
+	if st.Message != "" {
+		fmt.Fprintf(w, "Message:\t%s\n", st.Message)
+	}
+	fmt.Fprintf(w, "Started:\t%s\n", timeText(st.StartTimestamp))
+	fmt.Fprintf(w, "Completed:\t%s\n", timeText(st.CompletionTimestamp))
+	if p := st.Progress; p != nil {
+		fmt.Fprintf(w, "Objects:\t%d of %d (%d%%)\n", p.ItemsDone, p.ItemsTotal, p.Percent)
+	}
+	details(w)
+	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
+	printMessages(w, "Errors", st.ErrorCount, st.Errors)
+	_ = w.Flush()
+	printVolumes(out, st.Volumes, st.Progress)
+	printConditions(out, st.Conditions)
+}
+
+// printConditions lists the conditions of a status.
+func printConditions(out io.Writer, conds []metav1.Condition) {
+	if len(conds) == 0 {
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nConditions:")
+	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tSINCE\tMESSAGE")
+	for _, c := range conds {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, timeText(&c.LastTransitionTime), c.Message)
+	}
+	_ = w.Flush()
 }
 
 // syncedText says whether b was made in this cluster or brought in by a sync of its location.
@@ -164,11 +197,7 @@ func (o *ObjectOptions) describeRestore(ctx context.Context) error {
 	fmt.Fprintf(w, "Name:\t%s\n", r.Name)
 	fmt.Fprintf(w, "Namespace:\t%s\n", r.Namespace)
 	fmt.Fprintf(w, "Backup:\t%s\n", s.BackupName)
-	fmt.Fprintf(w, "Namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeNamespaces), ", "), "*"))
-	fmt.Fprintf(w, "Excluded namespaces:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeNamespaces), ", "), "<none>"))
-	fmt.Fprintf(w, "Resources:\t%s\n", orDefault(strings.Join(stringsOf(s.IncludeResources), ", "), "*"))
-	fmt.Fprintf(w, "Excluded resources:\t%s\n", orDefault(strings.Join(stringsOf(s.ExcludeResources), ", "), "<none>"))
-	fmt.Fprintf(w, "Label selector:\t%s\n", selectorText(s.LabelSelector))
+	printSelection(w, s.Selection, "*")
 	nsMap := map[string]string{}
 	for k, v := range s.NamespaceMapping {
 		nsMap[k] = string(v)
@@ -183,19 +212,12 @@ func (o *ObjectOptions) describeRestore(ctx context.Context) error {
 	if s.DryRun {
 		fmt.Fprintf(w, "Dry run:\ttrue (nothing was changed)\n")
 	}
-	fmt.Fprintf(w, "\nPhase:\t%s\n", orDefault(string(st.Phase), string(v1alpha1.RestorePending)))
-	if st.Message != "" {
-		fmt.Fprintf(w, "Message:\t%s\n", st.Message)
-	}
-	fmt.Fprintf(w, "Started:\t%s\n", timeText(st.StartTimestamp))
-	fmt.Fprintf(w, "Completed:\t%s\n", timeText(st.CompletionTimestamp))
-	if c := st.Counts; c != nil {
-		fmt.Fprintf(w, "Objects:\t%d created, %d updated, %d skipped, %d failed\n", c.Created, c.Updated, c.Skipped, c.Failed)
-	}
-	printMessages(w, "Warnings", st.WarningCount, st.Warnings)
-	printMessages(w, "Errors", st.ErrorCount, st.Errors)
 	_ = w.Flush()
-	printVolumes(o.Out, st.Volumes, st.Progress)
+	printOperationStatus(o.Out, orDefault(string(st.Phase), string(v1alpha1.RestorePending)), string(st.Stage), st.OperationStatus, func(w io.Writer) {
+		if c := st.Counts; c != nil {
+			fmt.Fprintf(w, "Outcomes:\t%d created, %d updated, %d skipped, %d failed\n", c.Created, c.Updated, c.Skipped, c.Failed)
+		}
+	})
 	if st.CompletionTimestamp == nil || st.Phase == v1alpha1.RestoreFailed && st.Counts == nil {
 		return nil
 	}
