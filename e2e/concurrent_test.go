@@ -17,6 +17,7 @@ import (
 
 	"github.com/pxb-dev/pxb/e2e/framework"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // TestConcurrentFirstBackups: two backups started at the same moment into a new, empty location both
@@ -136,11 +137,11 @@ func keySlots(t *testing.T, c *framework.Cluster, loc string) []string {
 		Credentials: credentials.NewStaticCredentialsProvider(c.S3.AccessKey, c.S3.SecretKey, ""),
 	})
 	var keys []string
-	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix + "keys/")})
+	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix + layout.KeysPrefix)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			t.Fatalf("list s3://%s/%skeys/: %v", bucket, prefix, err)
+			t.Fatalf("list s3://%s/%s%s: %v", bucket, prefix, layout.KeysPrefix, err)
 		}
 		for _, o := range page.Contents {
 			keys = append(keys, aws.ToString(o.Key))

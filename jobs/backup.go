@@ -21,6 +21,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/vm"
@@ -70,7 +71,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	if runErr != nil {
 		log.Printf("backup failed: %v", runErr)
 	}
-	prefix := store.BackupPrefix(namespace, name)
+	prefix := layout.BackupPrefix(namespace, name)
 	var final v1alpha1.BackupStatus
 	if runErr == nil {
 		final = BackupStatus(res, &started, &finished, loc.URL(prefix))
@@ -253,7 +254,7 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 			return uses, vm.AddStateClaims(ctx, env.Kube, vms, uses)
 		}
 	}
-	kept := store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name))
+	kept := store.Prefixed(loc.Store, layout.BackupPrefix(b.Namespace, b.Name))
 	res, err := collect.Run(ctx, env.Config, kept, co)
 	if err != nil {
 		return nil, loc, errors.New(location.Explain(err))
@@ -278,7 +279,7 @@ func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Op
 		return nil, loc, err
 	}
 	if len(vols) > 0 {
-		if err := collect.PutJSON(ctx, kept, store.VolumesKey, vols); err != nil {
+		if err := collect.PutJSON(ctx, kept, layout.VolumesKey, vols); err != nil {
 			return nil, loc, err
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/install"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
@@ -270,7 +271,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer loc.Close()
-	kept := store.Prefixed(loc.Store, store.BackupPrefix(ns, "nightly"))
+	kept := store.Prefixed(loc.Store, layout.BackupPrefix(ns, "nightly"))
 	m, err := collect.ReadManifest(ctxT(t, time.Minute), kept)
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +341,7 @@ func TestBackupDeleteRestore(t *testing.T) {
 	}
 	checkApp(t, kube, ns, "back")
 	restored := map[string]apply.Outcome{}
-	if err := apply.ReadSummary(ctxT(t, time.Minute), store.Prefixed(loc.Store, store.RestorePrefix(ns, "back")), func(e apply.SummaryEntry) error {
+	if err := apply.ReadSummary(ctxT(t, time.Minute), store.Prefixed(loc.Store, layout.RestorePrefix(ns, "back")), func(e apply.SummaryEntry) error {
 		restored[e.Resource+" "+e.Name] = e.Outcome
 		return nil
 	}); err != nil {
@@ -453,7 +454,7 @@ func testObjectLockedLocation(t *testing.T, st *testbed.Store) {
 	checked := 0
 	for _, key := range testbed.Keys(t, b) {
 		// Writers' leases are deleted when released, so they are the one kind written without retention.
-		if strings.HasPrefix(key, "cluster-a/locks/") {
+		if strings.HasPrefix(key, "cluster-a/"+layout.LockPrefix) {
 			continue
 		}
 		head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(st.Bucket), Key: aws.String(key)})

@@ -18,6 +18,7 @@ import (
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -30,7 +31,7 @@ func packBytes(t *testing.T, st *testbed.Store) int64 {
 	ctx := ctxT(t, time.Minute)
 	b := st.OpenT(t)
 	var n int64
-	it := b.List(&blob.ListOptions{Prefix: "cluster-a/data/"})
+	it := b.List(&blob.ListOptions{Prefix: "cluster-a/" + layout.DataPrefix})
 	for {
 		o, err := it.Next(ctx)
 		if err == io.EOF {
@@ -162,7 +163,7 @@ func TestMaintainLocation(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer loc.Close()
-			if _, err := collect.ReadManifest(ctxT(t, time.Minute), store.Prefixed(loc.Store, store.BackupPrefix(ns, "two"))); err != nil {
+			if _, err := collect.ReadManifest(ctxT(t, time.Minute), store.Prefixed(loc.Store, layout.BackupPrefix(ns, "two"))); err != nil {
 				t.Fatalf("backup two after maintenance: %v", err)
 			}
 			if tc.lockDays > 0 {
@@ -172,7 +173,7 @@ func TestMaintainLocation(t *testing.T) {
 			// A pack gone missing: maintenance reports the damage by name and deletes nothing.
 			b := st.OpenT(t)
 			var victim string
-			it := b.List(&blob.ListOptions{Prefix: "cluster-a/data/"})
+			it := b.List(&blob.ListOptions{Prefix: "cluster-a/" + layout.DataPrefix})
 			if o, err := it.Next(ctxT(t, time.Minute)); err == nil {
 				victim = o.Key
 			}

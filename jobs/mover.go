@@ -15,6 +15,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/mover"
 	"github.com/pxb-dev/pxb/pkg/repo"
@@ -112,7 +113,7 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 		Progress:         report,
 		ProgressInterval: moverProgressInterval,
 		Host:             req.Volume,
-		Source:           store.VolumesPrefix(req.Namespace, req.Name) + req.Volume,
+		Source:           layout.VolumeSource(req.Namespace, req.Name, req.Volume),
 		Tags: map[string]string{tagVolume: req.Volume, tagPVCUID: string(claim.UID),
 			tagBackup: req.Namespace + "/" + req.Name, tagBackupUID: string(b.UID)},
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -41,7 +42,7 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 	}
 	seal := func(loc *store.Location, backup string) string {
 		t.Helper()
-		prefix := store.BackupPrefix("shop", backup)
+		prefix := layout.BackupPrefix("shop", backup)
 		if err := loc.Store.Put(ctx, prefix+"resources.json", strings.NewReader(`{"kind":"ConfigMap"}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +66,7 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range testbed.Keys(t, other) {
-		if k != "config" && !strings.HasPrefix(k, "keys/") {
+		if k != layout.Config && !strings.HasPrefix(k, layout.KeysPrefix) {
 			continue
 		}
 		data, err := other.ReadAll(ctx, k)
@@ -100,7 +101,7 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 	// Garbage in place of config: the repository no longer opens at all.
 	loc = openJob()
 	id = seal(loc, "second")
-	if err := bucket.WriteAll(ctx, "config", []byte("not a config"), nil); err != nil {
+	if err := bucket.WriteAll(ctx, layout.Config, []byte("not a config"), nil); err != nil {
 		t.Fatal(err)
 	}
 	err = loc.ProveReadable(ctx, id)

@@ -13,6 +13,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
@@ -53,7 +54,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 		log.Printf("restore failed: %v", runErr)
 	}
 	if loc != nil {
-		if _, err := finish(ctx, loc, log, store.RestorePrefix(namespace, name)); err != nil && runErr == nil {
+		if _, err := finish(ctx, loc, log, layout.RestorePrefix(namespace, name)); err != nil && runErr == nil {
 			runErr = err
 		}
 	}
@@ -166,8 +167,8 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 		return nil, nil, err
 	}
 	syncBeforeWork(ctx, env, loc, log)
-	backup := store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name))
-	out := store.Prefixed(loc.Store, store.RestorePrefix(r.Namespace, r.Name))
+	backup := store.Prefixed(loc.Store, layout.BackupPrefix(b.Namespace, b.Name))
+	out := store.Prefixed(loc.Store, layout.RestorePrefix(r.Namespace, r.Name))
 	vr, err := restoreVolumes(ctx, env, r, &b, backup, ao, log)
 	if err != nil {
 		return nil, loc, err
@@ -198,7 +199,7 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 	}
 	// Every volume's outcome is kept with the restore's summary; the status lists the first ones.
 	if len(vols) > 0 {
-		if err := collect.PutJSON(ctx, out, store.VolumesKey, vols); err != nil {
+		if err := collect.PutJSON(ctx, out, layout.VolumesKey, vols); err != nil {
 			log.Printf("warning: %v", err)
 		}
 	}

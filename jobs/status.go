@@ -13,7 +13,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
-	"github.com/pxb-dev/pxb/pkg/store"
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // bounded keeps at most v1alpha1.MaxStatusMessages messages of at most 1024 bytes for a status.
@@ -136,5 +136,5 @@ func (l *jobLog) save(ctx context.Context, s collect.Store) error {
 		data = fmt.Appendf(data, "... %d more lines not kept\n", l.dropped)
 	}
 	l.mu.Unlock()
-	return s.Put(ctx, store.LogKey, bytes.NewReader(data))
+	return s.Put(ctx, layout.LogKey, bytes.NewReader(data))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -165,7 +166,7 @@ func syncOpened(ctx context.Context, env *jobrun.Env, loc *store.Location) (*Syn
 	// A backup retried after a failed seal has several snapshots; it is one backup.
 	seen := map[string]bool{}
 	for _, sn := range snaps {
-		if _, _, ok := store.ParseBackupPrefix(sn.Source); ok {
+		if _, _, ok := layout.ParseBackupPrefix(sn.Source); ok {
 			seen[sn.Source] = true
 		}
 	}
@@ -179,7 +180,7 @@ func syncOpened(ctx context.Context, env *jobrun.Env, loc *store.Location) (*Syn
 		return res, err
 	}
 	for _, unit := range units {
-		ns, name, _ := store.ParseBackupPrefix(unit)
+		ns, name, _ := layout.ParseBackupPrefix(unit)
 		id := ns + "/" + name
 		b, found := have[id]
 		// A Backup of this cluster, or a synced one complete with its status, is left alone.
@@ -275,7 +276,7 @@ func syncBackup(ctx context.Context, env *jobrun.Env, loc *store.Location, names
 func readSynced(ctx context.Context, loc *store.Location, namespace, name string) (*v1alpha1.Backup, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	kept := store.Prefixed(loc.Store, store.BackupPrefix(namespace, name))
+	kept := store.Prefixed(loc.Store, layout.BackupPrefix(namespace, name))
 	rec, err := store.ReadBackupRecord(ctx, kept)
 	if err == nil {
 		return SyncedBackup(rec, loc.Name, namespace, name), nil

@@ -22,6 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
@@ -146,7 +147,7 @@ func TestSyncBetweenClusters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = store.ReadBackupRecord(ctxT(t, time.Minute), store.Prefixed(loc.Store, store.BackupPrefix(ns, "nightly")))
+	_, err = store.ReadBackupRecord(ctxT(t, time.Minute), store.Prefixed(loc.Store, layout.BackupPrefix(ns, "nightly")))
 	_ = loc.Close()
 	if err != nil {
 		t.Fatalf("cluster A's backup has no record (jobs.Backup must call store.SaveBackupRecord before sealing): %v", err)
@@ -248,13 +249,13 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 		name, key, data string
 		commit          bool
 	}{
-		{"old", collect.ManifestKey, string(manifest), true},
-		{"broken", store.LogKey, "backup failed: out of luck\n", true},
-		{"mine", collect.ManifestKey, string(manifest), true},
-		{"resumed", collect.ManifestKey, string(manifest), true},
-		{"unsealed", collect.ManifestKey, string(manifest), false},
+		{"old", layout.ManifestKey, string(manifest), true},
+		{"broken", layout.LogKey, "backup failed: out of luck\n", true},
+		{"mine", layout.ManifestKey, string(manifest), true},
+		{"resumed", layout.ManifestKey, string(manifest), true},
+		{"unsealed", layout.ManifestKey, string(manifest), false},
 	} {
-		prefix := store.BackupPrefix(ns, w.name)
+		prefix := layout.BackupPrefix(ns, w.name)
 		if err := loc.Store.Put(ctxT(t, time.Minute), prefix+w.key, strings.NewReader(w.data)); err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +418,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 	}
 	want := "sync of location " + locName + ": 1 backup, 1 new (" + ns + "/first), 0 already present"
 	synced("Synced: 1 backup, 1 new (" + ns + "/first), 0 already present")
-	if log := jobLogOf(t, c, locName, store.BackupPrefix(ns, "second")); !strings.Contains(log, want) {
+	if log := jobLogOf(t, c, locName, layout.BackupPrefix(ns, "second")); !strings.Contains(log, want) {
 		t.Errorf("job log of the second backup lacks %q:\n%s", want, log)
 	}
 
@@ -433,7 +434,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 		t.Errorf("the forgotten backup after a restore's job: labels %v status %+v", back.Labels, back.Status)
 	}
 	want = "sync of location " + locName + ": 2 backups, 1 new (" + ns + "/second), 1 already present"
-	if log := jobLogOf(t, c, locName, store.RestorePrefix(ns, "again")); !strings.Contains(log, want) {
+	if log := jobLogOf(t, c, locName, layout.RestorePrefix(ns, "again")); !strings.Contains(log, want) {
 		t.Errorf("job log of the restore lacks %q:\n%s", want, log)
 	}
 
@@ -464,7 +465,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 		t.Fatalf("a backup whose sync went wrong: %+v", third.Status)
 	}
 	want = "warning: sync of location " + locName + ": 3 backups, 0 new, 2 already present, 1 could not be synced: " + doomed.Name + "/lost: create Backup:"
-	if log := jobLogOf(t, c, locName, store.BackupPrefix(ns, "third")); !strings.Contains(log, want) {
+	if log := jobLogOf(t, c, locName, layout.BackupPrefix(ns, "third")); !strings.Contains(log, want) {
 		t.Errorf("job log of the third backup lacks %q:\n%s", want, log)
 	}
 	synced("SomeBackupsNotSynced: 3 backups, 0 new, 2 already present, 1 could not be synced: " + doomed.Name + "/lost")

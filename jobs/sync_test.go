@@ -16,6 +16,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -99,7 +100,7 @@ func TestBackupRecordRoundTrip(t *testing.T) {
 	if err := store.SaveBackupRecord(ctx, s, b, "cluster-a-uid"); err != nil {
 		t.Fatal(err)
 	}
-	raw := string(s[store.RecordKey])
+	raw := string(s[layout.RecordKey])
 	for _, leak := range []string{"uid-1", "last-applied", `"42"`} {
 		if strings.Contains(raw, leak) {
 			t.Errorf("record keeps cluster-local metadata %q:\n%s", leak, raw)
@@ -125,7 +126,7 @@ func TestBackupRecordRoundTrip(t *testing.T) {
 		t.Errorf("synced status %+v\nwant %+v", got.Status, b.Status)
 	}
 
-	s[store.RecordKey] = []byte(`{"formatVersion": 9}`)
+	s[layout.RecordKey] = []byte(`{"formatVersion": 9}`)
 	if _, err := store.ReadBackupRecord(ctx, s); err == nil || !strings.Contains(err.Error(), "format version 9") {
 		t.Errorf("record of a newer format: %v", err)
 	}

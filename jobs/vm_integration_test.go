@@ -17,6 +17,7 @@ import (
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
@@ -137,7 +138,7 @@ func TestVirtualMachineBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	m, err := collect.ReadManifest(ctx, store.Prefixed(l.Store, store.BackupPrefix(ns, "vm1")))
+	m, err := collect.ReadManifest(ctx, store.Prefixed(l.Store, layout.BackupPrefix(ns, "vm1")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestVirtualMachineBackup(t *testing.T) {
 		t.Errorf("warnings of the backup of a guest without agent: %q, want %q", b.Status.Warnings, wantWarning)
 	}
 	// Both VMs matched the label selector: four claims (vm2's too).
-	if m, err = collect.ReadManifest(ctx, store.Prefixed(l.Store, store.BackupPrefix(ns, "no-agent"))); err != nil {
+	if m, err = collect.ReadManifest(ctx, store.Prefixed(l.Store, layout.BackupPrefix(ns, "no-agent"))); err != nil {
 		t.Fatal(err)
 	}
 	for _, tr := range m.Types {

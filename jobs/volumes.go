@@ -18,7 +18,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/store"
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // VolumeRecord is what a backup keeps of one claim: enough to make the claim again and fill it.
@@ -60,7 +60,7 @@ type MoverResult struct {
 // ReadVolumes reads the VolumeRecords of a backup from its store; a backup made without volume data has
 // none.
 func ReadVolumes(ctx context.Context, s collect.Store) ([]VolumeRecord, error) {
-	r, err := s.Get(ctx, store.VolumesKey)
+	r, err := s.Get(ctx, layout.VolumesKey)
 	if errors.Is(err, collect.ErrNotFound) {
 		return nil, nil
 	}
@@ -70,7 +70,7 @@ func ReadVolumes(ctx context.Context, s collect.Store) ([]VolumeRecord, error) {
 	defer r.Close()
 	var out []VolumeRecord
 	if err := json.NewDecoder(r).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read %s: %w", store.VolumesKey, err)
+		return nil, fmt.Errorf("read %s: %w", layout.VolumesKey, err)
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -441,7 +442,7 @@ func TestBadInput(t *testing.T) {
 		if _, err := apply.Run(ctx, c.Config, store, out, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("restore %+v: %v, want %q", tc.opts, err, tc.want)
 		}
-		if r, err := out.Get(ctx, collect.RestoreSummaryKey); err == nil {
+		if r, err := out.Get(ctx, layout.RestoreSummaryKey); err == nil {
 			r.Close()
 			t.Errorf("restore %+v wrote a summary", tc.opts)
 		}

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // Outcome is what a restore did, or in a dry run would do, with one object.
@@ -49,7 +50,7 @@ const (
 	OutcomeWouldFail    Outcome = "would-fail"
 )
 
-// SummaryEntry is one line of a restore's summary (collect.RestoreSummaryKey).
+// SummaryEntry is one line of a restore's summary (layout.RestoreSummaryKey).
 type SummaryEntry struct {
 	Resource        string  `json:"resource"`
 	Namespace       string  `json:"namespace,omitempty"`
@@ -80,7 +81,7 @@ const (
 
 // ReadSummary calls fn for every entry of a restore summary in out.
 func ReadSummary(ctx context.Context, out collect.Store, fn func(SummaryEntry) error) error {
-	return collect.ReadJSONLines(ctx, out, collect.RestoreSummaryKey, fn)
+	return collect.ReadJSONLines(ctx, out, layout.RestoreSummaryKey, fn)
 }
 
 // Run restores the objects opts selects from the backup in backup into the cluster at cfg, and writes the
@@ -119,7 +120,7 @@ func Run(ctx context.Context, cfg *rest.Config, backup, out collect.Store, opts 
 	if err := r.prepare(); err != nil {
 		return nil, err
 	}
-	sw := collect.NewStreamWriter(ctx, out, collect.RestoreSummaryKey)
+	sw := collect.NewStreamWriter(ctx, out, layout.RestoreSummaryKey)
 	r.summary = bufio.NewWriterSize(sw, 64<<10)
 	if err := r.run(ctx); err != nil {
 		sw.Abort(err)

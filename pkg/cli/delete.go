@@ -14,6 +14,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
@@ -115,7 +116,7 @@ the cluster.`,
 			if locName, err := o.restoreLocation(ctx, r); err == nil {
 				if loc, err := openLocation(ctx, o.clients, locName); err == nil {
 					defer loc.Close()
-					if _, err := loc.Delete(ctx, store.RestorePrefix(r.Namespace, r.Name)); err != nil {
+					if _, err := loc.Delete(ctx, layout.RestorePrefix(r.Namespace, r.Name)); err != nil {
 						return fmt.Errorf("Restore %s/%s kept: its summary could not be deleted: %w", r.Namespace, r.Name, err)
 					}
 				}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -87,7 +88,7 @@ func TestLocationOperations(t *testing.T) {
 		if !b.As(&client) {
 			t.Fatal("not an S3 bucket")
 		}
-		list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String("keys/")})
+		list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(st.Bucket), Prefix: aws.String(layout.KeysPrefix)})
 		if err != nil || len(list.Contents) != 1 {
 			t.Fatalf("key slots after the rotation: %v, %v; want the new one", list, err)
 		}
@@ -118,11 +119,12 @@ func TestLocationOperations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const key = "backups/ns/before/objects.json"
+		before := layout.BackupPrefix("ns", "before")
+		key := before + "objects.json"
 		if err := l.Store.Put(ctx, key, strings.NewReader("written before the rotation")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.Commit(ctx, "backups/ns/before/"); err != nil {
+		if _, err := l.Commit(ctx, before); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Close(); err != nil {

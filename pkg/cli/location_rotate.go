@@ -13,6 +13,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -113,7 +114,7 @@ func (o *LocationRotateKeyOptions) Run(ctx context.Context) error {
 
 	// Without a repository there is no key slot to rotate; the first backup creates the repository with
 	// whatever passphrase the Secret then holds.
-	exists, err := b.Exists(ctx, "config")
+	exists, err := b.Exists(ctx, layout.Config)
 	if err != nil {
 		return fmt.Errorf("location %s: %s", o.Name, location.Explain(err))
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 	"github.com/pxb-dev/pxb/pkg/testbed"
@@ -156,7 +157,7 @@ func inLocation(t *testing.T, c *testbed.Cluster, loc, ns, name string) bool {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = collect.ReadManifest(ctx, store.Prefixed(l.Store, store.BackupPrefix(ns, name)))
+	_, err = collect.ReadManifest(ctx, store.Prefixed(l.Store, layout.BackupPrefix(ns, name)))
 	if err != nil && !errors.Is(err, collect.ErrNotFound) {
 		t.Fatal(err)
 	}

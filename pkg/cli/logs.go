@@ -9,6 +9,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -28,7 +29,7 @@ func newCmdBackupLogs(f cmdutil.Factory, streams genericiooptions.IOStreams) *co
 			if err != nil {
 				return err
 			}
-			return o.logs(cmd.Context(), string(b.Spec.Location), store.BackupPrefix(b.Namespace, b.Name),
+			return o.logs(cmd.Context(), string(b.Spec.Location), layout.BackupPrefix(b.Namespace, b.Name),
 				jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name})
 		},
 	}
@@ -53,7 +54,7 @@ func newCmdRestoreLogs(f cmdutil.Factory, streams genericiooptions.IOStreams) *c
 			if err != nil {
 				return err
 			}
-			return o.logs(cmd.Context(), locName, store.RestorePrefix(r.Namespace, r.Name),
+			return o.logs(cmd.Context(), locName, layout.RestorePrefix(r.Namespace, r.Name),
 				jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})
 		},
 	}

@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/pager"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // Phase is the outcome of a backup or restore.
@@ -173,7 +175,7 @@ func (c *collector) run(ctx context.Context, dc discovery.DiscoveryInterface) (*
 		c.allNS = false
 	}
 
-	c.indexW = NewStreamWriter(ctx, c.store, IndexKey)
+	c.indexW = NewStreamWriter(ctx, c.store, layout.IndexKey)
 	c.index = bufio.NewWriterSize(c.indexW, 64<<10)
 	c.progress = StartTicker(ProgressInterval, c.opts.Progress)
 	err = c.collect(ctx)
@@ -190,7 +192,7 @@ func (c *collector) run(ctx context.Context, dc discovery.DiscoveryInterface) (*
 		return nil, fmt.Errorf("write index: %w", err)
 	}
 	m := c.manifest()
-	if err := PutJSON(ctx, c.store, ManifestKey, m); err != nil {
+	if err := PutJSON(ctx, c.store, layout.ManifestKey, m); err != nil {
 		return nil, err
 	}
 	res := &Result{
@@ -524,7 +526,7 @@ func (w *typeWriter) write(ctx context.Context, u *unstructured.Unstructured) er
 		seq := len(w.rec.Files)
 		w.rec.Files = append(w.rec.Files, FileRecord{}) // reserve the sequence number
 		w.c.mu.Unlock()
-		w.file = FileRecord{Key: objectsKey(w.t, ns, seq), Namespace: ns}
+		w.file = FileRecord{Key: layout.ObjectsKey(w.t.String(), ns, seq), Namespace: ns}
 		w.cur = NewStreamWriter(ctx, w.c.store, w.file.Key)
 		w.buf = bufio.NewWriterSize(w.cur, 64<<10)
 		w.bytes = 0
@@ -559,7 +561,7 @@ func (w *typeWriter) write(ctx context.Context, u *unstructured.Unstructured) er
 		w.c.clusterW[w.t.String()+"/"+u.GetName()] = true
 	}
 	if _, err := w.c.index.Write(append(line, '\n')); err != nil {
-		return storeError{fmt.Errorf("write %s: %w", IndexKey, err)}
+		return storeError{fmt.Errorf("write %s: %w", layout.IndexKey, err)}
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // Store is where a backup's objects, index and manifest, and a restore's summary, are written and read.
@@ -38,7 +40,7 @@ func (s *BucketStore) Put(ctx context.Context, key string, r io.Reader) error {
 	// Cancelling the writer's context is how gocloud aborts a write: a failed stream leaves no object.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := s.Bucket.NewWriter(wctx, key+".zst", &blob.WriterOptions{ContentType: "application/zstd"})
+	w, err := s.Bucket.NewWriter(wctx, layout.CompressedKey(key), &blob.WriterOptions{ContentType: "application/zstd"})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", key, err)
 	}
@@ -63,7 +65,7 @@ func (s *BucketStore) Put(ctx context.Context, key string, r io.Reader) error {
 }
 
 func (s *BucketStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	r, err := s.Bucket.NewReader(ctx, key+".zst", nil)
+	r, err := s.Bucket.NewReader(ctx, layout.CompressedKey(key), nil)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			return nil, fmt.Errorf("read %s: %w", key, ErrNotFound)

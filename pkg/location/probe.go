@@ -14,10 +14,9 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
-)
 
-// probePrefix holds the objects a check writes; a crashed check leaves at most one small object there.
-const probePrefix = "probe/"
+	"github.com/pxb-dev/pxb/pkg/layout"
+)
 
 // Probe proves that the bucket can be written, read, listed and deleted, the way backups will use it. The
 // error says in plain words which step failed and what the provider answered.
@@ -26,7 +25,7 @@ func Probe(ctx context.Context, b *blob.Bucket) error {
 	if _, err := rand.Read(id); err != nil {
 		return fmt.Errorf("probe id: %w", err)
 	}
-	key := probePrefix + hex.EncodeToString(id)
+	key := layout.ProbeKey(hex.EncodeToString(id))
 	payload := []byte("pxb location probe " + key)
 
 	if err := b.WriteAll(ctx, key, payload, nil); err != nil {
@@ -41,14 +40,14 @@ func Probe(ctx context.Context, b *blob.Bucket) error {
 			key, len(got), len(payload))
 	}
 	found := false
-	it := b.List(&blob.ListOptions{Prefix: probePrefix})
+	it := b.List(&blob.ListOptions{Prefix: layout.ProbePrefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("list %s: %s", probePrefix, Explain(err))
+			return fmt.Errorf("list %s: %s", layout.ProbePrefix, Explain(err))
 		}
 		if obj.Key == key {
 			found = true
@@ -56,7 +55,7 @@ func Probe(ctx context.Context, b *blob.Bucket) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("list %s: the object just written is not listed", probePrefix)
+		return fmt.Errorf("list %s: the object just written is not listed", layout.ProbePrefix)
 	}
 	if err := b.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete %s: %s", key, Explain(err))

@@ -19,6 +19,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -92,9 +93,9 @@ func raceInit(t *testing.T, st *testbed.Store, round int) {
 	var keys, configs []string
 	for _, k := range testbed.Keys(t, b) {
 		switch {
-		case strings.HasPrefix(k, "keys/"):
+		case strings.HasPrefix(k, layout.KeysPrefix):
 			keys = append(keys, k)
-		case k == "config":
+		case k == layout.Config:
 			configs = append(configs, k)
 		}
 	}

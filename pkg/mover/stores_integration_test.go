@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
@@ -110,7 +111,7 @@ func testObjectLock(t *testing.T, st *testbed.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(key, "locks/") {
+		if !strings.HasPrefix(key, layout.LockPrefix) {
 			checkRetainedAnHour(t, key, head)
 		}
 	}
@@ -169,7 +170,7 @@ func keepOnly(t *testing.T, dir, name string) {
 }
 
 func withoutLocks(keys []string) []string {
-	return slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return strings.HasPrefix(k, "locks/") })
+	return slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return strings.HasPrefix(k, layout.LockPrefix) })
 }
 
 // backupOnS3 backs src up into r, which lives in S3 bucket b, and returns the snapshot and b's S3 client.
@@ -218,7 +219,7 @@ func TestObjectRetentionGCS(t *testing.T) {
 	}
 	n := 0
 	for _, key := range testbed.Keys(t, b) {
-		if strings.HasPrefix(key, "locks/") {
+		if strings.HasPrefix(key, layout.LockPrefix) {
 			continue
 		}
 		attrs, err := client.Bucket(st.Bucket).Object(key).Attrs(ctx)
@@ -278,7 +279,7 @@ func TestPacksOfSeveralPartsOnS3(t *testing.T) {
 				if aws.ToInt64(head.ContentLength) > 5<<20 && strings.Contains(aws.ToString(head.ETag), "-") {
 					multipart++
 				}
-				if tc.lock && !strings.HasPrefix(key, prefix+"locks/") {
+				if tc.lock && !strings.HasPrefix(key, prefix+layout.LockPrefix) {
 					checkRetainedAnHour(t, key, head)
 				}
 			}

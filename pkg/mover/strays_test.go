@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
 
@@ -25,12 +26,12 @@ func TestTwoInitialisationsLeftBehind(t *testing.T) {
 	writeFile(t, filepath.Join(lost, "lost"), textBytes(rng, 200<<10))
 
 	winner, dir := newRepo(t)
-	keep, _, err := Backup(ctx, winner, good, Options{Source: "backups/shop/kept/"})
+	keep, _, err := Backup(ctx, winner, good, Options{Source: layout.BackupPrefix("shop", "kept")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	loser, otherDir := newRepo(t)
-	if _, _, err := Backup(ctx, loser, lost, Options{Source: "backups/shop/lost/"}); err != nil {
+	if _, _, err := Backup(ctx, loser, lost, Options{Source: layout.BackupPrefix("shop", "lost")}); err != nil {
 		t.Fatal(err)
 	}
 	// Everything of the loser but its config lands beside the winner's.
@@ -40,10 +41,9 @@ func TestTwoInitialisationsLeftBehind(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(otherDir, p)
-		if rel == "config" || strings.HasPrefix(rel, "locks") {
+		if name := filepath.ToSlash(rel); name == layout.Config || strings.HasPrefix(name, layout.LockPrefix) {
 			return nil
-		}
-		if strings.HasPrefix(rel, "data") {
+		} else if strings.HasPrefix(name, layout.DataPrefix) {
 			loserPacks = append(loserPacks, rel)
 		}
 		data, err := os.ReadFile(p)
@@ -82,7 +82,7 @@ func TestTwoInitialisationsLeftBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(strays) != 1 || len(strays[0].Indexes) == 0 || len(strays[0].Snapshots) != 1 ||
-		!slices.Equal(strays[0].Sources, []string{"backups/shop/lost/"}) {
+		!slices.Equal(strays[0].Sources, []string{layout.BackupPrefix("shop", "lost")}) {
 		t.Fatalf("stray key slots: %+v; want one, with the lost backup's index and snapshot", strays)
 	}
 	res, err := r.Check(ctx, repo.CheckOptions{ReadData: true})

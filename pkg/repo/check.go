@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // CheckOptions select how deep Check goes.
@@ -55,7 +57,7 @@ func (r *Repository) readState(ctx context.Context) (*repoState, error) {
 	st := &repoState{indexes: map[string][]*packRecord{}, written: map[string]time.Time{}, packs: map[string]packInfo{},
 		stored: map[string]*blob.ListObject{}, foreignPacks: map[string]bool{}}
 	var names []string
-	err := listObjects(ctx, r.bucket, indexPrefix, func(o *blob.ListObject) {
+	err := listObjects(ctx, r.bucket, layout.IndexPrefix, func(o *blob.ListObject) {
 		names = append(names, o.Key)
 		st.written[o.Key] = o.ModTime
 	})
@@ -82,15 +84,15 @@ func (r *Repository) readState(ctx context.Context) (*repoState, error) {
 		for _, p := range recs {
 			if prev, ok := st.packs[p.ID]; ok {
 				if !samePack(prev.rec, p) {
-					st.errs = append(st.errs, fmt.Sprintf("indexes %s and %s disagree about pack %s", prev.index, n, packName(p.ID)))
+					st.errs = append(st.errs, fmt.Sprintf("indexes %s and %s disagree about pack %s", prev.index, n, layout.PackName(p.ID)))
 				}
 				continue
 			}
 			st.packs[p.ID] = packInfo{rec: p, index: n}
 		}
 	}
-	err = listObjects(ctx, r.bucket, dataPrefix, func(o *blob.ListObject) {
-		if id := packIDFromName(o.Key); id != "" {
+	err = listObjects(ctx, r.bucket, layout.DataPrefix, func(o *blob.ListObject) {
+		if id := layout.PackIDFromName(o.Key); id != "" {
 			st.stored[id] = o
 		}
 	})
@@ -154,9 +156,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		o, ok := st.stored[id]
 		switch {
 		case !ok:
-			report("pack %s (listed in %s) is missing", packName(id), pi.index)
+			report("pack %s (listed in %s) is missing", layout.PackName(id), pi.index)
 		case o.Size != pi.rec.Size:
-			report("pack %s is %d bytes but %s says %d (truncated or replaced)", packName(id), o.Size, pi.index, pi.rec.Size)
+			report("pack %s is %d bytes but %s says %d (truncated or replaced)", layout.PackName(id), o.Size, pi.index, pi.rec.Size)
 		default:
 			good = append(good, id)
 		}
@@ -169,7 +171,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 			return
 		}
 		if err := compareHeader(hdr, pi.rec.Blobs); err != nil {
-			report("index %s disagrees with pack %s: %v", pi.index, packName(id), err)
+			report("index %s disagrees with pack %s: %v", pi.index, layout.PackName(id), err)
 		}
 	})
 
@@ -227,9 +229,9 @@ func (r *Repository) installIndex(st *repoState) {
 }
 
 func (r *Repository) snapshotNames(ctx context.Context) ([]string, error) {
-	names, err := listNames(ctx, r.bucket, snapshotPrefix)
+	names, err := listNames(ctx, r.bucket, layout.SnapshotPrefix)
 	for i := range names {
-		names[i] = names[i][len(snapshotPrefix):]
+		names[i] = names[i][len(layout.SnapshotPrefix):]
 	}
 	return names, err
 }
@@ -286,9 +288,9 @@ func compareHeader(hdr, idx []blobEntry) error {
 }
 
 func (r *Repository) verifyPackData(ctx context.Context, p *packRecord) []error {
-	data, err := readRange(ctx, r.bucket, packName(p.ID), 0, p.Size, nil)
+	data, err := readRange(ctx, r.bucket, layout.PackName(p.ID), 0, p.Size, nil)
 	if err != nil {
-		return []error{fmt.Errorf("pack %s: %w", packName(p.ID), err)}
+		return []error{fmt.Errorf("pack %s: %w", layout.PackName(p.ID), err)}
 	}
 	var errs []error
 	var buf []byte
@@ -296,7 +298,7 @@ func (r *Repository) verifyPackData(ctx context.Context, p *packRecord) []error 
 		loc := Loc{Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Type: b.Type}
 		out, err := r.openBlob(b.ID, loc, data[b.Offset:b.Offset+b.Length], buf)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pack %s: %s blob %s at offset %d: %w", packName(p.ID), b.Type, b.ID, b.Offset, err))
+			errs = append(errs, fmt.Errorf("pack %s: %s blob %s at offset %d: %w", layout.PackName(p.ID), b.Type, b.ID, b.Offset, err))
 			continue
 		}
 		buf = out

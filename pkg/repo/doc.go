@@ -5,14 +5,19 @@
 //
 // Every object is written once under a name that is never reused, so S3 object lock (retention) can protect
 // all of them; Options.ObjectLock sets a retention date on each write (lock leases excepted, as they are
-// deleted when released).
+// deleted when released). The names are built and parsed in pkg/layout (layout.Config, layout.KeyName,
+// layout.PackName, ...), whose package doc draws the whole of a location's bucket; what they hold is
+// described here:
 //
-//	config               repository settings (Config), sealed with the master key
-//	keys/<32 hex>        key slots: the master key sealed under argon2id(passphrase, salt), JSON
-//	data/<2 hex>/<32 hex> packs of blobs
-//	index/<32 hex>       pack indexes
-//	snapshots/<time>-<16 hex> snapshot manifests
-//	locks/<32 hex>       leases of writers (shared) and of garbage collection (exclusive)
+//	config                     repository settings (Config), sealed with the master key
+//	keys/<32 hex>              key slots: the master key sealed under argon2id(passphrase, salt), JSON
+//	data/<2 hex>/<32 hex>      packs of blobs, under the first two hex digits of the pack ID
+//	index/<32 hex>             pack indexes
+//	snapshots/<time>-<16 hex>  snapshot manifests; <time> is the snapshot's time in UTC, 20060102T150405Z
+//	locks/<32 hex>             leases of writers (shared) and of garbage collection (exclusive)
+//
+// In a directory bucket, a create-only write puts the object under <name>.<16 hex>.tmp and links it to its
+// name; listings skip every name ending in .tmp, which is also what an upload killed midway leaves.
 //
 // # Keys and encryption
 //

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gocloud.dev/gcerrors"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // GCOptions tune garbage collection.
@@ -221,11 +223,11 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		if err := r.bucket.Delete(ctx, packName(id)); err != nil {
+		if err := r.bucket.Delete(ctx, layout.PackName(id)); err != nil {
 			if gcerrors.Code(err) == gcerrors.NotFound {
 				continue
 			}
-			stats.Undeletable = append(stats.Undeletable, describeDeleteError(packName(id), err))
+			stats.Undeletable = append(stats.Undeletable, describeDeleteError(layout.PackName(id), err))
 			continue
 		}
 		stats.DeletedPacks++
@@ -304,9 +306,9 @@ func (r *Repository) repack(ctx context.Context, keep, repack []*packRecord, use
 		return nil
 	}
 	for _, p := range repack {
-		data, err := readRange(ctx, r.bucket, packName(p.ID), 0, p.Size, nil)
+		data, err := readRange(ctx, r.bucket, layout.PackName(p.ID), 0, p.Size, nil)
 		if err != nil {
-			return nil, fmt.Errorf("repack %s: %w", packName(p.ID), err)
+			return nil, fmt.Errorf("repack %s: %w", layout.PackName(p.ID), err)
 		}
 		for _, b := range p.Blobs {
 			if !used[b.ID] || have[b.ID] {
@@ -316,7 +318,7 @@ func (r *Repository) repack(ctx context.Context, keep, repack []*packRecord, use
 			// Verify before copying: repacking must never spread a damaged blob.
 			loc := Loc{Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Type: b.Type}
 			if _, err := r.openBlob(b.ID, loc, sealed, nil); err != nil {
-				return nil, fmt.Errorf("repack %s: blob %s: %w", packName(p.ID), b.ID, err)
+				return nil, fmt.Errorf("repack %s: blob %s: %w", layout.PackName(p.ID), b.ID, err)
 			}
 			if cur == nil {
 				if cur, err = r.newPack(ctx); err != nil {

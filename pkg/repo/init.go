@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +18,8 @@ import (
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // ErrRepositoryExists is returned by Init when the bucket already holds a repository, or another Init
@@ -84,7 +86,7 @@ func Init(ctx context.Context, b *blob.Bucket, passphrase []byte, io InitOptions
 		return nil, err
 	}
 	sealed := seal(r.keys.aead, nil, raw, adConfig)
-	err = r.createOnly(ctx, configName, sealed, true)
+	err = r.createOnly(ctx, layout.Config, sealed, true)
 	if errors.Is(err, errObjectExists) {
 		r.discardKeySlot(ctx)
 		return nil, fmt.Errorf("init repository: %w (made by another initialisation at the same time)", ErrRepositoryExists)
@@ -92,7 +94,7 @@ func Init(ctx context.Context, b *blob.Bucket, passphrase []byte, io InitOptions
 	if err != nil {
 		// The slot stays: the write may have landed all the same, and a config without its slot could never
 		// be opened. If it did not land, the slot is a stray that Open skips.
-		return nil, fmt.Errorf("init repository: create %s: %w", configName, err)
+		return nil, fmt.Errorf("init repository: create %s: %w", layout.Config, err)
 	}
 	if err := r.confirmCreated(ctx, sealed); err != nil {
 		return nil, fmt.Errorf("init repository: %w", err)
@@ -105,27 +107,27 @@ func Init(ctx context.Context, b *blob.Bucket, passphrase []byte, io InitOptions
 // removed again (unless object lock keeps it), so that no backup is ever written into a location where two
 // of them could each have made a repository.
 func (r *Repository) confirmCreated(ctx context.Context, sealed []byte) error {
-	err := r.createOnly(ctx, configName, sealed, true)
+	err := r.createOnly(ctx, layout.Config, sealed, true)
 	if err == nil {
 		// The slot only once config is gone: a config must never lose its slot.
-		if r.bucket.Delete(ctx, configName) == nil {
+		if r.bucket.Delete(ctx, layout.Config) == nil {
 			r.discardKeySlot(ctx)
 		}
 		return fmt.Errorf("the store accepted a second create-only write of %s (If-None-Match: * or its equivalent): "+
 			"it ignores conditional writes, so two backups starting at once could each make a repository here and lose "+
-			"each other's data; use a store (or a version of it) that supports conditional writes", configName)
+			"each other's data; use a store (or a version of it) that supports conditional writes", layout.Config)
 	}
 	if !errors.Is(err, errObjectExists) {
-		return fmt.Errorf("confirm %s: %w", configName, err)
+		return fmt.Errorf("confirm %s: %w", layout.Config, err)
 	}
-	got, err := readAll(ctx, r.bucket, configName)
+	got, err := readAll(ctx, r.bucket, layout.Config)
 	if err != nil {
-		return fmt.Errorf("read back %s: %w", configName, err)
+		return fmt.Errorf("read back %s: %w", layout.Config, err)
 	}
 	if !bytes.Equal(got, sealed) {
 		r.discardKeySlot(ctx)
 		return fmt.Errorf("%w: %s was replaced right after it was created (by another initialisation the store let through)",
-			ErrRepositoryExists, configName)
+			ErrRepositoryExists, layout.Config)
 	}
 	return nil
 }
@@ -135,7 +137,7 @@ func (r *Repository) confirmCreated(ctx context.Context, sealed []byte) error {
 func (r *Repository) discardKeySlot(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	_ = r.bucket.Delete(ctx, keyName(r.keyID))
+	_ = r.bucket.Delete(ctx, layout.KeyName(r.keyID))
 }
 
 // createOnly writes a whole object only if no object of that name exists; otherwise it returns
@@ -164,7 +166,7 @@ func (r *Repository) createOnly(ctx context.Context, name string, data []byte, r
 // (which listings skip), then linked to its name, which fails if that exists, on a local file system and
 // over NFS alike.
 func (r *Repository) linkOnly(ctx context.Context, dir, name string, data []byte, retain bool) error {
-	staged := name + "." + randomHex(8) + ".tmp"
+	staged := layout.StagedName(name, randomHex(8))
 	if err := r.writeWith(ctx, staged, data, retain, writerOptions()); err != nil {
 		return err
 	}
@@ -191,7 +193,7 @@ func (r *Repository) directory(ctx context.Context) string {
 		return ""
 	}
 	var dir string
-	w, err := r.bucket.NewWriter(ctx, keysPrefix+"probe", &blob.WriterOptions{ContentType: contentType,
+	w, err := r.bucket.NewWriter(ctx, layout.DirectoryProbe, &blob.WriterOptions{ContentType: contentType,
 		BeforeWrite: func(as func(any) bool) error {
 			var f *os.File
 			if as(&f) {
@@ -202,7 +204,7 @@ func (r *Repository) directory(ctx context.Context) string {
 	if err == nil {
 		_ = w.Close()
 	}
-	if dir == "" || filepath.Base(dir) != strings.TrimSuffix(keysPrefix, "/") {
+	if dir == "" || filepath.Base(dir) != path.Dir(layout.DirectoryProbe) {
 		return ""
 	}
 	return filepath.Dir(dir)

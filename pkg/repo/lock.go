@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 type lockKind string
@@ -70,7 +72,7 @@ func (r *Repository) writeLock(ctx context.Context, kind lockKind) (string, time
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	name := lockName(randomHex(16))
+	name := layout.LockName(randomHex(16))
 	// Locks are deleted on release, so they never carry object-lock retention.
 	if err := r.writeObject(ctx, name, seal(r.keys.aead, nil, raw, adLock), false); err != nil {
 		return "", time.Time{}, err
@@ -86,7 +88,7 @@ type heldLock struct {
 
 // locks reads every lock object.
 func (r *Repository) locks(ctx context.Context) ([]heldLock, error) {
-	names, err := listNames(ctx, r.bucket, lockPrefix)
+	names, err := listNames(ctx, r.bucket, layout.LockPrefix)
 	if err != nil {
 		return nil, err
 	}

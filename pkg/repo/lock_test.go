@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob/fileblob"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 func fileRepo(t *testing.T, opts Options) *Repository {
@@ -51,7 +53,7 @@ func TestWriterRefusedDuringGC(t *testing.T) {
 	}
 	w.Close(ctx)
 	w2.Close(ctx)
-	if names, _ := listNames(ctx, r.bucket, lockPrefix); len(names) != 0 {
+	if names, _ := listNames(ctx, r.bucket, layout.LockPrefix); len(names) != 0 {
 		t.Errorf("locks left after close: %v", names)
 	}
 }
@@ -76,7 +78,7 @@ func TestLeaseRefreshAndExpiry(t *testing.T) {
 	if !renamed {
 		t.Error("lease was not refreshed under a new name")
 	}
-	names, _ := listNames(ctx, r.bucket, lockPrefix)
+	names, _ := listNames(ctx, r.bucket, layout.LockPrefix)
 	if len(names) != 1 {
 		t.Errorf("lock objects after refreshes: %v, want exactly one", names)
 	}
@@ -117,7 +119,7 @@ func TestTempFilesAreNotObjects(t *testing.T) {
 	if _, err := Init(ctx, b, []byte("pw"), InitOptions{KDF: kdf}, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{keysPrefix + "0123abcd.18eb1804fe3e52fa.tmp", snapshotPrefix + "20261124T000000Z-00.18eb1804fe3e52fa.tmp"} {
+	for _, name := range []string{layout.KeysPrefix + "0123abcd.18eb1804fe3e52fa.tmp", layout.SnapshotPrefix + "20261124T000000Z-00.18eb1804fe3e52fa.tmp"} {
 		path := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			t.Fatal(err)

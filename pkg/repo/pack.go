@@ -14,6 +14,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"gocloud.dev/blob"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // A pack is: blob_0 .. blob_n-1 | sealed header | uint32 LE length of the sealed header | "pxbP".
@@ -91,7 +93,7 @@ func decodePackHeader(raw []byte, headerStart int64) ([]blobEntry, error) {
 
 // readPackHeader reads and verifies the header of a pack of the given size.
 func (r *Repository) readPackHeader(ctx context.Context, id string, size int64) ([]blobEntry, error) {
-	name := packName(id)
+	name := layout.PackName(id)
 	if size < trailerLen+overhead {
 		return nil, fmt.Errorf("pack %s: %d bytes is too short to be a pack (truncated?)", name, size)
 	}
@@ -264,14 +266,14 @@ func (r *Repository) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, e
 	}
 	sp := sealedPool.Get().(*[]byte)
 	defer sealedPool.Put(sp)
-	sealed, err := readRange(ctx, r.bucket, packName(pack), int64(loc.Offset), int64(loc.Length), *sp)
+	sealed, err := readRange(ctx, r.bucket, layout.PackName(pack), int64(loc.Offset), int64(loc.Length), *sp)
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", id.Short(), err)
 	}
 	*sp = sealed
 	out, aliased, err := r.decodeBlob(id, loc, sealed, buf, true)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s in pack %s at offset %d: %w", id, packName(pack), loc.Offset, err)
+		return nil, fmt.Errorf("blob %s in pack %s at offset %d: %w", id, layout.PackName(pack), loc.Offset, err)
 	}
 	if aliased {
 		// An uncompressed blob lies in the pooled read buffer: hand the caller its own copy.
@@ -285,7 +287,7 @@ func (r *Repository) Index() *Index { return r.index }
 
 // LoadIndex reads every index object not yet loaded.
 func (r *Repository) LoadIndex(ctx context.Context) error {
-	names, err := listNames(ctx, r.bucket, indexPrefix)
+	names, err := listNames(ctx, r.bucket, layout.IndexPrefix)
 	if err != nil {
 		return fmt.Errorf("load index: %w", err)
 	}
@@ -354,7 +356,7 @@ func (r *Repository) readIndex(ctx context.Context, name string) ([]*packRecord,
 
 // writeIndex stores pack records as a new index object.
 func (r *Repository) writeIndex(ctx context.Context, packs []*packRecord) (string, error) {
-	name := indexName(randomHex(16))
+	name := layout.IndexName(randomHex(16))
 	if err := r.writeObject(ctx, name, seal(r.keys.aead, nil, encodeIndex(packs), adIndex), true); err != nil {
 		return "", err
 	}
@@ -410,12 +412,12 @@ func (r *Repository) newPack(ctx context.Context) (*openPack, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var up upload
 	if r.s3 != nil {
-		up = r.s3.upload(ctx, packName(id), r.lockFor(true))
+		up = r.s3.upload(ctx, layout.PackName(id), r.lockFor(true))
 	} else {
-		w, err := r.newWriter(ctx, packName(id), true)
+		w, err := r.newWriter(ctx, layout.PackName(id), true)
 		if err != nil {
 			cancel()
-			return nil, fmt.Errorf("create pack %s: %w", packName(id), err)
+			return nil, fmt.Errorf("create pack %s: %w", layout.PackName(id), err)
 		}
 		up = &blobUpload{w: w, bw: bufio.NewWriterSize(w, 1<<20), cancel: cancel}
 	}
@@ -428,7 +430,7 @@ func (r *Repository) newPack(ctx context.Context) (*openPack, error) {
 
 func (p *openPack) add(t BlobType, id ID, sealed []byte, rawLen int) error {
 	if _, err := p.w.Write(sealed); err != nil {
-		return fmt.Errorf("write pack %s: %w", packName(p.id), err)
+		return fmt.Errorf("write pack %s: %w", layout.PackName(p.id), err)
 	}
 	p.blobs = append(p.blobs, blobEntry{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed)), RawLength: uint32(rawLen)})
 	p.size += int64(len(sealed))
@@ -443,12 +445,12 @@ func (r *Repository) finishPack(p *openPack) (*packRecord, error) {
 	defer p.cancel()
 	if _, err := p.w.Write(hdr); err != nil {
 		p.abort()
-		return nil, fmt.Errorf("write pack %s: %w", packName(p.id), err)
+		return nil, fmt.Errorf("write pack %s: %w", layout.PackName(p.id), err)
 	}
 	if err := p.up.Close(); err != nil {
-		return nil, fmt.Errorf("write pack %s: %w", packName(p.id), err)
+		return nil, fmt.Errorf("write pack %s: %w", layout.PackName(p.id), err)
 	}
-	if err := r.retainWritten(context.Background(), packName(p.id)); err != nil {
+	if err := r.retainWritten(context.Background(), layout.PackName(p.id)); err != nil {
 		return nil, err
 	}
 	return &packRecord{ID: p.id, Size: p.size + int64(len(hdr)), Blobs: p.blobs}, nil
@@ -529,7 +531,7 @@ func (r *Repository) PlanReads(ids []ID) ([]PackRead, error) {
 // LoadRead carries out one read, streaming: it holds one blob at a time, however long the read. fn receives
 // each blob's position in the planned ids and its plaintext, valid only during the call.
 func (r *Repository) LoadRead(ctx context.Context, p PackRead, fn func(i int, data []byte) error) error {
-	name := packName(p.pack)
+	name := layout.PackName(p.pack)
 	rd, err := openRange(ctx, r.bucket, name, p.off, p.end-p.off)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +19,8 @@ import (
 	"gocloud.dev/gcerrors"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/time/rate"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // FormatVersion is the repository format this package writes and the newest it reads.
@@ -150,14 +151,14 @@ func newRepository(b *blob.Bucket, cfg Config, master []byte, opts Options) (*Re
 // kept them), or, before initialisation was made safe, by two that both went on. Objects sealed with a
 // stray's key are skipped by LoadIndex and Snapshots and named by Check and StrayKeys.
 func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) (*Repository, error) {
-	sealed, err := b.ReadAll(ctx, configName)
+	sealed, err := b.ReadAll(ctx, layout.Config)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil, fmt.Errorf("open repository: %w", ErrNoRepository)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open repository: read %s: %w", configName, err)
+		return nil, fmt.Errorf("open repository: read %s: %w", layout.Config, err)
 	}
-	slots, err := listNames(ctx, b, keysPrefix)
+	slots, err := listNames(ctx, b, layout.KeysPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("open repository: list key slots: %w", err)
 	}
@@ -188,7 +189,7 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 		if err != nil {
 			return nil, err
 		}
-		id := name[len(keysPrefix):]
+		id := name[len(layout.KeysPrefix):]
 		if master != nil && bytes.Equal(m, master) {
 			continue
 		}
@@ -204,7 +205,7 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 		switch {
 		case len(strays) > 0:
 			return nil, fmt.Errorf("open repository: object %s: %w: the passphrase opens key slot %s, but its master key "+
-				"does not open %s: %s was replaced, or written by another initialisation", configName, errAuth, strays[0].id, configName, configName)
+				"does not open %s: %s was replaced, or written by another initialisation", layout.Config, errAuth, strays[0].id, layout.Config, layout.Config)
 		case len(slotErrs) > 0:
 			return nil, fmt.Errorf("open repository: %w; and unreadable key slots: %w", ErrWrongPassphrase, errors.Join(slotErrs...))
 		}
@@ -212,7 +213,7 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 	}
 	cfg, err := decodeConfig(cfgRaw)
 	if err != nil {
-		return nil, fmt.Errorf("open repository: object %s: %w", configName, err)
+		return nil, fmt.Errorf("open repository: object %s: %w", layout.Config, err)
 	}
 	r, err := newRepository(b, cfg, master, opts)
 	if err != nil {
@@ -227,9 +228,9 @@ var ErrNoRepository = errors.New("no repository here (no config object)")
 
 // Exists says whether the bucket holds a repository.
 func Exists(ctx context.Context, b *blob.Bucket) (bool, error) {
-	ok, err := b.Exists(ctx, configName)
+	ok, err := b.Exists(ctx, layout.Config)
 	if err != nil {
-		return false, fmt.Errorf("look for %s: %w", configName, err)
+		return false, fmt.Errorf("look for %s: %w", layout.Config, err)
 	}
 	return ok, nil
 }
@@ -421,7 +422,7 @@ func listOnce(ctx context.Context, b *blob.Bucket, prefix string) ([]*blob.ListO
 			return nil, err
 		}
 		// A file-system location leaves "<name>.<time>.tmp" behind an upload killed midway; it is not an object.
-		if o.IsDir || strings.HasSuffix(o.Key, ".tmp") {
+		if o.IsDir || layout.IsTemp(o.Key) {
 			continue
 		}
 		objs = append(objs, o)
@@ -495,7 +496,7 @@ func (r *Repository) writeKeySlot(ctx context.Context, passphrase []byte, p KDFP
 		return "", err
 	}
 	id := randomHex(16)
-	if err := r.writeObject(ctx, keyName(id), raw, true); err != nil {
+	if err := r.writeObject(ctx, layout.KeyName(id), raw, true); err != nil {
 		return "", err
 	}
 	return id, nil
@@ -510,7 +511,7 @@ type KeyInfo struct {
 
 // Keys lists the key slots.
 func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
-	names, err := listNames(ctx, r.bucket, keysPrefix)
+	names, err := listNames(ctx, r.bucket, layout.KeysPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -524,7 +525,7 @@ func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key slot %s: %w", n, err)
 		}
-		id := n[len(keysPrefix):]
+		id := n[len(layout.KeysPrefix):]
 		out = append(out, KeyInfo{ID: id, Created: s.Created, Current: id == r.keyID})
 	}
 	return out, nil
@@ -544,13 +545,13 @@ func (r *Repository) AddKey(ctx context.Context, passphrase []byte, p KDFParams)
 
 // RemoveKey deletes a key slot. It refuses to remove the last one.
 func (r *Repository) RemoveKey(ctx context.Context, id string) error {
-	names, err := listNames(ctx, r.bucket, keysPrefix)
+	names, err := listNames(ctx, r.bucket, layout.KeysPrefix)
 	if err != nil {
 		return fmt.Errorf("remove key %s: %w", id, err)
 	}
 	found := false
 	for _, n := range names {
-		found = found || n == keyName(id)
+		found = found || n == layout.KeyName(id)
 	}
 	if !found {
 		return fmt.Errorf("remove key %s: no such key slot", id)
@@ -558,7 +559,7 @@ func (r *Repository) RemoveKey(ctx context.Context, id string) error {
 	if len(names) == 1 {
 		return fmt.Errorf("remove key %s: it is the last key slot; add another first", id)
 	}
-	if err := r.bucket.Delete(ctx, keyName(id)); err != nil {
+	if err := r.bucket.Delete(ctx, layout.KeyName(id)); err != nil {
 		return fmt.Errorf("remove key %s: %w", id, err)
 	}
 	return nil
@@ -573,7 +574,7 @@ func (r *Repository) ChangePassphrase(ctx context.Context, passphrase []byte, p 
 	}
 	old := r.keyID
 	r.keyID = id
-	if err := r.bucket.Delete(ctx, keyName(old)); err != nil {
+	if err := r.bucket.Delete(ctx, layout.KeyName(old)); err != nil {
 		return fmt.Errorf("change passphrase: new key slot %s added, but removing the old slot %s failed: %w", id, old, err)
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // On S3 the repository uploads objects itself instead of through gocloud's writer. The transfer manager
@@ -293,12 +295,12 @@ func (u *s3Upload) discardBuf() {
 func (s *s3Store) abortStaleUploads(ctx context.Context, cutoff time.Time, dryRun bool) (int, error) {
 	n := 0
 	// The whole bucket's, filtered here: MinIO matches a listing's prefix against whole keys only.
-	data := s.prefix + dataPrefix
+	data := s.prefix + layout.DataPrefix
 	pages := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return n, fmt.Errorf("list incomplete uploads under %s: %w", dataPrefix, err)
+			return n, fmt.Errorf("list incomplete uploads under %s: %w", layout.DataPrefix, err)
 		}
 		for _, u := range page.Uploads {
 			if !strings.HasPrefix(aws.ToString(u.Key), data) || u.Initiated == nil || !u.Initiated.Before(cutoff) {

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -73,7 +74,7 @@ func TestAbandonedPackLeavesNoUpload(t *testing.T) {
 			t.Errorf("multipart upload of %s left open", aws.ToString(u.Key))
 		}
 		for _, key := range testbed.Keys(t, b) {
-			if strings.HasPrefix(key, "data/") {
+			if strings.HasPrefix(key, layout.DataPrefix) {
 				t.Errorf("abandoned pack %s was stored", key)
 			}
 		}
@@ -86,7 +87,7 @@ func TestAbandonedPackLeavesNoUpload(t *testing.T) {
 func TestGCAbortsStaleUploads(t *testing.T) {
 	onS3(t, func(t *testing.T, ctx context.Context, st *testbed.Store, b *blob.Bucket, r *Repository) {
 		// What a writer killed mid-pack leaves: a started multipart upload with a part, never completed.
-		up := r.s3.upload(ctx, packName(randomHex(16)), nil)
+		up := r.s3.upload(ctx, layout.PackName(randomHex(16)), nil)
 		if _, err := up.Write(make([]byte, s3PartSize)); err != nil {
 			t.Fatal(err)
 		}

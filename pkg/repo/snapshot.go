@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gocloud.dev/gcerrors"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // Snapshot is a manifest: the root of one backed-up file tree. It is written last, after every blob it
@@ -61,8 +63,8 @@ func (r *Repository) writeSnapshot(ctx context.Context, s *Snapshot) (string, er
 		return "", err
 	}
 	// Names sort by time, so listings come out oldest first.
-	id := fmt.Sprintf("%s-%s", s.Time.UTC().Format("20060102T150405Z"), randomHex(8))
-	if err := r.writeObject(ctx, snapshotName(id), seal(r.keys.aead, nil, raw, adSnapshot), true); err != nil {
+	id := layout.SnapshotID(s.Time, randomHex(8))
+	if err := r.writeObject(ctx, layout.SnapshotName(id), seal(r.keys.aead, nil, raw, adSnapshot), true); err != nil {
 		return "", err
 	}
 	s.ID = id
@@ -74,7 +76,7 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id string) (*Snapshot, er
 	if id == "" || strings.Contains(id, "/") {
 		return nil, fmt.Errorf("invalid snapshot id %q", id)
 	}
-	name := snapshotName(id)
+	name := layout.SnapshotName(id)
 	sealed, err := readAll(ctx, r.bucket, name)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
@@ -93,13 +95,13 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id string) (*Snapshot, er
 
 // Snapshots lists every snapshot sealed with the repository's key, oldest first.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
-	names, err := listNames(ctx, r.bucket, snapshotPrefix)
+	names, err := listNames(ctx, r.bucket, layout.SnapshotPrefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []*Snapshot
 	for _, n := range names {
-		s, err := r.LoadSnapshot(ctx, n[len(snapshotPrefix):])
+		s, err := r.LoadSnapshot(ctx, n[len(layout.SnapshotPrefix):])
 		if isForeign(err) {
 			continue // sealed with a stray key slot's key (see StrayKeys)
 		}
@@ -117,7 +119,7 @@ func (r *Repository) DeleteSnapshot(ctx context.Context, id string) error {
 	if id == "" || strings.Contains(id, "/") {
 		return fmt.Errorf("invalid snapshot id %q", id)
 	}
-	name := snapshotName(id)
+	name := layout.SnapshotName(id)
 	if ok, err := r.bucket.Exists(ctx, name); err != nil || !ok {
 		if err == nil {
 			return fmt.Errorf("delete snapshot %s: no such snapshot", id)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
 // A stray key slot opens with the repository's passphrase but wraps another master key than config's: the
@@ -28,7 +30,7 @@ type ForeignKeyError struct {
 
 func (e *ForeignKeyError) Error() string {
 	return fmt.Sprintf("object %s was sealed with the master key of key slot %s, not with that of %s "+
-		"(two initialisations of the location both went on): this repository cannot read it", e.Object, e.Slot, configName)
+		"(two initialisations of the location both went on): this repository cannot read it", e.Object, e.Slot, layout.Config)
 }
 
 // foreign returns a ForeignKeyError when sealed, which failed to open with the repository's key, opens with a
@@ -62,7 +64,7 @@ type StrayKey struct {
 func (s *StrayKey) Problem() string {
 	if len(s.Indexes)+len(s.Snapshots) == 0 {
 		return fmt.Sprintf("key slot %s (made %s) wraps another master key than %s and nothing was sealed with it: "+
-			"left by an initialisation that lost the race to create the repository (and kept by object lock); harmless", s.ID, s.Created.UTC().Format(time.RFC3339), configName)
+			"left by an initialisation that lost the race to create the repository (and kept by object lock); harmless", s.ID, s.Created.UTC().Format(time.RFC3339), layout.Config)
 	}
 	what := "no snapshot"
 	if len(s.Sources) > 0 {
@@ -72,7 +74,7 @@ func (s *StrayKey) Problem() string {
 		"both went on, and %d index and %d snapshot objects were sealed with it, which this repository cannot read. "+
 		"Not restorable: %s. Every snapshot sealed with %s's key restores as before; the stray objects and their "+
 		"packs are kept (maintenance deletes none of them) and the slot must stay, as it is the only way to them",
-		s.ID, s.Created.UTC().Format(time.RFC3339), configName, len(s.Indexes), len(s.Snapshots), what, configName)
+		s.ID, s.Created.UTC().Format(time.RFC3339), layout.Config, len(s.Indexes), len(s.Snapshots), what, layout.Config)
 }
 
 // StrayKeys lists the stray key slots and what was sealed with each (reading every index and snapshot
@@ -86,7 +88,7 @@ func (r *Repository) StrayKeys(ctx context.Context) ([]StrayKey, error) {
 	for i, s := range r.strays {
 		out[i].ID = s.id
 		slot[s.id] = &out[i]
-		if raw, err := readAll(ctx, r.bucket, keyName(s.id)); err == nil {
+		if raw, err := readAll(ctx, r.bucket, layout.KeyName(s.id)); err == nil {
 			if ks, err := decodeKeySlot(raw); err == nil {
 				out[i].Created = ks.Created
 			}
@@ -95,7 +97,7 @@ func (r *Repository) StrayKeys(ctx context.Context) ([]StrayKey, error) {
 	for _, kind := range []struct {
 		prefix string
 		ad     []byte
-	}{{indexPrefix, adIndex}, {snapshotPrefix, adSnapshot}} {
+	}{{layout.IndexPrefix, adIndex}, {layout.SnapshotPrefix, adSnapshot}} {
 		names, err := listNames(ctx, r.bucket, kind.prefix)
 		if err != nil {
 			return nil, err
@@ -113,7 +115,7 @@ func (r *Repository) StrayKeys(ctx context.Context) ([]StrayKey, error) {
 				continue // damage, which Check reports
 			}
 			s := slot[f.Slot]
-			if kind.prefix == indexPrefix {
+			if kind.prefix == layout.IndexPrefix {
 				s.Indexes = append(s.Indexes, n)
 				continue
 			}

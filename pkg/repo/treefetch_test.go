@@ -9,6 +9,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
 
@@ -70,7 +71,7 @@ func treeRepo(t *testing.T) (*repo.Repository, *blob.Bucket, []repo.ID, string) 
 func listPacks(t *testing.T, b *blob.Bucket) []string {
 	t.Helper()
 	var names []string
-	it := b.List(&blob.ListOptions{Prefix: "data/"})
+	it := b.List(&blob.ListOptions{Prefix: layout.DataPrefix})
 	for {
 		obj, err := it.Next(context.Background())
 		if err != nil {
@@ -131,7 +132,7 @@ func TestTreeFetcherFailedReadAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.Load(ctx, dirs[5].Tree)
-	if err == nil || !strings.Contains(err.Error(), dirs[5].Tree[0].Short()) || !strings.Contains(err.Error(), strings.TrimPrefix(pack, "data/")) {
+	if err == nil || !strings.Contains(err.Error(), dirs[5].Tree[0].Short()) || !strings.Contains(err.Error(), strings.TrimPrefix(pack, layout.DataPrefix)) {
 		t.Fatalf("load after a failed read ahead: %v, want an error naming blob %s and pack %s", err, dirs[5].Tree[0].Short(), pack)
 	}
 	if strings.Contains(err.Error(), "read ahead") {

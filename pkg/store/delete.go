@@ -12,6 +12,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobrun"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 )
 
@@ -57,7 +58,7 @@ func DeleteBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts
 	switch {
 	case err == nil:
 		defer loc.Close()
-		d.Reached, d.URL = true, loc.URL(BackupPrefix(b.Namespace, b.Name))
+		d.Reached, d.URL = true, loc.URL(layout.BackupPrefix(b.Namespace, b.Name))
 		if d.Snapshots, err = loc.DeleteBackup(ctx, b.Namespace, b.Name); err != nil {
 			return d, fmt.Errorf("Backup %s/%s kept: its data could not be deleted: %w", b.Namespace, b.Name, err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 )
@@ -37,8 +38,8 @@ type Location struct {
 // Repository is the location's opened repository.
 func (l *Location) Repository() *repo.Repository { return l.repo.r }
 
-// Commit seals what was written under prefix (BackupPrefix or RestorePrefix) into the repository and
-// returns the snapshot that holds it.
+// Commit seals what was written under prefix (layout.BackupPrefix or layout.RestorePrefix) into the
+// repository and returns the snapshot that holds it.
 func (l *Location) Commit(ctx context.Context, prefix string) (string, error) {
 	return l.repo.Commit(ctx, prefix)
 }
@@ -192,8 +193,9 @@ func OpenLocation(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 	return nil, fmt.Errorf("open the repository of BackupLocation %s: %s", name, location.Explain(err))
 }
 
-// Delete removes what is kept under prefix (BackupPrefix or RestorePrefix) from the repository; it returns
-// how many snapshots it deleted. The data itself goes at the repository's next garbage collection.
+// Delete removes what is kept under prefix (layout.BackupPrefix or layout.RestorePrefix) from the
+// repository; it returns how many snapshots it deleted. The data itself goes at the repository's next
+// garbage collection.
 func (l *Location) Delete(ctx context.Context, prefix string) (int, error) {
 	n, err := l.repo.Delete(ctx, prefix)
 	if err != nil {
@@ -205,8 +207,8 @@ func (l *Location) Delete(ctx context.Context, prefix string) (int, error) {
 // DeleteBackup removes Backup namespace/name from the repository: its objects and its volumes' snapshots.
 // It returns how many snapshots it deleted; the data goes at the repository's next garbage collection.
 func (l *Location) DeleteBackup(ctx context.Context, namespace, name string) (int, error) {
-	prefix := BackupPrefix(namespace, name)
-	n, err := l.repo.Delete(ctx, prefix, VolumesPrefix(namespace, name))
+	prefix := layout.BackupPrefix(namespace, name)
+	n, err := l.repo.Delete(ctx, prefix, layout.VolumesPrefix(namespace, name))
 	if err != nil {
 		return n, fmt.Errorf("delete %s: %s", l.URL(prefix), location.Explain(err))
 	}

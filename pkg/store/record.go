@@ -13,6 +13,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/version"
 )
 
@@ -21,7 +22,7 @@ import (
 // recordFormatVersion is bumped when BackupRecord changes incompatibly.
 const recordFormatVersion = 1
 
-// BackupRecord is what RecordKey holds.
+// BackupRecord is what layout.RecordKey holds.
 type BackupRecord struct {
 	FormatVersion int `json:"formatVersion"`
 	// PxbVersion is the version of pxb-job that made the backup.
@@ -34,7 +35,7 @@ type BackupRecord struct {
 }
 
 // SaveBackupRecord writes the record of b (its spec and final status) into s, the backup's Store
-// (Prefixed(loc.Store, BackupPrefix(b.Namespace, b.Name))). It must be written before the backup is sealed:
+// (Prefixed(loc.Store, layout.BackupPrefix(b.Namespace, b.Name))). It must be written before the backup is sealed:
 // what is written under a backup's prefix after its Commit is not part of it.
 func SaveBackupRecord(ctx context.Context, s collect.Store, b *v1alpha1.Backup, clusterID string) error {
 	rec := BackupRecord{
@@ -54,7 +55,7 @@ func SaveBackupRecord(ctx context.Context, s collect.Store, b *v1alpha1.Backup, 
 	if err != nil {
 		return fmt.Errorf("encode the record of Backup %s/%s: %w", b.Namespace, b.Name, err)
 	}
-	if err := s.Put(ctx, RecordKey, bytes.NewReader(data)); err != nil {
+	if err := s.Put(ctx, layout.RecordKey, bytes.NewReader(data)); err != nil {
 		return fmt.Errorf("write the record of Backup %s/%s: %w", b.Namespace, b.Name, err)
 	}
 	return nil
@@ -63,7 +64,7 @@ func SaveBackupRecord(ctx context.Context, s collect.Store, b *v1alpha1.Backup, 
 // ReadBackupRecord reads the record kept in a backup's Store; a backup made before records were kept has
 // none, and the error then wraps collect.ErrNotFound.
 func ReadBackupRecord(ctx context.Context, s collect.Store) (*BackupRecord, error) {
-	r, err := s.Get(ctx, RecordKey)
+	r, err := s.Get(ctx, layout.RecordKey)
 	if err != nil {
 		return nil, fmt.Errorf("backup record: %w", err)
 	}

@@ -21,9 +21,9 @@ import (
 
 // repoStore keeps backups and restores in the location's repository, so that objects are chunked,
 // deduplicated, compressed and encrypted like volume data. Each Put is a file; Commit seals the files
-// written under a unit prefix (a backup's or a restore's, see BackupPrefix) into a snapshot whose Source is
-// that prefix. Get reads a key from the latest snapshot of the unit that holds it, so a key can be read only
-// after its unit was committed.
+// written under a unit prefix (a backup's or a restore's, see layout.BackupPrefix) into a snapshot whose
+// Source is that prefix. Get reads a key from the latest snapshot of the unit that holds it, so a key can be
+// read only after its unit was committed.
 type repoStore struct {
 	r *repo.Repository
 

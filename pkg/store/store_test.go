@@ -7,28 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
-
-func TestParseBackupPrefix(t *testing.T) {
-	for _, tc := range []struct {
-		unit, ns, name string
-		ok             bool
-	}{
-		{BackupPrefix("shop", "nightly"), "shop", "nightly", true},
-		{BackupPrefix("pxb-system", "all.v2"), "pxb-system", "all.v2", true},
-		{RestorePrefix("shop", "back"), "", "", false},
-		{"backups/shop/", "", "", false},
-		{"backups/shop/nightly", "", "", false},
-		{"backups/shop/nightly/volumes/", "", "", false},
-		{"backups/Shop/nightly/", "", "", false},
-		{"/mnt/volume", "", "", false},
-	} {
-		ns, name, ok := ParseBackupPrefix(tc.unit)
-		if ns != tc.ns || name != tc.name || ok != tc.ok {
-			t.Errorf("ParseBackupPrefix(%q) = %q, %q, %v; want %q, %q, %v", tc.unit, ns, name, ok, tc.ns, tc.name, tc.ok)
-		}
-	}
-}
 
 func TestLockedUntil(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -52,15 +32,9 @@ func TestLockedUntil(t *testing.T) {
 	}
 }
 
-func TestLayout(t *testing.T) {
-	if got := BackupPrefix("shop", "nightly"); got != "backups/shop/nightly/" {
-		t.Errorf("BackupPrefix = %q", got)
-	}
-	if got := RestorePrefix("shop", "back"); got != "restores/shop/back/" {
-		t.Errorf("RestorePrefix = %q", got)
-	}
+func TestURL(t *testing.T) {
 	l := &Location{Spec: v1alpha1.BackupLocationSpec{Provider: v1alpha1.ProviderS3, Bucket: "b", Prefix: "cluster-a"}}
-	if got := l.URL(BackupPrefix("shop", "n")); got != "s3://b/cluster-a/backups/shop/n/" {
+	if got := l.URL(layout.BackupPrefix("shop", "n")); got != "s3://b/cluster-a/backups/shop/n/" {
 		t.Errorf("URL = %q", got)
 	}
 }

@@ -5,38 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
-	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/pxb-dev/pxb/pkg/layout"
 )
 
-// The layout of a backup's objects in its Store. Every key is named here and nowhere else.
-//
-//	manifest.json                                   what the backup holds: types, files, counts, errors
-//	index.jsonl                                     one IndexEntry per object
-//	objects/<resource>[.<group>]/<namespace>/<n>.jsonl   the objects of one type (and one namespace), one JSON object per line
-//	objects/<resource>[.<group>]/_cluster/<n>.jsonl      the same for cluster-scoped types
-//
-// Namespaces cannot begin with "_", so "_cluster" never collides with one.
-const (
-	ManifestKey = "manifest.json"
-	IndexKey    = "index.jsonl"
-	// RestoreSummaryKey is where a restore writes one SummaryEntry per object, in the restore's own Store.
-	RestoreSummaryKey = "restore-summary.jsonl"
-
-	// FormatVersion is bumped when the layout changes incompatibly.
-	FormatVersion = 1
-)
-
-func objectsKey(t Type, namespace string, seq int) string {
-	ns := namespace
-	if ns == "" {
-		ns = "_cluster"
-	}
-	return path.Join("objects", t.String(), ns, strconv.Itoa(seq)+".jsonl")
-}
+// FormatVersion is bumped when what a backup's Store holds changes incompatibly. The keys (a manifest, an
+// index and the files of objects of each type) are named in pkg/layout.
+const FormatVersion = 1
 
 // Type is one served resource type.
 type Type struct {
@@ -139,7 +117,7 @@ func (e ItemError) String() string {
 
 // ReadManifest reads a backup's manifest from s.
 func ReadManifest(ctx context.Context, s Store) (*Manifest, error) {
-	r, err := s.Get(ctx, ManifestKey)
+	r, err := s.Get(ctx, layout.ManifestKey)
 	if err != nil {
 		return nil, fmt.Errorf("backup manifest: %w", err)
 	}
@@ -156,7 +134,7 @@ func ReadManifest(ctx context.Context, s Store) (*Manifest, error) {
 
 // ReadIndex calls fn for every object of a backup, in the order they were written.
 func ReadIndex(ctx context.Context, s Store, fn func(IndexEntry) error) error {
-	return ReadJSONLines(ctx, s, IndexKey, fn)
+	return ReadJSONLines(ctx, s, layout.IndexKey, fn)
 }
 
 // ReadJSONLines decodes the JSON value stored under key in s one line at a time, calling fn for each.
