@@ -61,16 +61,17 @@ type BackupCreateOptions struct {
 	PostExecRule      string
 	Location          string
 	Labels            map[string]string
-	Output            string
-	Wait              bool
-	Timeout           time.Duration
+	// Create are --dry-run and -o.
+	Create  createFlags
+	Wait    bool
+	Timeout time.Duration
 
 	clients clients
 	genericiooptions.IOStreams
 }
 
 func newCmdBackupCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &BackupCreateOptions{IOStreams: streams, Timeout: time.Hour}
+	o := &BackupCreateOptions{IOStreams: streams, Create: newCreateFlags(), Timeout: time.Hour}
 	cmd := &cobra.Command{
 		Use:   "create NAME [--include-namespaces NS,...] [--location LOCATION] [--wait]",
 		Short: "Back up applications' objects",
@@ -91,7 +92,10 @@ span namespaces. Every selection is checked against the cluster before anything 
   kubectl pxb backup create shop-db --include-namespaces shop --pre-exec-rule db-lock --post-exec-rule db-unlock
 
   # Print the Backup without creating it
-  kubectl pxb backup create shop-nightly --include-namespaces shop -o yaml`,
+  kubectl pxb backup create shop-nightly --include-namespaces shop --dry-run=client -o yaml
+
+  # Have the API server check the Backup without storing it; no Job runs
+  kubectl pxb backup create shop-nightly --include-namespaces shop --dry-run=server`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, args); err != nil {
@@ -105,7 +109,7 @@ span namespaces. Every selection is checked against the cluster before anything 
 	}
 	o.addSpecFlags(cmd.Flags())
 	fl := cmd.Flags()
-	fl.StringVarP(&o.Output, "output", "o", "", "Print the Backup as yaml or json instead of creating it.")
+	o.Create.AddFlags(cmd)
 	fl.BoolVar(&o.Wait, "wait", false, "Wait until the backup ends, showing its progress; exit non-zero unless it completed.")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
 	return cmd
@@ -137,8 +141,8 @@ func (o *BackupCreateOptions) Complete(f cmdutil.Factory, args []string) error {
 	if !o.NamespaceSet && o.spansNamespaces() {
 		o.Namespace = v1alpha1.SystemNamespace
 	}
-	if o.Output != "" {
-		return nil
+	if _, _, err := o.Create.dryRunStrategy(); err != nil || o.Create.clientOnly() {
+		return err
 	}
 	o.clients, err = newClients(f)
 	return err
@@ -155,11 +159,8 @@ func (o *BackupCreateOptions) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
 		return fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
 	}
-	if o.Output != "" && o.Output != "yaml" && o.Output != "json" {
-		return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
-	}
-	if o.Output != "" && o.Wait {
-		return errors.New("--output prints the Backup without creating it: it cannot be combined with --wait")
+	if err := o.Create.Validate(o.Wait); err != nil {
+		return err
 	}
 	if len(o.IncludeNamespaces) > 0 && o.NamespaceSelector != "" {
 		return errors.New("--include-namespaces and --namespace-selector are mutually exclusive")
@@ -272,19 +273,20 @@ func (o *BackupCreateOptions) vmSelection() (*v1alpha1.VirtualMachineSelection, 
 	return sel, nil
 }
 
-// Run prints the Backup, or checks it against the cluster, creates it and starts its Job.
+// Run prints the Backup (--dry-run=client), or checks it against the cluster, creates it (on the server
+// alone with --dry-run=server) and starts its Job.
 func (o *BackupCreateOptions) Run(ctx context.Context) error {
 	b, err := o.Backup()
 	if err != nil {
 		return err
 	}
-	if o.Output != "" {
-		return printObject(o.Out, o.Output, b, v1alpha1.SchemeGroupVersion.WithKind("Backup"))
+	if o.Create.clientOnly() {
+		return o.Create.print(b, "created", o.Out)
 	}
 	if err := o.check(ctx, b); err != nil {
 		return err
 	}
-	return submit(ctx, o.clients, jobspec.KindBackup, b, string(b.Spec.Location), o.Wait, o.Timeout, o.Out)
+	return submit(ctx, o.clients, jobspec.KindBackup, b, string(b.Spec.Location), &o.Create, o.Wait, o.Timeout, o.IOStreams)
 }
 
 // check validates the Backup against the cluster before anything is created: its spec passes checkSpec,

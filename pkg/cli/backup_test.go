@@ -92,7 +92,7 @@ func TestBackupValidateNamesTheFlag(t *testing.T) {
 		"--location":                  func(o *BackupCreateOptions) { o.Location = "Not_A_Name" },
 		"--pre-exec-rule":             func(o *BackupCreateOptions) { o.PreExecRule = "Lock!" },
 		"--post-exec-rule":            func(o *BackupCreateOptions) { o.PostExecRule = "-unlock" },
-		"--output":                    func(o *BackupCreateOptions) { o.Output = "table" },
+		"--output":                    func(o *BackupCreateOptions) { o.Create = newCreateFlags(); *o.Create.PrintFlags.OutputFormat = "table" },
 		"--namespace-selector and":    func(o *BackupCreateOptions) { o.IncludeNamespaces = []string{"a"}; o.NamespaceSelector = "x=y" },
 		"--vms":                       func(o *BackupCreateOptions) { o.VMs = []string{"shop/Web_1"} },
 		"--vm-selector":               func(o *BackupCreateOptions) { o.VMSelector = "os in (linux" },
@@ -131,7 +131,7 @@ func TestBackupNamespaceDefaultsToSystemWhenSpanning(t *testing.T) {
 func TestBackupCreatePrintsWithoutCreating(t *testing.T) {
 	streams, _, out, _ := genericiooptions.NewTestIOStreams()
 	o := &BackupCreateOptions{Name: "nightly", Namespace: "pxb-system", selectionFlags: selectionFlags{IncludeNamespaces: []string{"shop"}, ClusterResources: "auto"},
-		Location: "main", Output: "yaml", Timeout: time.Minute, IOStreams: streams}
+		Location: "main", Create: clientDryRun("yaml"), Timeout: time.Minute, IOStreams: streams}
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestRestoreValidateNamesTheFlag(t *testing.T) {
 }
 
 func TestRestoreNameDefaultsFromBackup(t *testing.T) {
-	o := &RestoreCreateOptions{FromBackup: "nightly", Output: "yaml", now: func() time.Time { return time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC) }}
+	o := &RestoreCreateOptions{FromBackup: "nightly", Create: clientDryRun("yaml"), now: func() time.Time { return time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC) }}
 	if err := o.Complete(fakeFactory(t), nil); err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,8 @@ type CredentialCreateOptions struct {
 	Provider string
 	FromFile string
 	Profile  string
-	Output   string
+	// Create are --dry-run and -o; the Secret is printed with its values redacted.
+	Create createFlags
 
 	data   map[string][]byte
 	client clients
@@ -54,7 +55,7 @@ type CredentialCreateOptions struct {
 }
 
 func newCmdCredentialCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &CredentialCreateOptions{IOStreams: streams, Profile: "default"}
+	o := &CredentialCreateOptions{IOStreams: streams, Profile: "default", Create: newCreateFlags()}
 	cmd := &cobra.Command{
 		Use:   "create NAME --provider aws|azure|gcp --from-file FILE",
 		Short: "Store a cloud credential for backup locations",
@@ -66,7 +67,10 @@ func newCmdCredentialCreate(f cmdutil.Factory, streams genericiooptions.IOStream
   kubectl pxb credential create azure-prod --provider azure --from-file azure.env
 
   # Google Cloud: a service account's JSON key, here from standard input
-  kubectl pxb credential create gcs-prod --provider gcp --from-file - < key.json`,
+  kubectl pxb credential create gcs-prod --provider gcp --from-file - < key.json
+
+  # Print the Secret, its values redacted, without creating it
+  kubectl pxb credential create s3-prod --provider aws --from-file ~/.aws/credentials --dry-run=client -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, args); err != nil {
@@ -81,7 +85,7 @@ func newCmdCredentialCreate(f cmdutil.Factory, streams genericiooptions.IOStream
 	cmd.Flags().StringVar(&o.Provider, "provider", o.Provider, "Cloud of the credential: aws, azure or gcp.")
 	cmd.Flags().StringVar(&o.FromFile, "from-file", o.FromFile, "File holding the secret values; - reads standard input.")
 	cmd.Flags().StringVar(&o.Profile, "profile", o.Profile, "With --provider aws: the profile of the credentials file to use.")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Print the Secret (values redacted) as yaml or json without creating it.")
+	o.Create.AddFlags(cmd)
 	return cmd
 }
 
@@ -107,9 +111,10 @@ func (o *CredentialCreateOptions) Complete(f cmdutil.Factory, args []string) err
 	if o.data, err = parseCredential(o.Provider, o.Profile, raw); err != nil {
 		return fmt.Errorf("--from-file %s: %w", o.FromFile, err)
 	}
-	if o.Output == "" {
-		o.client, err = newClients(f)
+	if _, _, err := o.Create.dryRunStrategy(); err != nil || o.Create.clientOnly() {
+		return err
 	}
+	o.client, err = newClients(f)
 	return err
 }
 
@@ -118,10 +123,7 @@ func (o *CredentialCreateOptions) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
 		return fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
 	}
-	if o.Output != "" && o.Output != "yaml" && o.Output != "json" {
-		return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
-	}
-	return nil
+	return o.Create.Validate(false)
 }
 
 // Run creates the Secret.
@@ -135,16 +137,21 @@ func (o *CredentialCreateOptions) Run(ctx context.Context) error {
 		Type: corev1.SecretTypeOpaque,
 		Data: o.data,
 	}
-	if o.Output != "" {
-		return printReport(o.Out, o.Output, redacted(s))
+	if o.Create.clientOnly() {
+		return o.Create.print(redacted(s), "created", o.Out)
 	}
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
-	if _, err := o.client.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Create(ctx, s, metav1.CreateOptions{FieldManager: "kubectl-pxb"}); err != nil {
+	created, err := o.client.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Create(ctx, s, o.Create.createOptions())
+	if err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("credential %s already exists: delete it first, or choose another name", o.Name)
 		}
 		return fmt.Errorf("create credential %s: %w", o.Name, err)
+	}
+	if o.Create.printing() || o.Create.serverDryRun() {
+		created.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		return o.Create.print(redacted(created), "created", o.Out)
 	}
 	fmt.Fprintf(o.Out, "credential %s created (%s; keys %s)\n", o.Name, o.Provider, strings.Join(sortedKeys(o.data), ", "))
 	return nil

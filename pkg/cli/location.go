@@ -49,7 +49,8 @@ type LocationCreateOptions struct {
 	PassphraseFile    string
 	CACertFile        string
 	AllowedNamespaces []string
-	Output            string
+	// Create are --dry-run and -o.
+	Create createFlags
 
 	passphrase []byte
 	client     clients
@@ -57,7 +58,7 @@ type LocationCreateOptions struct {
 }
 
 func newCmdLocationCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &LocationCreateOptions{IOStreams: streams}
+	o := &LocationCreateOptions{IOStreams: streams, Create: newCreateFlags()}
 	o.Spec.NFS = &v1alpha1.NFSLocation{}
 	var provider string
 	cmd := &cobra.Command{
@@ -72,7 +73,10 @@ location export-key): without it, nobody can read the backups, pxb included.`,
   kubectl pxb location create lab --provider s3 --bucket pxb --endpoint http://minio.lab:9000 --s3-force-path-style --credential lab
   kubectl pxb location create blob --provider azure --bucket backups --storage-account acme --credential azure-prod
   kubectl pxb location create gcs --provider gcs --bucket acme-backups --credential gcs-prod
-  kubectl pxb location create filer --provider nfs --nfs-server filer.lab --nfs-path /export/backups`,
+  kubectl pxb location create filer --provider nfs --nfs-server filer.lab --nfs-path /export/backups
+
+  # Have the API server check the BackupLocation without storing it
+  kubectl pxb location create prod --provider s3 --bucket backups --region eu-west-1 --credential s3-prod --dry-run=server`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Spec.Provider = v1alpha1.Provider(provider)
@@ -104,7 +108,7 @@ location export-key): without it, nobody can read the backups, pxb included.`,
 	fl.StringVar(&o.Spec.NFS.Path, "nfs-path", "", "Exported path on the NFS server.")
 	fl.StringVar(&o.Spec.NFS.SubPath, "nfs-sub-path", "", "Directory inside the export.")
 	fl.StringSliceVar(&o.Spec.NFS.MountOptions, "nfs-mount-options", nil, "NFS mount options, e.g. nfsvers=4.1,hard.")
-	fl.StringVarP(&o.Output, "output", "o", "", "Print the BackupLocation as yaml or json without creating anything.")
+	o.Create.AddFlags(cmd)
 	return cmd
 }
 
@@ -141,9 +145,10 @@ func (o *LocationCreateOptions) Complete(f cmdutil.Factory, args []string) error
 			return err
 		}
 	}
-	if o.Output == "" {
-		o.client, err = newClients(f)
+	if _, _, err := o.Create.dryRunStrategy(); err != nil || o.Create.clientOnly() {
+		return err
 	}
+	o.client, err = newClients(f)
 	return err
 }
 
@@ -184,10 +189,7 @@ func (o *LocationCreateOptions) Validate() error {
 	if o.Spec.Provider == "" {
 		return fmt.Errorf("--provider is required: s3, azure, gcs or nfs")
 	}
-	if o.Output != "" && o.Output != "yaml" && o.Output != "json" {
-		return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
-	}
-	return nil
+	return o.Create.Validate(false)
 }
 
 // Run creates the encryption key Secret (when pxb makes it) and the BackupLocation.
@@ -197,8 +199,8 @@ func (o *LocationCreateOptions) Run(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: v1alpha1.SystemNamespace},
 		Spec:       o.Spec,
 	}
-	if o.Output != "" {
-		return printObject(o.Out, o.Output, loc, loc.GroupVersionKind())
+	if o.Create.clientOnly() {
+		return o.Create.print(loc, "created", o.Out)
 	}
 	if o.Credential != "" {
 		if _, err := listCredentials(ctx, o.client, []string{o.Credential}); err != nil {
@@ -218,7 +220,7 @@ func (o *LocationCreateOptions) Run(ctx context.Context) error {
 		}
 	}
 	// The location first, so that a rejected spec leaves no orphaned key behind.
-	out, err := createObject(ctx, o.client.Dynamic, v1alpha1.BackupLocationsResource, "BackupLocation", loc)
+	out, err := createObject(ctx, o.client.Dynamic, v1alpha1.BackupLocationsResource, "BackupLocation", loc, o.Create.createOptions())
 	if err != nil {
 		return err
 	}
@@ -234,18 +236,25 @@ func (o *LocationCreateOptions) Run(ctx context.Context) error {
 		}
 		cctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 		defer cancel()
-		if _, err := secrets.Create(cctx, key, metav1.CreateOptions{FieldManager: "kubectl-pxb"}); err != nil {
+		if _, err := secrets.Create(cctx, key, o.Create.createOptions()); err != nil {
 			if apierrors.IsAlreadyExists(err) {
 				err = fmt.Errorf("Secret %s already exists: pass --encryption-key-secret %s to use it", key.Name, key.Name)
 			}
-			_ = o.client.Dynamic.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).
-				Delete(context.WithoutCancel(ctx), out.GetName(), metav1.DeleteOptions{})
+			if !o.Create.serverDryRun() {
+				_ = o.client.Dynamic.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).
+					Delete(context.WithoutCancel(ctx), out.GetName(), metav1.DeleteOptions{})
+			}
 			return fmt.Errorf("encryption key of location %s: %w", o.Name, err)
 		}
-		fmt.Fprintf(o.Out, "encryption passphrase stored in Secret %s/%s: keep a copy somewhere safe\n", v1alpha1.SystemNamespace, key.Name)
+		msgs := o.Out
+		if o.Create.printing() {
+			msgs = o.ErrOut
+		}
+		if !o.Create.serverDryRun() {
+			fmt.Fprintf(msgs, "encryption passphrase stored in Secret %s/%s: keep a copy somewhere safe\n", v1alpha1.SystemNamespace, key.Name)
+		}
 	}
-	fmt.Fprintf(o.Out, "backuplocation.pxb.dev/%s created\n", o.Name)
-	return nil
+	return o.Create.print(out, "created", o.Out)
 }
 
 func newCmdLocationGet(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {

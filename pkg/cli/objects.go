@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -195,8 +196,8 @@ func printObject(w io.Writer, format string, obj any, gvk schema.GroupVersionKin
 	return p.PrintObj(u, w)
 }
 
-// createObject creates a pxb object from its typed form.
-func createObject(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, kind string, obj metav1.Object) (*unstructured.Unstructured, error) {
+// createObject creates a pxb object from its typed form, with opts (a server dry run, say).
+func createObject(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, kind string, obj metav1.Object, opts metav1.CreateOptions) (*unstructured.Unstructured, error) {
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, err
@@ -206,7 +207,8 @@ func createObject(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVe
 	unstructured.RemoveNestedField(u.Object, "status")
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
-	out, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctx, u, metav1.CreateOptions{FieldManager: "kubectl-pxb"})
+	opts.FieldManager = "kubectl-pxb"
+	out, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctx, u, opts)
 	if err != nil {
 		return nil, fmt.Errorf("create %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)
 	}
@@ -278,8 +280,10 @@ func openLocation(ctx context.Context, c clients, name string) (*store.Location,
 }
 
 // submit creates a checked Backup or Restore, starts the Job that carries it out with BackupLocation
-// location and, with wait, follows it until it ends.
-func submit(ctx context.Context, c clients, kind jobspec.Kind, obj metav1.Object, location string, wait bool, timeout time.Duration, out io.Writer) error {
+// location and, with wait, follows it until it ends. With --dry-run=server the API server checks the object
+// without storing it, and no Job starts. With -o the created object is printed, and the progress of --wait
+// goes to ErrOut.
+func submit(ctx context.Context, c clients, kind jobspec.Kind, obj metav1.Object, location string, cf *createFlags, wait bool, timeout time.Duration, streams genericiooptions.IOStreams) error {
 	gvr, title := v1alpha1.BackupsResource, "Backup"
 	if kind == jobspec.KindRestore {
 		gvr, title = v1alpha1.RestoresResource, "Restore"
@@ -289,17 +293,32 @@ func submit(ctx context.Context, c clients, kind jobspec.Kind, obj metav1.Object
 	if err != nil {
 		return err
 	}
-	created, err := createObject(ctx, c.Dynamic, gvr, title, obj)
+	created, err := createObject(ctx, c.Dynamic, gvr, title, obj, cf.createOptions())
 	if err != nil {
 		return err
+	}
+	if cf.serverDryRun() {
+		return cf.print(created, "created", streams.Out)
+	}
+	out := streams.Out
+	if cf.printing() {
+		if err := cf.print(created, "created", streams.Out); err != nil {
+			return err
+		}
+		out = streams.ErrOut
 	}
 	cfg, err := jobspec.LoadConfig(ctx, c.Kube)
 	if err == nil {
 		var job *batchv1.Job
 		job, err = jobspec.Launch(ctx, c.Kube, jobspec.Target{Kind: kind, Namespace: ns, Name: name, UID: created.GetUID()}, cfg, loc)
 		if err == nil {
-			fmt.Fprintf(out, "%s %s/%s created; Job %s/%s runs it.\n", title, ns, name, v1alpha1.SystemNamespace, job.Name)
+			if !cf.printing() {
+				fmt.Fprintf(out, "%s %s/%s created; Job %s/%s runs it.\n", title, ns, name, v1alpha1.SystemNamespace, job.Name)
+			}
 			if !wait {
+				if cf.printing() {
+					return nil
+				}
 				fmt.Fprintf(out, "Follow it with: kubectl pxb %s describe %s -n %s\n", kind, name, ns)
 				return nil
 			}

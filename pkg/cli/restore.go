@@ -20,7 +20,6 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -59,9 +58,10 @@ type RestoreCreateOptions struct {
 	DryRun                 bool
 	RestoreVolumes         bool
 	Labels                 map[string]string
-	Output                 string
-	Wait                   bool
-	Timeout                time.Duration
+	// Create are --dry-run and -o; a bare --dry-run (plan) sets DryRun.
+	Create  createFlags
+	Wait    bool
+	Timeout time.Duration
 
 	clients clients
 	now     func() time.Time
@@ -69,7 +69,7 @@ type RestoreCreateOptions struct {
 }
 
 func newCmdRestoreCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &RestoreCreateOptions{IOStreams: streams, ExistingResourcePolicy: "retain", RestoreVolumes: true, Timeout: time.Hour, now: time.Now}
+	o := &RestoreCreateOptions{IOStreams: streams, Create: newCreateFlags(), ExistingResourcePolicy: "retain", RestoreVolumes: true, Timeout: time.Hour, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "create [NAME] --from-backup BACKUP [--namespace-mappings FROM:TO,...] [--wait]",
 		Short: "Restore a backup's objects",
@@ -83,8 +83,14 @@ Completed (or PartiallySucceeded); the selection and mappings are checked before
   # Restore the namespace shop as shop-copy, replacing what exists
   kubectl pxb restore create --from-backup shop-nightly --namespace-mappings shop:shop-copy --existing-resource-policy replace
 
-  # See what a restore would do, without changing the cluster
-  kubectl pxb restore create --from-backup shop-nightly --dry-run --wait`,
+  # See what a restore would do, without changing the cluster: its job plans it and changes nothing
+  kubectl pxb restore create --from-backup shop-nightly --dry-run --wait
+
+  # Print the Restore without creating it
+  kubectl pxb restore create --from-backup shop-nightly --dry-run=client -o yaml
+
+  # Have the API server check the Restore without storing it; no Job runs
+  kubectl pxb restore create --from-backup shop-nightly --dry-run=server`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, args); err != nil {
@@ -104,9 +110,8 @@ Completed (or PartiallySucceeded); the selection and mappings are checked before
 	fl.StringVar(&o.ExistingResourcePolicy, "existing-resource-policy", o.ExistingResourcePolicy,
 		"What to do with objects that exist: retain (keep them), replace (delete and recreate) or update (bring them to the backup's state).")
 	fl.BoolVar(&o.RestoreVolumes, "restore-volumes", true, "Fill restored claims with the backed-up volume data; false restores the claims empty.")
-	fl.BoolVar(&o.DryRun, "dry-run", false, "Report what the restore would do without changing the cluster.")
 	fl.StringToStringVar(&o.Labels, "labels", nil, "Labels of the Restore, as k=v,k2=v2.")
-	fl.StringVarP(&o.Output, "output", "o", "", "Print the Restore as yaml or json instead of creating it.")
+	o.Create.addPlanFlags(cmd)
 	fl.BoolVar(&o.Wait, "wait", false, "Wait until the restore ends, showing its progress; exit non-zero unless it completed.")
 	fl.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
 	return cmd
@@ -123,8 +128,12 @@ func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, args []string) error 
 	} else if o.FromBackup != "" {
 		o.Name = o.FromBackup + "-" + o.now().UTC().Format("20060102150405")
 	}
-	if o.Output != "" {
-		return nil
+	_, plan, err := o.Create.dryRunStrategy()
+	if err != nil || o.Create.clientOnly() {
+		return err
+	}
+	if plan {
+		o.DryRun = true
 	}
 	if o.clients, err = newClients(f); err != nil {
 		return err
@@ -152,11 +161,8 @@ func (o *RestoreCreateOptions) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
 		return fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
 	}
-	if o.Output != "" && o.Output != "yaml" && o.Output != "json" {
-		return fmt.Errorf("--output must be yaml or json, not %q", o.Output)
-	}
-	if o.Output != "" && o.Wait {
-		return errors.New("--output prints the Restore without creating it: it cannot be combined with --wait")
+	if err := o.Create.Validate(o.Wait); err != nil {
+		return err
 	}
 	if o.Timeout <= 0 {
 		return errors.New("--timeout must be positive")
@@ -222,20 +228,21 @@ func (o *RestoreCreateOptions) Restore() (*v1alpha1.Restore, error) {
 	return r, nil
 }
 
-// Run prints the Restore, or checks it against its Backup, creates it and starts its Job.
+// Run prints the Restore (--dry-run=client), or checks it against its Backup, creates it (on the server
+// alone with --dry-run=server) and starts its Job.
 func (o *RestoreCreateOptions) Run(ctx context.Context) error {
 	r, err := o.Restore()
 	if err != nil {
 		return err
 	}
-	if o.Output != "" {
-		return printObject(o.Out, o.Output, r, v1alpha1.SchemeGroupVersion.WithKind("Restore"))
+	if o.Create.clientOnly() {
+		return o.Create.print(r, "created", o.Out)
 	}
 	location, err := o.check(ctx, r)
 	if err != nil {
 		return err
 	}
-	return submit(ctx, o.clients, jobspec.KindRestore, r, location, o.Wait, o.Timeout, o.Out)
+	return submit(ctx, o.clients, jobspec.KindRestore, r, location, &o.Create, o.Wait, o.Timeout, o.IOStreams)
 }
 
 // check validates the Restore before anything is created: the Backup exists and is Completed, and, when
@@ -264,7 +271,7 @@ func (o *RestoreCreateOptions) check(ctx context.Context, r *v1alpha1.Restore) (
 		return string(b.Spec.Location), nil
 	}
 	defer loc.Close()
-	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, layout.BackupPrefix(b.Namespace, b.Name)))
+	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name)))
 	if err != nil {
 		return "", fmt.Errorf("--from-backup: Backup %s/%s: %w", b.Namespace, b.Name, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ type ScheduleCreateOptions struct {
 }
 
 func newCmdScheduleCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ScheduleCreateOptions{BackupCreateOptions: BackupCreateOptions{IOStreams: streams, Timeout: time.Hour}}
+	o := &ScheduleCreateOptions{BackupCreateOptions: BackupCreateOptions{IOStreams: streams, Create: newCreateFlags(), Timeout: time.Hour}}
 	cmd := &cobra.Command{
 		Use:   "create NAME --policy POLICY [backup create flags]",
 		Short: "Create or update a schedule of backups",
@@ -67,7 +68,10 @@ schedule exists (after the policy changed, too). The template takes the flags of
   EOF
 
   # Back up the namespace shop by it
-  kubectl pxb schedule create shop --policy standard --include-namespaces shop --location prod`,
+  kubectl pxb schedule create shop --policy standard --include-namespaces shop --location prod
+
+  # Print the BackupSchedule without creating it
+  kubectl pxb schedule create shop --policy standard --include-namespaces shop --dry-run=client -o yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, args); err != nil {
@@ -82,7 +86,7 @@ schedule exists (after the policy changed, too). The template takes the flags of
 	o.addSpecFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.Policy, "policy", "", "SchedulePolicy that says when to back up and how many backups to keep.")
 	cmd.Flags().BoolVar(&o.Suspend, "suspend", false, "Create the schedule suspended: no backups until spec.suspend is false.")
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Print the BackupSchedule as yaml or json instead of creating it.")
+	o.Create.AddFlags(cmd)
 	return cmd
 }
 
@@ -110,15 +114,16 @@ func (o *ScheduleCreateOptions) Schedule() (*v1alpha1.BackupSchedule, error) {
 	}, nil
 }
 
-// Run prints the schedule, or checks it against the cluster, creates or updates it, and sets up a CronJob
-// per schedule of its policy.
+// Run prints the schedule (--dry-run=client), or checks it against the cluster, creates or updates it, and
+// sets up a CronJob per schedule of its policy. With --dry-run=server the API server checks the schedule
+// without storing it and no CronJob is touched; with -o the saved schedule is printed instead of a report.
 func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 	bs, err := o.Schedule()
 	if err != nil {
 		return err
 	}
-	if o.Output != "" {
-		return printObject(o.Out, o.Output, bs, v1alpha1.SchemeGroupVersion.WithKind("BackupSchedule"))
+	if o.Create.clientOnly() {
+		return o.Create.print(bs, "created", o.Out)
 	}
 	c := o.clients
 	policy, err := getPolicy(ctx, c, o.Policy)
@@ -132,9 +137,16 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 	if err := o.checkSpec(ctx, bs.Namespace, &bs.Spec.Template); err != nil {
 		return err
 	}
-	saved, verb, err := applySchedule(ctx, c, bs)
+	saved, verb, err := applySchedule(ctx, c, bs, o.Create.createOptions().DryRun)
 	if err != nil {
 		return err
+	}
+	if o.Create.serverDryRun() {
+		return o.Create.print(saved, verb, o.Out)
+	}
+	out := o.Out
+	if o.Create.printing() {
+		out = io.Discard
 	}
 	loc, err := store.GetLocation(ctx, c.Dynamic, string(saved.Spec.Template.Location))
 	if err != nil {
@@ -144,11 +156,11 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "BackupSchedule %s/%s %s", saved.Namespace, saved.Name, verb)
+	fmt.Fprintf(out, "BackupSchedule %s/%s %s", saved.Namespace, saved.Name, verb)
 	if saved.Spec.Suspend {
-		fmt.Fprint(o.Out, " (suspended)")
+		fmt.Fprint(out, " (suspended)")
 	}
-	fmt.Fprintln(o.Out)
+	fmt.Fprintln(out)
 	var kinds []string
 	for _, r := range runs {
 		cj := jobspec.ScheduleCronJob(saved, string(r.Kind), r.Cron, policy.Spec.TimeZone, cfg, loc)
@@ -156,12 +168,14 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 			return err
 		}
 		kinds = append(kinds, string(r.Kind))
-		fmt.Fprintf(o.Out, "  %s: CronJob %s/%s at %q (%s), keeps %d\n", r.Kind, cj.Namespace, cj.Name, r.Cron,
+		fmt.Fprintf(out, "  %s: CronJob %s/%s at %q (%s), keeps %d\n", r.Kind, cj.Namespace, cj.Name, r.Cron,
 			orDefault(policy.Spec.TimeZone, "UTC"), r.Retain)
 	}
 	// Kinds the policy no longer has.
-	_, err = jobspec.DeleteScheduleCronJobs(ctx, c.Kube, saved.Namespace, saved.Name, kinds...)
-	return err
+	if _, err = jobspec.DeleteScheduleCronJobs(ctx, c.Kube, saved.Namespace, saved.Name, kinds...); err != nil || !o.Create.printing() {
+		return err
+	}
+	return o.Create.print(saved, verb, o.Out)
 }
 
 // getPolicy reads SchedulePolicy name.
@@ -179,9 +193,9 @@ func getPolicy(ctx context.Context, c clients, name string) (*v1alpha1.ScheduleP
 	return &p, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &p)
 }
 
-// applySchedule creates bs, or updates the spec and labels of the one that exists; it returns it as saved
-// and what was done.
-func applySchedule(ctx context.Context, c clients, bs *v1alpha1.BackupSchedule) (*v1alpha1.BackupSchedule, string, error) {
+// applySchedule creates bs, or updates the spec and labels of the one that exists (on the server alone,
+// with dryRun); it returns it as saved and what was done.
+func applySchedule(ctx context.Context, c clients, bs *v1alpha1.BackupSchedule, dryRun []string) (*v1alpha1.BackupSchedule, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
 	defer cancel()
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(bs)
@@ -190,14 +204,14 @@ func applySchedule(ctx context.Context, c clients, bs *v1alpha1.BackupSchedule) 
 	}
 	unstructured.RemoveNestedField(m, "status")
 	ri := c.Dynamic.Resource(v1alpha1.BackupSchedulesResource).Namespace(bs.Namespace)
-	u, err := ri.Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{})
+	u, err := ri.Create(ctx, &unstructured.Unstructured{Object: m}, metav1.CreateOptions{FieldManager: "kubectl-pxb", DryRun: dryRun})
 	verb := "created"
 	if apierrors.IsAlreadyExists(err) {
 		var cur *unstructured.Unstructured
 		if cur, err = ri.Get(ctx, bs.Name, metav1.GetOptions{}); err == nil {
 			cur.Object["spec"] = m["spec"]
 			cur.SetLabels(bs.Labels)
-			u, err = ri.Update(ctx, cur, metav1.UpdateOptions{})
+			u, err = ri.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "kubectl-pxb", DryRun: dryRun})
 			verb = "updated"
 		}
 	}
