@@ -62,17 +62,23 @@ func BackupOptions(namespace, name string, spec v1alpha1.BackupSpec) (collect.Op
 	if o.NamespaceSelector, err = selectorString("spec.namespaceSelector", spec.NamespaceSelector); err != nil {
 		return o, err
 	}
-	switch spec.ClusterResources {
-	case "", v1alpha1.ClusterResourcesAuto:
-		o.IncludeClusterResources = collect.ClusterResourcesAuto
-	case v1alpha1.ClusterResourcesInclude:
-		o.IncludeClusterResources = collect.ClusterResourcesAll
-	case v1alpha1.ClusterResourcesExclude:
-		o.IncludeClusterResources = collect.ClusterResourcesNone
-	default:
-		return o, fmt.Errorf("spec.clusterResources %q: want Auto, Include or Exclude", spec.ClusterResources)
+	if o.IncludeClusterResources, err = clusterResources(spec.ClusterResources); err != nil {
+		return o, err
 	}
 	return o, o.Validate()
+}
+
+// clusterResources turns the API's cluster resources policy into the engines'.
+func clusterResources(p v1alpha1.ClusterResourcesPolicy) (collect.ClusterResources, error) {
+	switch p {
+	case "", v1alpha1.ClusterResourcesAuto:
+		return collect.ClusterResourcesAuto, nil
+	case v1alpha1.ClusterResourcesInclude:
+		return collect.ClusterResourcesAll, nil
+	case v1alpha1.ClusterResourcesExclude:
+		return collect.ClusterResourcesNone, nil
+	}
+	return "", fmt.Errorf("spec.clusterResources %q: want Auto, Include or Exclude", p)
 }
 
 // RestoreOptions turns Restore namespace/name's spec into what pkg/apply runs.
@@ -88,6 +94,9 @@ func RestoreOptions(name string, spec v1alpha1.RestoreSpec) (apply.Options, erro
 	}
 	var err error
 	if o.Selector, err = selectorString("spec.labelSelector", spec.LabelSelector); err != nil {
+		return o, err
+	}
+	if o.ClusterResources, err = clusterResources(spec.ClusterResources); err != nil {
 		return o, err
 	}
 	if len(spec.NamespaceMapping) > 0 {

@@ -58,6 +58,18 @@ func TestRestoreOptions(t *testing.T) {
 		o.ExistingPolicy != apply.PolicyReplace || !o.DryRun {
 		t.Errorf("options %+v", o)
 	}
+	for policy, want := range map[v1alpha1.ClusterResourcesPolicy]collect.ClusterResources{
+		"": collect.ClusterResourcesAuto, v1alpha1.ClusterResourcesInclude: collect.ClusterResourcesAll, v1alpha1.ClusterResourcesExclude: collect.ClusterResourcesNone,
+	} {
+		o, err := RestoreOptions("r", v1alpha1.RestoreSpec{BackupName: "b", Selection: v1alpha1.Selection{ClusterResources: policy}})
+		if err != nil || o.ClusterResources != want {
+			t.Errorf("spec.clusterResources %q: %q, %v; want %q", policy, o.ClusterResources, err, want)
+		}
+	}
+	if _, err := RestoreOptions("r", v1alpha1.RestoreSpec{BackupName: "b", Selection: v1alpha1.Selection{ClusterResources: "All"}}); err == nil ||
+		!strings.Contains(err.Error(), "spec.clusterResources") {
+		t.Errorf("a bad policy: %v, want an error naming spec.clusterResources", err)
+	}
 	if o, _ := RestoreOptions("r", v1alpha1.RestoreSpec{BackupName: "b"}); o.ExistingPolicy != apply.PolicyRetain {
 		t.Errorf("default policy %q, want retain", o.ExistingPolicy)
 	}

@@ -76,12 +76,8 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
 		*s = RestoreStatus(res.Result, s.StartTimestamp, &finished)
 		addRestoredVolumes(s, res.Volumes)
-		warnings := res.Warnings
-		if w := unsupported(r.Spec); w != "" {
-			warnings = append([]string{w}, warnings...)
-		}
-		s.WarningCount += int32(len(warnings))
-		s.Warnings = bounded(append(warnings, s.Warnings...))
+		s.WarningCount += int32(len(res.Warnings))
+		s.Warnings = bounded(append(res.Warnings, s.Warnings...))
 	})
 }
 
@@ -133,14 +129,6 @@ func RestoreStatus(res *apply.Result, started, finished *metav1.Time) v1alpha1.R
 		s.Phase = v1alpha1.RestoreFailed
 	}
 	return s
-}
-
-// unsupported names what of spec this version does not act on yet.
-func unsupported(spec v1alpha1.RestoreSpec) string {
-	if spec.ClusterResources != "" && spec.ClusterResources != v1alpha1.ClusterResourcesAuto {
-		return fmt.Sprintf("spec.clusterResources %s is not applied yet: the backup's cluster-scoped objects were restored as with Auto", spec.ClusterResources)
-	}
-	return ""
 }
 
 func setRestoreStatus(ctx context.Context, env *jobrun.Env, t jobrun.Target, mutate func(*v1alpha1.RestoreStatus)) error {

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
@@ -539,5 +541,83 @@ func TestMissingCRD(t *testing.T) {
 		if res.Phase != collect.PhasePartiallySucceeded || res.ErrorCount != 1 || len(res.Errors) != 1 {
 			t.Errorf("dry run %v: phase %s errors %v; want PartiallySucceeded with one error", dry, res.Phase, res.Errors)
 		}
+	}
+}
+
+// TestRestoreClusterResources restores one namespace of a backup of two, which holds every cluster-scoped
+// object of the cluster, under each clusterResources policy: Auto writes only what the restored namespace
+// uses, Include every cluster-scoped object of the backup but the volumes of claims it does not restore,
+// Exclude none (the target namespace is still made).
+func TestRestoreClusterResources(t *testing.T) {
+	c := testbed.APIServer(t)
+	dyn := c.Dynamic(t)
+	a, b := createApp(t, dyn, c.Namespace(t), uniqueID(t)), createApp(t, dyn, c.Namespace(t), uniqueID(t)+"b")
+	ctx := context.Background()
+	unrelated := createWait(ctx, t, dyn, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+		"metadata": map[string]any{"name": a.id + "-unrelated"}, "rules": []any{}}})
+	t.Cleanup(func() { forceDelete(t, dyn, unrelated) })
+	store := newStore(t)
+	res := backup(t, c, store, collect.Options{IncludeNamespaces: []string{a.ns, b.ns}, BackupName: "both",
+		IncludeClusterResources: collect.ClusterResourcesAll})
+	if res.Phase != collect.PhaseCompleted {
+		t.Fatalf("backup phase %s: %v", res.Phase, res.Errors)
+	}
+	clusterScoped := func(f *fixture) []string {
+		return []string{
+			"customresourcedefinitions.apiextensions.k8s.io /widgets." + f.id + ".pxb.test",
+			"storageclasses.storage.k8s.io /" + f.id + "-fast",
+			"persistentvolumes /" + f.id + "-pv",
+			"clusterroles.rbac.authorization.k8s.io /" + f.id + "-reader",
+			"clusterrolebindings.rbac.authorization.k8s.io /" + f.id + "-reader",
+		}
+	}
+	ofA, ofB := clusterScoped(a), clusterScoped(b)
+	other := "clusterroles.rbac.authorization.k8s.io /" + unrelated.GetName()
+	restoreA := func(policy collect.ClusterResources, dry bool) (string, map[string]apply.SummaryEntry) {
+		target := fmt.Sprintf("cr-%d", time.Now().UnixNano()%1_000_000_000)
+		res, summary := restore(t, c, store, newStore(t), apply.Options{BackupName: "both", RestoreName: target, IncludeNamespaces: []string{a.ns},
+			NamespaceMapping: map[string]string{a.ns: target}, ClusterResources: policy, DryRun: dry})
+		if res.Phase != collect.PhaseCompleted {
+			t.Errorf("%s: restore phase %s, errors %v", policy, res.Phase, res.Errors)
+		}
+		if _, ok := summary["configmaps "+target+"/shop-config"]; !ok {
+			t.Errorf("%s: the namespace's objects were not restored: %v", policy, summary)
+		}
+		return target, summary
+	}
+
+	_, summary := restoreA(collect.ClusterResourcesAuto, true)
+	for _, k := range ofA {
+		if _, ok := summary[k]; !ok {
+			t.Errorf("auto: %s, which the restored namespace uses, was left out", k)
+		}
+	}
+	for k := range summary {
+		if strings.Contains(k, " /") && !slices.Contains(ofA, k) && !strings.HasPrefix(k, "namespaces /") {
+			t.Errorf("auto: %s was restored, but the restored namespace does not use it", k)
+		}
+	}
+
+	_, summary = restoreA(collect.ClusterResourcesAll, true)
+	for _, k := range append(append(ofA, ofB...), other) {
+		_, ok := summary[k]
+		if volumeOfB := k == ofB[2]; ok == volumeOfB {
+			t.Errorf("include: %s restored %v, want %v", k, ok, !volumeOfB)
+		}
+	}
+
+	target, summary := restoreA(collect.ClusterResourcesNone, false)
+	for k, e := range summary {
+		if strings.Contains(k, " /") && k != "namespaces /"+target {
+			t.Errorf("exclude: %s was restored (%s)", k, e.Outcome)
+		}
+	}
+	if e := summary["namespaces /"+target]; e.Outcome != apply.OutcomeRestored || e.Reason != "created for the restored objects" {
+		t.Errorf("exclude: the target namespace %+v, want it created empty for the restored objects", e)
+	}
+	ns, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Get(ctx, target, metav1.GetOptions{})
+	if err != nil || ns.GetLabels()[apply.LabelRestore] == "" {
+		t.Errorf("exclude: namespace %s: %v, labels %v", target, err, ns.GetLabels())
 	}
 }

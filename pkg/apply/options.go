@@ -49,6 +49,13 @@ type Options struct {
 	// Selector is a label selector restored objects must match (Namespaces and CRDs are restored regardless,
 	// since the selected objects need them).
 	Selector string
+	// ClusterResources says which of the backup's cluster-scoped objects are restored: auto (default) those
+	// the restored namespaced objects use (their Namespaces, the PersistentVolumes of their claims and the
+	// claims' StorageClasses, the CRDs of their types, the ClusterRoleBindings of their ServiceAccounts and
+	// those bindings' ClusterRoles), and all of them when every namespace of the backup is restored; true
+	// all of them; false none (a target namespace that does not exist is still created, empty). Whatever
+	// the policy, Namespaces and the PersistentVolumes bound to claims follow the namespace filter.
+	ClusterResources collect.ClusterResources
 	// NamespaceMapping maps source namespaces to target namespaces.
 	NamespaceMapping map[string]string
 	// StorageClassMapping maps source StorageClass names to target ones on claims and volumes.
@@ -78,6 +85,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.ExistingPolicy == "" {
 		o.ExistingPolicy = PolicyRetain
+	}
+	if o.ClusterResources == "" {
+		o.ClusterResources = collect.ClusterResourcesAuto
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 32
@@ -136,6 +146,11 @@ func (o *Options) Validate() error {
 				return fmt.Errorf("StorageClassMapping %s:%s: %q is not a valid StorageClass name: %s", from, to, n, strings.Join(errs, "; "))
 			}
 		}
+	}
+	switch o.ClusterResources {
+	case "", collect.ClusterResourcesAuto, collect.ClusterResourcesAll, collect.ClusterResourcesNone:
+	default:
+		return fmt.Errorf("ClusterResources %q: must be auto, true or false", o.ClusterResources)
 	}
 	switch o.ExistingPolicy {
 	case "", PolicyRetain, PolicyReplace, PolicyUpdate:

@@ -6,15 +6,26 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 )
 
+// Types a restore treats apart from others, by their names as in a backup's manifest.
+const (
+	crdType                = "customresourcedefinitions.apiextensions.k8s.io"
+	namespaceType          = "namespaces"
+	volumeType             = "persistentvolumes"
+	claimType              = "persistentvolumeclaims"
+	storageClassType       = "storageclasses.storage.k8s.io"
+	clusterRoleType        = "clusterroles.rbac.authorization.k8s.io"
+	clusterRoleBindingType = "clusterrolebindings.rbac.authorization.k8s.io"
+)
+
 // restorePriority is the order types are restored in: what others need comes first. Types not listed follow
 // Ingresses (other built-in types), then custom resources, then admission webhooks, which could otherwise
 // reject the restore's own objects.
 var restorePriority = []string{
-	"customresourcedefinitions.apiextensions.k8s.io",
-	"namespaces",
+	crdType,
+	namespaceType,
 	"priorityclasses.scheduling.k8s.io",
-	"clusterroles.rbac.authorization.k8s.io",
-	"clusterrolebindings.rbac.authorization.k8s.io",
+	clusterRoleType,
+	clusterRoleBindingType,
 	"resourcequotas",
 	"limitranges",
 	"serviceaccounts",
@@ -22,9 +33,9 @@ var restorePriority = []string{
 	"rolebindings.rbac.authorization.k8s.io",
 	"secrets",
 	"configmaps",
-	"storageclasses.storage.k8s.io",
-	"persistentvolumes",
-	"persistentvolumeclaims",
+	storageClassType,
+	volumeType,
+	claimType,
 	"deployments.apps",
 	"statefulsets.apps",
 	"daemonsets.apps",

@@ -156,6 +156,7 @@ type restorer struct {
 	rf       collect.ResourceFilter
 	nsFilter collect.NamespaceFilter
 	selector labels.Selector
+	scope    *clusterScope
 	rw       Rewriter
 
 	progress *collect.Ticker
@@ -238,6 +239,7 @@ func (r *restorer) discover() error {
 }
 
 func (r *restorer) run(ctx context.Context) error {
+	r.scope = newClusterScope(ctx, r)
 	total := 0
 	for _, t := range r.m.Types {
 		for _, f := range t.Files {
@@ -264,7 +266,7 @@ func (r *restorer) run(ctx context.Context) error {
 				return err
 			}
 		}
-		if t.String() == "customresourcedefinitions.apiextensions.k8s.io" && !r.opts.DryRun {
+		if t.String() == crdType && !r.opts.DryRun {
 			if err := r.waitCRDs(ctx); err != nil {
 				return err
 			}
@@ -331,12 +333,15 @@ func (r *restorer) read(ctx context.Context, key string) ([]*unstructured.Unstru
 
 // selected applies the filters that depend on the object itself.
 func (r *restorer) selected(t collect.TypeRecord, u *unstructured.Unstructured) bool {
+	if !t.Namespaced && !r.scope.takes(t, u) {
+		return false
+	}
 	switch t.String() {
-	case "namespaces":
+	case namespaceType:
 		return r.nsFilter.Match(u.GetName(), nil)
-	case "customresourcedefinitions.apiextensions.k8s.io":
+	case crdType:
 		return true
-	case "persistentvolumes":
+	case volumeType:
 		if ns := ClaimNamespace(u); ns != "" && !r.nsFilter.Match(ns, nil) {
 			return false
 		}
@@ -392,11 +397,11 @@ func (r *restorer) record(e SummaryEntry, t collect.TypeRecord, u *unstructured.
 	// What is (or in a dry run would be) in the cluster now, for the objects that need it.
 	if present := e.Outcome != OutcomeFailed && e.Outcome != OutcomeWouldFail && e.Outcome != OutcomeSkipped; present {
 		switch t.String() {
-		case "persistentvolumes":
+		case volumeType:
 			r.volumes[e.Name] = true
-		case "storageclasses.storage.k8s.io":
+		case storageClassType:
 			r.classes[e.Name] = true
-		case "customresourcedefinitions.apiextensions.k8s.io":
+		case crdType:
 			r.crds[e.Name] = true
 		}
 	}
@@ -531,7 +536,7 @@ func (r *restorer) exists(ctx context.Context, ri dynamic.ResourceInterface, u *
 // undeletable types are never deleted by a restore: a Namespace or CRD takes all its objects with it.
 func undeletable(t collect.TypeRecord) bool {
 	switch t.String() {
-	case "namespaces", "customresourcedefinitions.apiextensions.k8s.io":
+	case namespaceType, crdType:
 		return true
 	}
 	return false

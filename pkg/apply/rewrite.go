@@ -81,7 +81,7 @@ func (rw *Rewriter) Rewrite(t collect.TypeRecord, u *unstructured.Unstructured) 
 		unstructured.RemoveNestedField(u.Object, "status")
 	}
 	switch t.String() {
-	case "namespaces":
+	case namespaceType:
 		u.SetName(rw.Namespace(u.GetName()))
 	case "services":
 		rw.service(u, sourceNS)
@@ -94,14 +94,14 @@ func (rw *Rewriter) Rewrite(t collect.TypeRecord, u *unstructured.Unstructured) 
 		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "labels", "batch.kubernetes.io/controller-uid")
 		unstructured.RemoveNestedField(u.Object, "metadata", "labels", "controller-uid")
 		unstructured.RemoveNestedField(u.Object, "metadata", "labels", "batch.kubernetes.io/controller-uid")
-	case "persistentvolumeclaims":
+	case claimType:
 		rw.claim(u)
-	case "persistentvolumes":
+	case volumeType:
 		if _, ok := u.GetAnnotations()["pv.kubernetes.io/provisioned-by"]; ok {
 			return "dynamically provisioned: its claim is provisioned anew"
 		}
 		rw.volume(u)
-	case "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io":
+	case "rolebindings.rbac.authorization.k8s.io", clusterRoleBindingType:
 		rw.subjects(u)
 	case "datavolumes.cdi.kubevirt.io":
 		rw.dataVolume(u.Object, "spec")
