@@ -14,7 +14,6 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
-	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
@@ -45,12 +44,7 @@ command refuses, naming the date, and deletes nothing.`,
   # A Backup synced from another cluster's location, with its data
   kubectl pxb backup delete shop-nightly -n shop --delete-data`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.complete(f, args); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Delete without asking.")
 	cmd.Flags().BoolVar(&o.DeleteData, "delete-data", false,
@@ -95,7 +89,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 }
 
 func newCmdRestoreDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ObjectOptions{IOStreams: streams}
+	o := &RestoreDeleteOptions{ObjectOptions{IOStreams: streams}}
 	return &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a restore, its summary and its log",
@@ -103,30 +97,33 @@ func newCmdRestoreDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) 
 the cluster.`,
 		Example: "  kubectl pxb restore delete shop-nightly-20250101120000 -n pxb-system",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.complete(f, args); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			r, err := o.getRestore(ctx)
-			if err != nil {
-				return err
-			}
-			// The summary goes with the Restore; a Backup already deleted has taken its location's data along.
-			if locName, err := o.restoreLocation(ctx, r); err == nil {
-				if loc, err := openLocation(ctx, o.clients, locName); err == nil {
-					defer loc.Close()
-					if _, err := loc.Delete(ctx, layout.RestorePrefix(r.Namespace, r.Name)); err != nil {
-						return fmt.Errorf("Restore %s/%s kept: its summary could not be deleted: %w", r.Namespace, r.Name, err)
-					}
-				}
-			}
-			if err := deleteObjectAndJob(ctx, o.clients, jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name}, "Restore", o.Out); err != nil {
-				return err
-			}
-			return deleteTemporary(ctx, o.clients, jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})
-		},
+		RunE:    runE(f, o),
 	}
+}
+
+// RestoreDeleteOptions are the options of `restore delete`.
+type RestoreDeleteOptions struct{ ObjectOptions }
+
+// Run deletes the Restore's summary and log in the location, then the Restore, its Job and its temporary
+// objects.
+func (o *RestoreDeleteOptions) Run(ctx context.Context) error {
+	r, err := o.getRestore(ctx)
+	if err != nil {
+		return err
+	}
+	// The summary goes with the Restore; a Backup already deleted has taken its location's data along.
+	if locName, err := o.restoreLocation(ctx, r); err == nil {
+		if loc, err := openLocation(ctx, o.clients, locName); err == nil {
+			defer loc.Close()
+			if _, err := loc.Delete(ctx, store.RestorePrefix(r.Namespace, r.Name)); err != nil {
+				return fmt.Errorf("Restore %s/%s kept: its summary could not be deleted: %w", r.Namespace, r.Name, err)
+			}
+		}
+	}
+	if err := deleteObjectAndJob(ctx, o.clients, jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name}, "Restore", o.Out); err != nil {
+		return err
+	}
+	return deleteTemporary(ctx, o.clients, jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})
 }
 
 // deleteTemporary deletes the temporary objects of a Backup's or Restore's volume work.

@@ -19,27 +19,25 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
 func newCmdBackupDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ObjectOptions{IOStreams: streams}
+	o := &BackupDescribeOptions{ObjectOptions{IOStreams: streams}}
 	return &cobra.Command{
 		Use:     "describe NAME",
 		Short:   "Show a backup: what it takes, how it went, what it holds and where",
 		Example: "  kubectl pxb backup describe shop-nightly -n pxb-system",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.complete(f, args); err != nil {
-				return err
-			}
-			return o.describeBackup(cmd.Context())
-		},
+		RunE:    runE(f, o),
 	}
 }
 
-func (o *ObjectOptions) describeBackup(ctx context.Context) error {
+// BackupDescribeOptions are the options of `backup describe`.
+type BackupDescribeOptions struct{ ObjectOptions }
+
+// Run prints the Backup: its spec, its status and, once it is restorable, what it holds.
+func (o *BackupDescribeOptions) Run(ctx context.Context) error {
 	b, err := o.getBackup(ctx)
 	if err != nil {
 		return err
@@ -96,7 +94,7 @@ func (o *ObjectOptions) describeBackup(ctx context.Context) error {
 		return nil
 	}
 	defer loc.Close()
-	prefix := layout.BackupPrefix(b.Namespace, b.Name)
+	prefix := store.BackupPrefix(b.Namespace, b.Name)
 	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, prefix))
 	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "\nData:\t%s (encrypted repository)\n", loc.URL(prefix))
@@ -173,22 +171,21 @@ func syncedText(b *v1alpha1.Backup) string {
 }
 
 func newCmdRestoreDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ObjectOptions{IOStreams: streams}
+	o := &RestoreDescribeOptions{ObjectOptions{IOStreams: streams}}
 	return &cobra.Command{
 		Use:     "describe NAME",
 		Short:   "Show a restore and its summary: what happened to every object",
 		Example: "  kubectl pxb restore describe shop-nightly-20250101120000 -n pxb-system",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.complete(f, args); err != nil {
-				return err
-			}
-			return o.describeRestore(cmd.Context())
-		},
+		RunE:    runE(f, o),
 	}
 }
 
-func (o *ObjectOptions) describeRestore(ctx context.Context) error {
+// RestoreDescribeOptions are the options of `restore describe`.
+type RestoreDescribeOptions struct{ ObjectOptions }
+
+// Run prints the Restore: its spec, its status and, once it has ended, its summary.
+func (o *RestoreDescribeOptions) Run(ctx context.Context) error {
 	r, err := o.getRestore(ctx)
 	if err != nil {
 		return err
@@ -236,7 +233,7 @@ func (o *ObjectOptions) describeRestore(ctx context.Context) error {
 	fmt.Fprintln(o.Out, "\nSummary:")
 	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  OUTCOME\tRESOURCE\tNAME\tREASON")
-	err = apply.ReadSummary(ctx, store.Prefixed(loc.Store, layout.RestorePrefix(r.Namespace, r.Name)), func(e apply.SummaryEntry) error {
+	err = apply.ReadSummary(ctx, store.Prefixed(loc.Store, store.RestorePrefix(r.Namespace, r.Name)), func(e apply.SummaryEntry) error {
 		name := e.Name
 		if e.Namespace != "" {
 			name = e.Namespace + "/" + e.Name

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +22,35 @@ type ObjectOptions struct {
 	clients   clients
 	genericiooptions.IOStreams
 }
+
+// commandOptions are the options of a command in kubectl's pattern: Complete fills them from the factory,
+// the command and its arguments, Validate checks them without the cluster, Run does the work.
+type commandOptions interface {
+	Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error
+	Validate() error
+	Run(ctx context.Context) error
+}
+
+// runE is the RunE of a command with options o: Complete, Validate, Run.
+func runE(f cmdutil.Factory, o commandOptions) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := o.Complete(f, cmd, args); err != nil {
+			return err
+		}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		return o.Run(cmd.Context())
+	}
+}
+
+// Complete names the object and builds the clients.
+func (o *ObjectOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
+	return o.complete(f, args)
+}
+
+// Validate has nothing to check: the object is looked up by the name given.
+func (o *ObjectOptions) Validate() error { return nil }
 
 func (o *ObjectOptions) complete(f cmdutil.Factory, args []string) error {
 	o.Name = args[0]
