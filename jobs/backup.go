@@ -20,7 +20,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -40,11 +40,11 @@ type Options struct {
 // reports through its status. A Backup that already finished is left alone, so a retried Job does no harm.
 // The error says why the backup failed; the status then says the same.
 func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts Options) error {
-	env, err := jobrun.NewEnvForConfig(cfg)
+	env, err := jobenv.NewEnvForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	target := jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
+	target := jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
 	var b v1alpha1.Backup
 	if err := get(ctx, env, "Backup", target, &b); err != nil {
 		return err
@@ -109,7 +109,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 			log.Printf("%v", err)
 			return runErr
 		}
-		return jobrun.Final(runErr)
+		return jobenv.Final(runErr)
 	}
 	return setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) { *s = final })
 }
@@ -120,7 +120,7 @@ func failedBackupStatus(err error, started, finished *metav1.Time) v1alpha1.Back
 }
 
 // saveRecord keeps b, with the cluster it was made in, in its backup's store.
-func saveRecord(ctx context.Context, env *jobrun.Env, s collect.Store, b *v1alpha1.Backup, log *jobLog) error {
+func saveRecord(ctx context.Context, env *jobenv.Env, s collect.Store, b *v1alpha1.Backup, log *jobLog) error {
 	id, err := store.ClusterID(ctx, env.Kube)
 	if err != nil {
 		log.Printf("warning: the record of the backup names no origin cluster: %v", err)
@@ -188,15 +188,15 @@ func proveBackup(ctx context.Context, loc *store.Location, res *backupResult, ob
 	return nil
 }
 
-func setBackupStatus(ctx context.Context, env *jobrun.Env, t jobrun.Target, mutate func(*v1alpha1.BackupStatus)) error {
-	return jobrun.UpdateStatusOf(ctx, env, t, func(b *v1alpha1.Backup) error {
+func setBackupStatus(ctx context.Context, env *jobenv.Env, t jobenv.Ref, mutate func(*v1alpha1.BackupStatus)) error {
+	return jobenv.UpdateStatusOf(ctx, env, t, func(b *v1alpha1.Backup) error {
 		mutate(&b.Status)
 		return nil
 	})
 }
 
 // get reads the job's object, saying plainly when it does not exist.
-func get(ctx context.Context, env *jobrun.Env, kind string, t jobrun.Target, obj any) error {
+func get(ctx context.Context, env *jobenv.Env, kind string, t jobenv.Ref, obj any) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	err := env.Get(ctx, t, obj)
@@ -207,7 +207,7 @@ func get(ctx context.Context, env *jobrun.Env, kind string, t jobrun.Target, obj
 }
 
 // selectVMs finds the VirtualMachines a Backup selects in the namespaces it includes.
-func selectVMs(ctx context.Context, env *jobrun.Env, namespaces []string, sel *v1alpha1.VirtualMachineSelection, log *jobLog) ([]kubevirtv1.VirtualMachine, error) {
+func selectVMs(ctx context.Context, env *jobenv.Env, namespaces []string, sel *v1alpha1.VirtualMachineSelection, log *jobLog) ([]kubevirtv1.VirtualMachine, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	vms, err := vm.Select(ctx, env.Dynamic, namespaces, sel)
@@ -226,7 +226,7 @@ type backupResult struct {
 	Volumes []VolumeRecord
 }
 
-func runBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts Options, log *jobLog) (*backupResult, *store.Location, error) {
+func runBackup(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, opts Options, log *jobLog) (*backupResult, *store.Location, error) {
 	co, err := BackupOptions(b.Namespace, b.Name, b.Spec)
 	if err != nil {
 		return nil, nil, err

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
@@ -62,8 +62,8 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 			meta.SetStatusCondition(&st.Conditions, c)
 		}
 	}
-	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
-	err = jobrun.UpdateStatusOf(ctx, env, target, func(l *v1alpha1.BackupLocation) error {
+	target := jobenv.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
+	err = jobenv.UpdateStatusOf(ctx, env, target, func(l *v1alpha1.BackupLocation) error {
 		l.Status.Phase, l.Status.Message, l.Status.LastValidationTime = st.Phase, st.Message, st.LastValidationTime
 		for _, c := range st.Conditions {
 			meta.SetStatusCondition(&l.Status.Conditions, c)
@@ -78,7 +78,7 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 
 // checkLocation returns what makes the location unusable ("" when nothing does), and its object lock
 // condition (Type empty when the provider was not asked).
-func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) (string, metav1.Condition) {
+func checkLocation(ctx context.Context, env *jobenv.Env, loc *v1alpha1.BackupLocation, opts Options) (string, metav1.Condition) {
 	octx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	b, err := store.OpenBucket(octx, env.Kube, loc, opts.Location)
@@ -98,7 +98,7 @@ func checkLocation(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLoc
 
 // checkRepository opens the location's repository with its key, when it holds one, and names the key
 // slots that wrap another master key than its config's, with what was sealed with them.
-func checkRepository(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupLocation, opts Options) metav1.Condition {
+func checkRepository(ctx context.Context, env *jobenv.Env, loc *v1alpha1.BackupLocation, opts Options) metav1.Condition {
 	cond := metav1.Condition{Type: v1alpha1.ConditionRepository, Status: metav1.ConditionTrue}
 	empty, err := holdsNoRepository(ctx, env, loc, opts)
 	if err != nil {
@@ -143,8 +143,8 @@ func checkRepository(ctx context.Context, env *jobrun.Env, loc *v1alpha1.BackupL
 }
 
 // locationEnv builds the clients of a job that works on BackupLocation name, and reads the location.
-func locationEnv(ctx context.Context, cfg *rest.Config, name string) (*jobrun.Env, *v1alpha1.BackupLocation, error) {
-	env, err := jobrun.NewEnvForConfig(cfg)
+func locationEnv(ctx context.Context, cfg *rest.Config, name string) (*jobenv.Env, *v1alpha1.BackupLocation, error) {
+	env, err := jobenv.NewEnvForConfig(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

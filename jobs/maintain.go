@@ -11,7 +11,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -80,7 +80,7 @@ func MaintainLocation(ctx context.Context, cfg *rest.Config, name string, opts O
 	return res, errors.Join(err, recordMaintenance(ctx, env, name, res, err))
 }
 
-func maintain(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (*MaintenanceResult, error) {
+func maintain(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation, opts Options) (*MaintenanceResult, error) {
 	empty, err := holdsNoRepository(ctx, env, bl, opts)
 	if err != nil || empty {
 		return &MaintenanceResult{Empty: empty}, err
@@ -111,7 +111,7 @@ func maintain(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation,
 }
 
 // recordMaintenance writes the outcome of a maintenance of BackupLocation name into its status.
-func recordMaintenance(ctx context.Context, env *jobrun.Env, name string, res *MaintenanceResult, runErr error) error {
+func recordMaintenance(ctx context.Context, env *jobenv.Env, name string, res *MaintenanceResult, runErr error) error {
 	now := metav1.Now()
 	cond := metav1.Condition{Type: v1alpha1.ConditionMaintained}
 	switch {

@@ -12,7 +12,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -22,11 +22,11 @@ import (
 // status; the per-object summary and the job log go to the backup's location. A Restore that already
 // finished is left alone. The error says why the restore failed; the status then says the same.
 func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts Options) error {
-	env, err := jobrun.NewEnvForConfig(cfg)
+	env, err := jobenv.NewEnvForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	target := jobrun.Target{Resource: v1alpha1.RestoresResource.Resource, Namespace: namespace, Name: name}
+	target := jobenv.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: namespace, Name: name}
 	var r v1alpha1.Restore
 	if err := get(ctx, env, "Restore", target, &r); err != nil {
 		return err
@@ -71,7 +71,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 			log.Printf("%v", err)
 			return runErr
 		}
-		return jobrun.Final(runErr)
+		return jobenv.Final(runErr)
 	}
 	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
 		*s = RestoreStatus(res.Result, s.StartTimestamp, &finished)
@@ -131,20 +131,20 @@ func RestoreStatus(res *apply.Result, started, finished *metav1.Time) v1alpha1.R
 	return s
 }
 
-func setRestoreStatus(ctx context.Context, env *jobrun.Env, t jobrun.Target, mutate func(*v1alpha1.RestoreStatus)) error {
-	return jobrun.UpdateStatusOf(ctx, env, t, func(r *v1alpha1.Restore) error {
+func setRestoreStatus(ctx context.Context, env *jobenv.Env, t jobenv.Ref, mutate func(*v1alpha1.RestoreStatus)) error {
+	return jobenv.UpdateStatusOf(ctx, env, t, func(r *v1alpha1.Restore) error {
 		mutate(&r.Status)
 		return nil
 	})
 }
 
-func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts Options, log *jobLog) (*restoreResult, *store.Location, error) {
+func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts Options, log *jobLog) (*restoreResult, *store.Location, error) {
 	ao, err := RestoreOptions(r.Name, r.Spec)
 	if err != nil {
 		return nil, nil, err
 	}
 	var b v1alpha1.Backup
-	if err := get(ctx, env, "Backup", jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: r.Namespace, Name: string(r.Spec.BackupName)}, &b); err != nil {
+	if err := get(ctx, env, "Backup", jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: r.Namespace, Name: string(r.Spec.BackupName)}, &b); err != nil {
 		return nil, nil, err
 	}
 	if !b.Status.Phase.Restorable() {
@@ -162,7 +162,7 @@ func runRestore(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, opts 
 		return nil, loc, err
 	}
 	ao.ClaimVolumes = vr.claimVolumes()
-	if err := setRestoreStatus(ctx, env, jobrun.Target{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name},
+	if err := setRestoreStatus(ctx, env, jobenv.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name},
 		func(s *v1alpha1.RestoreStatus) { s.Stage = v1alpha1.RestoreStageResources }); err != nil {
 		log.Printf("%v", err)
 	}

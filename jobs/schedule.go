@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/schedule"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -36,17 +36,17 @@ type ScheduleOutcome struct {
 // the schedule's template and starts its Job; then it deletes the kind's backups past the policy's
 // retention. The outcome goes into the schedule's status; the error is for what failed.
 func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kind schedule.Kind, opts Options, now time.Time) (*ScheduleOutcome, error) {
-	env, err := jobrun.NewEnvForConfig(cfg)
+	env, err := jobenv.NewEnvForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	target := jobrun.Target{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: namespace, Name: name}
+	target := jobenv.Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: namespace, Name: name}
 	var bs v1alpha1.BackupSchedule
 	if err := get(ctx, env, "BackupSchedule", target, &bs); err != nil {
 		return nil, err
 	}
 	out, err := runSchedule(ctx, env, &bs, kind, opts, now)
-	serr := jobrun.UpdateStatusOf(ctx, env, target, func(cur *v1alpha1.BackupSchedule) error {
+	serr := jobenv.UpdateStatusOf(ctx, env, target, func(cur *v1alpha1.BackupSchedule) error {
 		s := &cur.Status
 		if out != nil && out.Backup != "" {
 			s.LastScheduleTime, s.LastBackupName = &metav1.Time{Time: now}, v1alpha1.ObjectName(out.Backup)
@@ -76,10 +76,10 @@ func (o *scheduleOutcome) public() *ScheduleOutcome {
 	return &o.ScheduleOutcome
 }
 
-func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, opts Options, now time.Time) (*scheduleOutcome, error) {
+func runSchedule(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, opts Options, now time.Time) (*scheduleOutcome, error) {
 	out := &scheduleOutcome{}
 	var policy v1alpha1.SchedulePolicy
-	if err := get(ctx, env, "SchedulePolicy", jobrun.Target{Resource: v1alpha1.SchedulePoliciesResource.Resource, Name: string(bs.Spec.Policy)}, &policy); err != nil {
+	if err := get(ctx, env, "SchedulePolicy", jobenv.Ref{Resource: v1alpha1.SchedulePoliciesResource.Resource, Name: string(bs.Spec.Policy)}, &policy); err != nil {
 		return out, fmt.Errorf("spec.policy: %w", err)
 	}
 	run, err := schedule.RunOf(policy.Spec, kind)
@@ -146,7 +146,7 @@ func runSchedule(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedu
 }
 
 // scheduledBackups are the Backups BackupSchedule bs created for kind.
-func scheduledBackups(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind) ([]schedule.Item, error) {
+func scheduledBackups(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind) ([]schedule.Item, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	// A synced Backup's data belongs to the cluster that made it: retention here never deletes it.
@@ -191,7 +191,7 @@ func ScheduledBackupName(schedule string, kind schedule.Kind, t time.Time) strin
 
 // startScheduledBackup creates the Backup of bs's template for kind and launches its Job, as `kubectl pxb
 // backup create` would.
-func startScheduledBackup(ctx context.Context, env *jobrun.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, now time.Time) (string, error) {
+func startScheduledBackup(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, now time.Time) (string, error) {
 	b := &v1alpha1.Backup{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Backup"},
 		ObjectMeta: metav1.ObjectMeta{Name: ScheduledBackupName(bs.Name, kind, now), Namespace: bs.Namespace,
@@ -213,7 +213,7 @@ func startScheduledBackup(ctx context.Context, env *jobrun.Env, bs *v1alpha1.Bac
 }
 
 // launchBackupJob launches the Job of Backup namespace/name, unless it exists.
-func launchBackupJob(ctx context.Context, env *jobrun.Env, namespace, name string) error {
+func launchBackupJob(ctx context.Context, env *jobenv.Env, namespace, name string) error {
 	b, err := getBackup(ctx, env, namespace, name)
 	if err != nil {
 		return fmt.Errorf("get Backup %s/%s: %w", namespace, name, err)
@@ -232,10 +232,10 @@ func launchBackupJob(ctx context.Context, env *jobrun.Env, namespace, name strin
 	return nil
 }
 
-func getBackup(ctx context.Context, env *jobrun.Env, namespace, name string) (*v1alpha1.Backup, error) {
+func getBackup(ctx context.Context, env *jobenv.Env, namespace, name string) (*v1alpha1.Backup, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	var b v1alpha1.Backup
-	err := env.Get(ctx, jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}, &b)
+	err := env.Get(ctx, jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}, &b)
 	return &b, err
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/schedule"
@@ -27,7 +27,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	c := testbed.APIServer(t)
 	loc := setup(t, c)
 	ns := c.Namespace(t)
-	env, err := jobrun.NewEnvForConfig(c.Config)
+	env, err := jobenv.NewEnvForConfig(c.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

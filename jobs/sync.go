@@ -21,7 +21,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
@@ -91,7 +91,7 @@ func SyncLocation(ctx context.Context, cfg *rest.Config, name string, opts Optio
 // never fails the job: a sync that went wrong is a warning in the job log (and in the location's status).
 // The job's own Backup exists, so it is never made again as a synced one (nor is its backup listed yet: it
 // is sealed at the end).
-func syncBeforeWork(ctx context.Context, env *jobrun.Env, loc *store.Location, log *jobLog) {
+func syncBeforeWork(ctx context.Context, env *jobenv.Env, loc *store.Location, log *jobLog) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	res, err := syncOpened(ctx, env, loc)
@@ -107,7 +107,7 @@ func syncBeforeWork(ctx context.Context, env *jobrun.Env, loc *store.Location, l
 }
 
 // recordSync writes the outcome of a sync of BackupLocation name into its status.
-func recordSync(ctx context.Context, env *jobrun.Env, name string, res *SyncResult, syncErr error) error {
+func recordSync(ctx context.Context, env *jobenv.Env, name string, res *SyncResult, syncErr error) error {
 	now := metav1.Now()
 	cond := metav1.Condition{Type: v1alpha1.ConditionSynced}
 	switch {
@@ -129,11 +129,11 @@ func recordSync(ctx context.Context, env *jobrun.Env, name string, res *SyncResu
 // recordLocationCondition sets cond in BackupLocation name's status, after stamp has set the status's own
 // fields (the time of the sync or maintenance). It writes even when ctx is done: the outcome of work that
 // was cut short must still be told.
-func recordLocationCondition(ctx context.Context, env *jobrun.Env, name string, cond metav1.Condition, stamp func(*v1alpha1.BackupLocationStatus)) error {
+func recordLocationCondition(ctx context.Context, env *jobenv.Env, name string, cond metav1.Condition, stamp func(*v1alpha1.BackupLocationStatus)) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	target := jobrun.Target{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
-	return jobrun.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
+	target := jobenv.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
+	return jobenv.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
 		stamp(&l.Status)
 		cond.ObservedGeneration = l.Generation
 		meta.SetStatusCondition(&l.Status.Conditions, cond)
@@ -141,7 +141,7 @@ func recordLocationCondition(ctx context.Context, env *jobrun.Env, name string, 
 	})
 }
 
-func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (*SyncResult, error) {
+func syncLocation(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation, opts Options) (*SyncResult, error) {
 	empty, err := holdsNoRepository(ctx, env, bl, opts)
 	if err != nil || empty {
 		return &SyncResult{}, err
@@ -155,7 +155,7 @@ func syncLocation(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocat
 }
 
 // syncOpened is the sync of the opened location loc. The result is never nil.
-func syncOpened(ctx context.Context, env *jobrun.Env, loc *store.Location) (*SyncResult, error) {
+func syncOpened(ctx context.Context, env *jobenv.Env, loc *store.Location) (*SyncResult, error) {
 	res := &SyncResult{}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -209,7 +209,7 @@ type clusterBackup struct {
 
 // backupsInCluster lists the Backups of every namespace, by "namespace/name": one paged list rather than a
 // request per backup, so that syncing a location that holds many backups stays cheap.
-func backupsInCluster(ctx context.Context, env *jobrun.Env) (map[string]clusterBackup, error) {
+func backupsInCluster(ctx context.Context, env *jobenv.Env) (map[string]clusterBackup, error) {
 	backups := env.Dynamic.Resource(v1alpha1.BackupsResource)
 	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return backups.List(ctx, o)
@@ -232,7 +232,7 @@ func backupsInCluster(ctx context.Context, env *jobrun.Env) (map[string]clusterB
 
 // holdsNoRepository says whether the location is empty (no backup was ever written to it), which is a
 // sync of nothing rather than a failure.
-func holdsNoRepository(ctx context.Context, env *jobrun.Env, bl *v1alpha1.BackupLocation, opts Options) (bool, error) {
+func holdsNoRepository(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation, opts Options) (bool, error) {
 	octx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	b, err := store.OpenBucket(octx, env.Kube, bl, opts.Location)
@@ -250,7 +250,7 @@ func holdsNoRepository(ctx context.Context, env *jobrun.Env, bl *v1alpha1.Backup
 // syncBackup makes Backup namespace/name from what the location keeps of it, unless the cluster has it
 // (found: a synced Backup whose status was not written yet, by a sync that stopped half-way, which gets it
 // now); it says whether it created it.
-func syncBackup(ctx context.Context, env *jobrun.Env, loc *store.Location, namespace, name string, found bool) (bool, error) {
+func syncBackup(ctx context.Context, env *jobenv.Env, loc *store.Location, namespace, name string, found bool) (bool, error) {
 	want, err := readSynced(ctx, loc, namespace, name)
 	if err != nil {
 		return false, err
@@ -261,10 +261,10 @@ func syncBackup(ctx context.Context, env *jobrun.Env, loc *store.Location, names
 			return false, err
 		}
 	}
-	target := jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
+	target := jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
 	sctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	err = jobrun.UpdateStatusOf(sctx, env, target, func(b *v1alpha1.Backup) error {
+	err = jobenv.UpdateStatusOf(sctx, env, target, func(b *v1alpha1.Backup) error {
 		b.Status = want.Status
 		return nil
 	})
@@ -296,7 +296,7 @@ func readSynced(ctx context.Context, loc *store.Location, namespace, name string
 // namespace, and in a cluster the backups migrate to, that namespace often does not exist yet (the restore
 // is what brings the application back). It reports false when the Backup was made meanwhile (by a user, or
 // another sync), which is then left alone.
-func createSynced(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup) (bool, error) {
+func createSynced(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: b.Namespace}}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/snapshot"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -62,7 +62,7 @@ func tempLabels(b *v1alpha1.Backup) map[string]string {
 // snapshot-method claims together between the backup's pre-exec and post-exec rules, then uploads every
 // volume through data-mover Jobs, a bounded number at once. Failures are per volume and recorded in the
 // returned records; the error is for what stops them all, a failed rule among them.
-func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opened *store.Location, claims []types.NamespacedName, q *quiesce, log *jobLog) ([]VolumeRecord, error) {
+func backupVolumes(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, opened *store.Location, claims []types.NamespacedName, q *quiesce, log *jobLog) ([]VolumeRecord, error) {
 	if len(claims) == 0 {
 		if err := q.before(ctx); err != nil {
 			return nil, err
@@ -82,7 +82,7 @@ func backupVolumes(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, ope
 		return nil, fmt.Errorf("snapshot client: %w", err)
 	}
 	vb := &volumeBackup{
-		tracker: &tracker{env: env, target: jobrun.Target{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name}, log: log},
+		tracker: &tracker{env: env, target: jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name}, log: log},
 		b:       b, loc: loc, opened: opened, cfg: cfg, snap: snap, sources: map[*VolumeRecord]*volumeSource{},
 	}
 	for _, c := range claims {

@@ -17,7 +17,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
@@ -47,13 +47,13 @@ func restoreLabels(r *v1alpha1.Restore) map[string]string {
 
 // restoreVolumes fills a volume for every backed-up claim the restore selects, and returns the claims'
 // bindings for pkg/apply. Failures are per volume.
-func restoreVolumes(ctx context.Context, env *jobrun.Env, r *v1alpha1.Restore, b *v1alpha1.Backup, backup collect.Store, ao apply.Options, log *jobLog) (*volumeRestore, error) {
+func restoreVolumes(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, b *v1alpha1.Backup, backup collect.Store, ao apply.Options, log *jobLog) (*volumeRestore, error) {
 	records, err := ReadVolumes(ctx, backup)
 	if err != nil {
 		return nil, err
 	}
 	vr := &volumeRestore{
-		tracker: &tracker{env: env, target: jobrun.Target{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name}, log: log},
+		tracker: &tracker{env: env, target: jobenv.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name}, log: log},
 		r:       r, ao: ao, targets: map[*VolumeRecord]string{}, filled: map[string]filledVolume{},
 	}
 	if len(records) == 0 {

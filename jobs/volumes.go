@@ -16,7 +16,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 )
@@ -188,8 +188,8 @@ func eachPending(ctx context.Context, n int, vols []*VolumeRecord, fn func(*Volu
 
 // tracker keeps the volumes of a backup or restore and writes their state into its status.
 type tracker struct {
-	env    *jobrun.Env
-	target jobrun.Target
+	env    *jobenv.Env
+	target jobenv.Ref
 	log    *jobLog
 
 	mu   sync.Mutex

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/version"
 )
 
@@ -26,16 +26,16 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
-		var final *jobrun.FinalError
+		var final *jobenv.FinalError
 		if errors.As(err, &final) {
-			os.Exit(jobrun.ExitFinal)
+			os.Exit(jobenv.ExitFinal)
 		}
 		os.Exit(1)
 	}
 }
 
 func newRootCmd() *cobra.Command {
-	target := &jobrun.Target{}
+	target := &jobenv.Ref{}
 	root := &cobra.Command{
 		Use:           "pxb-job",
 		Short:         "Run one step of a pxb backup or restore inside the cluster",
@@ -52,7 +52,7 @@ func newRootCmd() *cobra.Command {
 }
 
 // newProbeCmd proves the plumbing: the job's identity can read its object and write its status.
-func newProbeCmd(target *jobrun.Target) *cobra.Command {
+func newProbeCmd(target *jobenv.Ref) *cobra.Command {
 	return &cobra.Command{
 		Use:   "probe",
 		Short: "Read the target object and set its Probed condition",
@@ -61,7 +61,7 @@ func newProbeCmd(target *jobrun.Target) *cobra.Command {
 			if err := target.Validate(); err != nil {
 				return err
 			}
-			env, err := jobrun.NewEnv()
+			env, err := jobenv.NewEnv()
 			if err != nil {
 				return err
 			}

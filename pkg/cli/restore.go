@@ -20,6 +20,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -271,7 +272,7 @@ func (o *RestoreCreateOptions) check(ctx context.Context, r *v1alpha1.Restore) (
 		return string(b.Spec.Location), nil
 	}
 	defer loc.Close()
-	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, store.BackupPrefix(b.Namespace, b.Name)))
+	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, layout.BackupPrefix(b.Namespace, b.Name)))
 	if err != nil {
 		return "", fmt.Errorf("--from-backup: Backup %s/%s: %w", b.Namespace, b.Name, err)
 	}

@@ -24,7 +24,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/install"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 )
 
 // Kind is the pxb-job subcommand a Job runs; these are the only names of pxb-job's job kinds.
@@ -252,6 +252,16 @@ func (t Target) Resource() string {
 	return v1alpha1.BackupsResource.Resource
 }
 
+// Ref names the target as its job does.
+func (t Target) Ref() jobenv.Ref {
+	return jobenv.Ref{Resource: t.Resource(), Namespace: t.Namespace, Name: t.Name}
+}
+
+// args is the command line of a Job's pod: the job kind, then the object it works on.
+func args(kind Kind, obj jobenv.Ref, more ...string) []string {
+	return append(append([]string{string(kind)}, obj.Args()...), more...)
+}
+
 // Name is the Job's name: stable for a target, a valid label value (Jobs label their pods with their name),
 // and distinct for distinct targets even when long names are shortened.
 func Name(t Target) string {
@@ -293,11 +303,11 @@ func Labels(t Target) map[string]string {
 	return l
 }
 
-// finalFailure fails a Job at once when its pod exits with jobrun.ExitFinal: the work failed for good and
+// finalFailure fails a Job at once when its pod exits with jobenv.ExitFinal: the work failed for good and
 // the object's status says why; other failures (a crash, an eviction) are retried up to BackoffLimit.
 var finalFailure = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
 	Action:      batchv1.PodFailurePolicyActionFailJob,
-	OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{jobrun.ExitFinal}},
+	OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{jobenv.ExitFinal}},
 }}}
 
 // Job renders the Job for target. The pod runs `pxb-job KIND --resource R --namespace NS --name NAME` as the pxb-job
@@ -337,7 +347,7 @@ func Job(t Target, c Config) *batchv1.Job {
 						Name:            "pxb-job",
 						Image:           c.Image,
 						ImagePullPolicy: c.ImagePullPolicy,
-						Args:            []string{string(t.Kind), "--resource", t.Resource(), "--namespace", t.Namespace, "--name", t.Name},
+						Args:            args(t.Kind, t.Ref()),
 						Env: []corev1.EnvVar{
 							{Name: "TMPDIR", Value: "/tmp"},
 							// Keep the Go heap under the container's memory limit.

@@ -83,8 +83,7 @@ func MoverJob(m Mover, c Config) *batchv1.Job {
 	}
 	ctr := &pod.Containers[0]
 	ctr.Resources = c.MoverResources
-	ctr.Args = []string{string(m.Kind), "--resource", m.Owner.Resource(), "--namespace", m.Owner.Namespace,
-		"--name", m.Owner.Name, "--volume", m.Volume, "--path", MoverPath}
+	ctr.Args = args(m.Kind, m.Owner.Ref(), "--volume", m.Volume, "--path", MoverPath)
 	caps := []corev1.Capability{"DAC_READ_SEARCH"}
 	if m.Kind == KindUpload {
 		ctr.Args = append(ctr.Args, "--method", string(m.Method))

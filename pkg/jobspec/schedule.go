@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 )
 
 // ScheduleCronJobName names the CronJob in pxb-system that runs kind ("daily", …) of BackupSchedule
@@ -43,8 +44,8 @@ func ScheduleCronJob(bs *v1alpha1.BackupSchedule, kind, cron, timeZone string, c
 	labels := scheduleLabels(bs.Namespace, bs.Name)
 	labels[v1alpha1.ScheduleKindLabel] = kind
 	job.Labels, job.Spec.Template.Labels, job.Annotations = labels, labels, nil
-	job.Spec.Template.Spec.Containers[0].Args = []string{string(KindSchedule), "--resource", v1alpha1.BackupSchedulesResource.Resource,
-		"--namespace", bs.Namespace, "--name", bs.Name, "--kind", kind}
+	job.Spec.Template.Spec.Containers[0].Args = args(KindSchedule,
+		jobenv.Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: bs.Namespace, Name: bs.Name}, "--kind", kind)
 	MountLocation(&job.Spec.Template.Spec, loc)
 	cj := cronJob(ScheduleCronJobName(bs.Namespace, bs.Name, kind), cron, job)
 	if timeZone != "" {

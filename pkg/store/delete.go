@@ -10,7 +10,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
@@ -49,7 +49,7 @@ type DeletedBackup struct {
 // Backup and its Job, then the temporary objects of its volume work. Nothing is deleted while object lock
 // keeps the data (a *LockedError), nor when the data cannot be reached (unless the Backup failed or never
 // ran); the error says which.
-func DeleteBackup(ctx context.Context, env *jobrun.Env, b *v1alpha1.Backup, opts location.Options, now time.Time) (DeletedBackup, error) {
+func DeleteBackup(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, opts location.Options, now time.Time) (DeletedBackup, error) {
 	var d DeletedBackup
 	if err := RefuseLocked(ctx, env.Dynamic, b, now); err != nil {
 		return d, err

@@ -1,6 +1,6 @@
-// Package jobrun is the plumbing shared by pxb-job's job kinds: the clients of the in-cluster identity, the
-// custom resource a job works on, and status reports into that resource.
-package jobrun
+// Package jobenv is the environment of one pxb-job run: the clients of the in-cluster identity, the pxb
+// objects the job reads and whose status it writes, and how it says that its failure is final.
+package jobenv
 
 import (
 	"context"
@@ -24,8 +24,9 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
 
-// Target names the pxb object a job works on.
-type Target struct {
+// Ref names a pxb object a job reads or writes. A job's own object (a Job's target, jobspec.Target) reaches
+// its pod on the command line: Args renders it, AddFlags reads it back.
+type Ref struct {
 	// Resource is a pxb.dev resource name such as "backups".
 	Resource  string
 	Namespace string
@@ -33,14 +34,14 @@ type Target struct {
 }
 
 // AddFlags adds --resource, --namespace and --name.
-func (t *Target) AddFlags(fs *pflag.FlagSet) {
+func (t *Ref) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&t.Resource, "resource", t.Resource, "pxb.dev resource the job works on, for example backups.")
 	fs.StringVar(&t.Namespace, "namespace", t.Namespace, "Namespace of the object; empty for cluster-scoped resources.")
 	fs.StringVar(&t.Name, "name", t.Name, "Name of the object.")
 }
 
 // GVR returns the target's resource, which must be one of pxb's.
-func (t Target) GVR() (schema.GroupVersionResource, error) {
+func (t Ref) GVR() (schema.GroupVersionResource, error) {
 	i := slices.IndexFunc(v1alpha1.AllResources, func(r schema.GroupVersionResource) bool { return r.Resource == t.Resource })
 	if i < 0 {
 		names := make([]string, len(v1alpha1.AllResources))
@@ -53,7 +54,7 @@ func (t Target) GVR() (schema.GroupVersionResource, error) {
 }
 
 // Validate checks that the target names an object.
-func (t Target) Validate() error {
+func (t Ref) Validate() error {
 	if _, err := t.GVR(); err != nil {
 		return err
 	}
@@ -63,7 +64,12 @@ func (t Target) Validate() error {
 	return nil
 }
 
-func (t Target) String() string {
+// Args are the command-line arguments that name t; AddFlags reads them.
+func (t Ref) Args() []string {
+	return []string{"--resource", t.Resource, "--namespace", t.Namespace, "--name", t.Name}
+}
+
+func (t Ref) String() string {
 	if t.Namespace == "" {
 		return t.Resource + "/" + t.Name
 	}
@@ -104,7 +110,7 @@ func NewEnvForConfig(cfg *rest.Config) (*Env, error) {
 	return &Env{Config: cfg, Kube: kube, Dynamic: dyn}, nil
 }
 
-func (e *Env) resource(t Target) (dynamic.ResourceInterface, error) {
+func (e *Env) resource(t Ref) (dynamic.ResourceInterface, error) {
 	gvr, err := t.GVR()
 	if err != nil {
 		return nil, err
@@ -116,7 +122,7 @@ func (e *Env) resource(t Target) (dynamic.ResourceInterface, error) {
 }
 
 // Get reads the target into obj, a pointer to its typed object (for example *v1alpha1.Backup).
-func (e *Env) Get(ctx context.Context, t Target, obj any) error {
+func (e *Env) Get(ctx context.Context, t Ref, obj any) error {
 	ri, err := e.resource(t)
 	if err != nil {
 		return err
@@ -133,7 +139,7 @@ func (e *Env) Get(ctx context.Context, t Target, obj any) error {
 
 // UpdateStatus reads the target, lets mutate change it, and writes its status through the status
 // subresource, starting over when someone else changed the object in between.
-func (e *Env) UpdateStatus(ctx context.Context, t Target, mutate func(*unstructured.Unstructured) error) error {
+func (e *Env) UpdateStatus(ctx context.Context, t Ref, mutate func(*unstructured.Unstructured) error) error {
 	ri, err := e.resource(t)
 	if err != nil {
 		return err
@@ -156,7 +162,7 @@ func (e *Env) UpdateStatus(ctx context.Context, t Target, mutate func(*unstructu
 }
 
 // UpdateStatusOf is UpdateStatus for a typed object: T is the object's type, for example v1alpha1.Backup.
-func UpdateStatusOf[T any](ctx context.Context, e *Env, t Target, mutate func(*T) error) error {
+func UpdateStatusOf[T any](ctx context.Context, e *Env, t Ref, mutate func(*T) error) error {
 	return e.UpdateStatus(ctx, t, func(u *unstructured.Unstructured) error {
 		obj := new(T)
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
@@ -175,7 +181,7 @@ func UpdateStatusOf[T any](ctx context.Context, e *Env, t Target, mutate func(*T
 }
 
 // SetCondition sets a condition in the target's status.conditions, which every pxb kind with a status has.
-func (e *Env) SetCondition(ctx context.Context, t Target, cond metav1.Condition) error {
+func (e *Env) SetCondition(ctx context.Context, t Ref, cond metav1.Condition) error {
 	return e.UpdateStatus(ctx, t, func(u *unstructured.Unstructured) error {
 		raw, _, err := unstructured.NestedSlice(u.Object, "status", "conditions")
 		if err != nil {

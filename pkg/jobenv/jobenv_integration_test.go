@@ -1,6 +1,6 @@
 //go:build integration
 
-package jobrun_test
+package jobenv_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/install"
-	"github.com/pxb-dev/pxb/pkg/jobrun"
+	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -47,13 +47,13 @@ func TestStatusReportsAsTheJobIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env, err := jobrun.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:pxb-job",
+	env, err := jobenv.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:pxb-job",
 		"system:serviceaccounts", "system:serviceaccounts:pxb-system", "system:authenticated"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := jobrun.Target{Resource: "backups", Namespace: ns, Name: "nightly"}
-	err = jobrun.UpdateStatusOf(ctx, env, target, func(b *v1alpha1.Backup) error {
+	target := jobenv.Ref{Resource: "backups", Namespace: ns, Name: "nightly"}
+	err = jobenv.UpdateStatusOf(ctx, env, target, func(b *v1alpha1.Backup) error {
 		b.Status.Phase = v1alpha1.BackupInProgress
 		b.Status.Progress = &v1alpha1.Progress{Percent: 10}
 		return nil
@@ -79,7 +79,7 @@ func TestStatusReportsAsTheJobIdentity(t *testing.T) {
 	}
 
 	// The status subresource is all it writes: a spec change through it is ignored.
-	err = jobrun.UpdateStatusOf(ctx, env, target, func(b *v1alpha1.Backup) error {
+	err = jobenv.UpdateStatusOf(ctx, env, target, func(b *v1alpha1.Backup) error {
 		b.Spec.Location = "elsewhere"
 		return nil
 	})
