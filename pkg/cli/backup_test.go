@@ -228,6 +228,14 @@ func TestProgressLines(t *testing.T) {
 
 // fakeFactory is a factory whose kubeconfig's context is in namespace team-a, with no server behind it.
 func fakeFactory(t *testing.T) cmdutil.Factory {
+	path := nowhereKubeconfig(t)
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = &path
+	return cmdutil.NewFactory(flags)
+}
+
+// nowhereKubeconfig writes a kubeconfig whose context is in namespace team-a, with no server behind it.
+func nowhereKubeconfig(t *testing.T) string {
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	kubeconfig := `apiVersion: v1
 kind: Config
@@ -239,9 +247,7 @@ current-context: x
 	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig = &path
-	return cmdutil.NewFactory(flags)
+	return path
 }
 
 func TestParseSelectorKeepsMeaning(t *testing.T) {

@@ -17,17 +17,7 @@ import (
 // port nothing listens on: any request to a cluster fails.
 func runNowhere(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	kubeconfig := `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {}}]
-contexts: [{name: x, context: {cluster: c, user: u, namespace: team-a}}]
-current-context: x
-`
-	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := nowhereKubeconfig(t)
 	var out bytes.Buffer
 	cmd := NewRootCmd(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
 	cmd.SetArgs(append(args, "--kubeconfig", path))
