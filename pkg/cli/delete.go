@@ -14,6 +14,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
@@ -76,7 +77,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s and its data in location %s?", b.Namespace, b.Name, b.Spec.Location)) {
 		return errors.New("not deleted")
 	}
-	d, err := store.DeleteBackup(ctx, o.clients.env(), b, location.Options{}, time.Now())
+	d, err := store.DeleteBackup(ctx, o.clients.Config, o.clients.Kube, o.clients.Dynamic, b, location.Options{}, time.Now())
 	if d.Reached && (err == nil || d.Snapshots > 0) {
 		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s; their data is freed at the location's next maintenance (kubectl pxb location maintain %s)\n",
 			d.Snapshots, d.URL, b.Spec.Location)
@@ -115,7 +116,7 @@ func (o *RestoreDeleteOptions) Run(ctx context.Context) error {
 	if locName, err := o.restoreLocation(ctx, r); err == nil {
 		if loc, err := openLocation(ctx, o.clients, locName); err == nil {
 			defer loc.Close()
-			if _, err := loc.Delete(ctx, store.RestorePrefix(r.Namespace, r.Name)); err != nil {
+			if _, err := loc.Delete(ctx, layout.RestorePrefix(r.Namespace, r.Name)); err != nil {
 				return fmt.Errorf("Restore %s/%s kept: its summary could not be deleted: %w", r.Namespace, r.Name, err)
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -94,7 +95,7 @@ func (o *BackupDescribeOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	defer loc.Close()
-	prefix := store.BackupPrefix(b.Namespace, b.Name)
+	prefix := layout.BackupPrefix(b.Namespace, b.Name)
 	m, err := collect.ReadManifest(ctx, store.Prefixed(loc.Store, prefix))
 	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "\nData:\t%s (encrypted repository)\n", loc.URL(prefix))
@@ -233,7 +234,7 @@ func (o *RestoreDescribeOptions) Run(ctx context.Context) error {
 	fmt.Fprintln(o.Out, "\nSummary:")
 	w = tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  OUTCOME\tRESOURCE\tNAME\tREASON")
-	err = apply.ReadSummary(ctx, store.Prefixed(loc.Store, store.RestorePrefix(r.Namespace, r.Name)), func(e apply.SummaryEntry) error {
+	err = apply.ReadSummary(ctx, store.Prefixed(loc.Store, layout.RestorePrefix(r.Namespace, r.Name)), func(e apply.SummaryEntry) error {
 		name := e.Name
 		if e.Namespace != "" {
 			name = e.Namespace + "/" + e.Name

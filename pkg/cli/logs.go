@@ -9,6 +9,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -44,7 +45,7 @@ func (o *BackupLogsOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.logs(ctx, string(b.Spec.Location), store.BackupPrefix(b.Namespace, b.Name),
+	return o.logs(ctx, string(b.Spec.Location), layout.BackupPrefix(b.Namespace, b.Name),
 		jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name})
 }
 
@@ -61,7 +62,7 @@ func (o *RestoreLogsOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.logs(ctx, locName, store.RestorePrefix(r.Namespace, r.Name),
+	return o.logs(ctx, locName, layout.RestorePrefix(r.Namespace, r.Name),
 		jobspec.Target{Kind: jobspec.KindRestore, Namespace: r.Namespace, Name: r.Name})
 }
 
