@@ -21,6 +21,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -44,7 +45,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	if err != nil {
 		return err
 	}
-	target := jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
+	target := jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
 	var b v1alpha1.Backup
 	if err := get(ctx, env, "Backup", target, &b); err != nil {
 		return err
@@ -188,7 +189,7 @@ func proveBackup(ctx context.Context, loc *store.Location, res *backupResult, ob
 	return nil
 }
 
-func setBackupStatus(ctx context.Context, env *jobenv.Env, t jobenv.Ref, mutate func(*v1alpha1.BackupStatus)) error {
+func setBackupStatus(ctx context.Context, env *jobenv.Env, t jobspec.Ref, mutate func(*v1alpha1.BackupStatus)) error {
 	return jobenv.UpdateStatusOf(ctx, env, t, func(b *v1alpha1.Backup) error {
 		mutate(&b.Status)
 		return nil
@@ -196,7 +197,7 @@ func setBackupStatus(ctx context.Context, env *jobenv.Env, t jobenv.Ref, mutate 
 }
 
 // get reads the job's object, saying plainly when it does not exist.
-func get(ctx context.Context, env *jobenv.Env, kind string, t jobenv.Ref, obj any) error {
+func get(ctx context.Context, env *jobenv.Env, kind string, t jobspec.Ref, obj any) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	err := env.Get(ctx, t, obj)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
@@ -62,7 +63,7 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 			meta.SetStatusCondition(&st.Conditions, c)
 		}
 	}
-	target := jobenv.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
+	target := jobspec.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
 	err = jobenv.UpdateStatusOf(ctx, env, target, func(l *v1alpha1.BackupLocation) error {
 		l.Status.Phase, l.Status.Message, l.Status.LastValidationTime = st.Phase, st.Message, st.LastValidationTime
 		for _, c := range st.Conditions {

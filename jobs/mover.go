@@ -15,6 +15,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/mover"
@@ -68,7 +69,7 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 	if err != nil {
 		return nil, err
 	}
-	target := jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: req.Namespace, Name: req.Name}
+	target := jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: req.Namespace, Name: req.Name}
 	var b v1alpha1.Backup
 	if err := get(ctx, env, "Backup", target, &b); err != nil {
 		return nil, err
@@ -186,7 +187,7 @@ func lastSnapshot(snaps []*repo.Snapshot, uid string) string {
 }
 
 // progressReporter writes a mover's progress into the volume's entry of the target's status.
-func progressReporter(ctx context.Context, env *jobenv.Env, target jobenv.Ref, volume string) func(mover.Progress) {
+func progressReporter(ctx context.Context, env *jobenv.Env, target jobspec.Ref, volume string) func(mover.Progress) {
 	ns, pvc, _ := strings.Cut(volume, "/")
 	return func(p mover.Progress) {
 		uctx, cancel := context.WithTimeout(ctx, callTimeout)
@@ -215,13 +216,13 @@ func Download(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	target := jobenv.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: req.Namespace, Name: req.Name}
+	target := jobspec.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: req.Namespace, Name: req.Name}
 	var rs v1alpha1.Restore
 	if err := get(ctx, env, "Restore", target, &rs); err != nil {
 		return nil, err
 	}
 	var b v1alpha1.Backup
-	if err := get(ctx, env, "Backup", jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: rs.Namespace, Name: string(rs.Spec.BackupName)}, &b); err != nil {
+	if err := get(ctx, env, "Backup", jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: rs.Namespace, Name: string(rs.Spec.BackupName)}, &b); err != nil {
 		return nil, err
 	}
 	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)

@@ -13,6 +13,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apply"
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -26,7 +27,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	if err != nil {
 		return err
 	}
-	target := jobenv.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: namespace, Name: name}
+	target := jobspec.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: namespace, Name: name}
 	var r v1alpha1.Restore
 	if err := get(ctx, env, "Restore", target, &r); err != nil {
 		return err
@@ -131,7 +132,7 @@ func RestoreStatus(res *apply.Result, started, finished *metav1.Time) v1alpha1.R
 	return s
 }
 
-func setRestoreStatus(ctx context.Context, env *jobenv.Env, t jobenv.Ref, mutate func(*v1alpha1.RestoreStatus)) error {
+func setRestoreStatus(ctx context.Context, env *jobenv.Env, t jobspec.Ref, mutate func(*v1alpha1.RestoreStatus)) error {
 	return jobenv.UpdateStatusOf(ctx, env, t, func(r *v1alpha1.Restore) error {
 		mutate(&r.Status)
 		return nil
@@ -144,7 +145,7 @@ func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts 
 		return nil, nil, err
 	}
 	var b v1alpha1.Backup
-	if err := get(ctx, env, "Backup", jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: r.Namespace, Name: string(r.Spec.BackupName)}, &b); err != nil {
+	if err := get(ctx, env, "Backup", jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: r.Namespace, Name: string(r.Spec.BackupName)}, &b); err != nil {
 		return nil, nil, err
 	}
 	if !b.Status.Phase.Restorable() {
@@ -162,7 +163,7 @@ func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts 
 		return nil, loc, err
 	}
 	ao.ClaimVolumes = vr.claimVolumes()
-	if err := setRestoreStatus(ctx, env, jobenv.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name},
+	if err := setRestoreStatus(ctx, env, jobspec.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name},
 		func(s *v1alpha1.RestoreStatus) { s.Stage = v1alpha1.RestoreStageResources }); err != nil {
 		log.Printf("%v", err)
 	}

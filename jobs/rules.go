@@ -10,6 +10,7 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/rules"
 	"github.com/pxb-dev/pxb/pkg/vm"
 )
@@ -25,7 +26,7 @@ type quiesce struct {
 	// namespaces are those being backed up, where the rules select their pods.
 	namespaces []string
 	runner     *rules.Runner
-	target     jobenv.Ref
+	target     jobspec.Ref
 	env        *jobenv.Env
 	log        *jobLog
 
@@ -37,7 +38,7 @@ type quiesce struct {
 // loadRules reads the Rules a Backup names, before the backup starts: a missing one fails the backup at once.
 func loadRules(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, log *jobLog) (*quiesce, error) {
 	q := &quiesce{env: env, log: log,
-		target: jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name},
+		target: jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name},
 		runner: &rules.Runner{Kube: env.Kube, Exec: rules.PodExec(env.Config, env.Kube), Logf: log.Printf}}
 	for _, r := range []struct {
 		field string
@@ -48,7 +49,7 @@ func loadRules(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, log *jo
 			continue
 		}
 		var rule v1alpha1.Rule
-		t := jobenv.Ref{Resource: v1alpha1.RulesResource.Resource, Namespace: b.Namespace, Name: string(r.name)}
+		t := jobspec.Ref{Resource: v1alpha1.RulesResource.Resource, Namespace: b.Namespace, Name: string(r.name)}
 		if err := get(ctx, env, "Rule", t, &rule); err != nil {
 			return nil, fmt.Errorf("spec.%s: %w (a Backup's rules must be in its own namespace)", r.field, err)
 		}

@@ -40,7 +40,7 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 	if err != nil {
 		return nil, err
 	}
-	target := jobenv.Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: namespace, Name: name}
+	target := jobspec.Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: namespace, Name: name}
 	var bs v1alpha1.BackupSchedule
 	if err := get(ctx, env, "BackupSchedule", target, &bs); err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (o *scheduleOutcome) public() *ScheduleOutcome {
 func runSchedule(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, opts Options, now time.Time) (*scheduleOutcome, error) {
 	out := &scheduleOutcome{}
 	var policy v1alpha1.SchedulePolicy
-	if err := get(ctx, env, "SchedulePolicy", jobenv.Ref{Resource: v1alpha1.SchedulePoliciesResource.Resource, Name: string(bs.Spec.Policy)}, &policy); err != nil {
+	if err := get(ctx, env, "SchedulePolicy", jobspec.Ref{Resource: v1alpha1.SchedulePoliciesResource.Resource, Name: string(bs.Spec.Policy)}, &policy); err != nil {
 		return out, fmt.Errorf("spec.policy: %w", err)
 	}
 	run, err := schedule.RunOf(policy.Spec, kind)
@@ -130,7 +130,7 @@ func runSchedule(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedu
 			continue
 		}
 		if err == nil {
-			_, err = store.DeleteBackup(ctx, env, b, opts.Location, now)
+			_, err = store.DeleteBackup(ctx, env.Config, env.Kube, env.Dynamic, b, opts.Location, now)
 		}
 		var locked *store.LockedError
 		switch {
@@ -236,6 +236,6 @@ func getBackup(ctx context.Context, env *jobenv.Env, namespace, name string) (*v
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	var b v1alpha1.Backup
-	err := env.Get(ctx, jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}, &b)
+	err := env.Get(ctx, jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}, &b)
 	return &b, err
 }

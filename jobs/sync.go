@@ -22,6 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/collect"
 	"github.com/pxb-dev/pxb/pkg/human"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
@@ -132,7 +133,7 @@ func recordSync(ctx context.Context, env *jobenv.Env, name string, res *SyncResu
 func recordLocationCondition(ctx context.Context, env *jobenv.Env, name string, cond metav1.Condition, stamp func(*v1alpha1.BackupLocationStatus)) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	target := jobenv.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
+	target := jobspec.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
 	return jobenv.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
 		stamp(&l.Status)
 		cond.ObservedGeneration = l.Generation
@@ -261,7 +262,7 @@ func syncBackup(ctx context.Context, env *jobenv.Env, loc *store.Location, names
 			return false, err
 		}
 	}
-	target := jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
+	target := jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
 	sctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	err = jobenv.UpdateStatusOf(sctx, env, target, func(b *v1alpha1.Backup) error {

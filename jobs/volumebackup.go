@@ -82,7 +82,7 @@ func backupVolumes(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, ope
 		return nil, fmt.Errorf("snapshot client: %w", err)
 	}
 	vb := &volumeBackup{
-		tracker: &tracker{env: env, target: jobenv.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name}, log: log},
+		tracker: &tracker{env: env, target: jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name}, log: log},
 		b:       b, loc: loc, opened: opened, cfg: cfg, snap: snap, sources: map[*VolumeRecord]*volumeSource{},
 	}
 	for _, c := range claims {

@@ -53,7 +53,7 @@ func restoreVolumes(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, b
 		return nil, err
 	}
 	vr := &volumeRestore{
-		tracker: &tracker{env: env, target: jobenv.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name}, log: log},
+		tracker: &tracker{env: env, target: jobspec.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name}, log: log},
 		r:       r, ao: ao, targets: map[*VolumeRecord]string{}, filled: map[string]filledVolume{},
 	}
 	if len(records) == 0 {

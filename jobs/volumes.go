@@ -189,7 +189,7 @@ func eachPending(ctx context.Context, n int, vols []*VolumeRecord, fn func(*Volu
 // tracker keeps the volumes of a backup or restore and writes their state into its status.
 type tracker struct {
 	env    *jobenv.Env
-	target jobenv.Ref
+	target jobspec.Ref
 	log    *jobLog
 
 	mu   sync.Mutex

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/version"
 )
 
@@ -28,14 +29,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
 		var final *jobenv.FinalError
 		if errors.As(err, &final) {
-			os.Exit(jobenv.ExitFinal)
+			os.Exit(jobspec.ExitFinal)
 		}
 		os.Exit(1)
 	}
 }
 
 func newRootCmd() *cobra.Command {
-	target := &jobenv.Ref{}
+	target := &jobspec.Ref{}
 	root := &cobra.Command{
 		Use:           "pxb-job",
 		Short:         "Run one step of a pxb backup or restore inside the cluster",
@@ -52,7 +53,7 @@ func newRootCmd() *cobra.Command {
 }
 
 // newProbeCmd proves the plumbing: the job's identity can read its object and write its status.
-func newProbeCmd(target *jobenv.Ref) *cobra.Command {
+func newProbeCmd(target *jobspec.Ref) *cobra.Command {
 	return &cobra.Command{
 		Use:   "probe",
 		Short: "Read the target object and set its Probed condition",

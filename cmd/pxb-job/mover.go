@@ -11,23 +11,22 @@ import (
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 )
 
-func newUploadCmd(target *jobenv.Ref) *cobra.Command {
+func newUploadCmd(target *jobspec.Ref) *cobra.Command {
 	return newMoverCmd(target, jobspec.KindUpload, v1alpha1.BackupsResource.Resource,
 		"Copy one volume's files into the repository of a Backup's location", jobs.Upload)
 }
 
-func newDownloadCmd(target *jobenv.Ref) *cobra.Command {
+func newDownloadCmd(target *jobspec.Ref) *cobra.Command {
 	return newMoverCmd(target, jobspec.KindDownload, v1alpha1.RestoresResource.Resource,
 		"Write one volume snapshot's files into a new volume for a Restore", jobs.Download)
 }
 
 // newMoverCmd is a data-mover job kind: it moves one volume of a Backup or Restore and reports the outcome
 // as its termination message, where the job that launched it reads it.
-func newMoverCmd(target *jobenv.Ref, kind jobspec.Kind, resource, short string,
+func newMoverCmd(target *jobspec.Ref, kind jobspec.Kind, resource, short string,
 	run func(ctx context.Context, cfg *rest.Config, req jobs.MoverRequest, opts jobs.Options) (*jobs.MoverResult, error)) *cobra.Command {
 	var req jobs.MoverRequest
 	var method string

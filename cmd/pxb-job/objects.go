@@ -19,18 +19,18 @@ import (
 // Job's reason reaches `kubectl pxb ... --wait` without reading logs.
 const terminationLog = "/dev/termination-log"
 
-func newBackupCmd(target *jobenv.Ref) *cobra.Command {
+func newBackupCmd(target *jobspec.Ref) *cobra.Command {
 	return newObjectCmd(target, jobspec.KindBackup, v1alpha1.BackupsResource.Resource,
 		"Back up the objects a Backup selects into its location", jobs.Backup)
 }
 
-func newRestoreCmd(target *jobenv.Ref) *cobra.Command {
+func newRestoreCmd(target *jobspec.Ref) *cobra.Command {
 	return newObjectCmd(target, jobspec.KindRestore, v1alpha1.RestoresResource.Resource,
 		"Restore the objects of a Backup as a Restore says", jobs.Restore)
 }
 
 // newObjectCmd is a job kind that carries out one Backup or Restore, named by --namespace and --name.
-func newObjectCmd(target *jobenv.Ref, kind jobspec.Kind, resource, short string,
+func newObjectCmd(target *jobspec.Ref, kind jobspec.Kind, resource, short string,
 	run func(ctx context.Context, cfg *rest.Config, ns, name string, opts jobs.Options) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   string(kind),
@@ -48,7 +48,7 @@ func newObjectCmd(target *jobenv.Ref, kind jobspec.Kind, resource, short string,
 
 // prepare checks the target of job kind kind, which works on resource, and builds the job's clients and
 // options.
-func prepare(target *jobenv.Ref, kind jobspec.Kind, resource string) (*jobenv.Env, jobs.Options, error) {
+func prepare(target *jobspec.Ref, kind jobspec.Kind, resource string) (*jobenv.Env, jobs.Options, error) {
 	opts := jobs.Options{Location: location.Options{NFSMountPath: jobspec.NFSMountPath}}
 	if target.Resource == "" {
 		target.Resource = resource

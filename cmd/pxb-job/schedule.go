@@ -9,13 +9,12 @@ import (
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/schedule"
 )
 
 // newScheduleCmd is what a BackupSchedule's CronJob runs: one start of one of its policy's schedules.
-func newScheduleCmd(target *jobenv.Ref) *cobra.Command {
+func newScheduleCmd(target *jobspec.Ref) *cobra.Command {
 	var kind string
 	cmd := &cobra.Command{
 		Use:   string(jobspec.KindSchedule) + " --kind KIND",

@@ -77,7 +77,7 @@ func (o *DeleteOptions) Run(ctx context.Context) error {
 	if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete Backup %s/%s and its data in location %s?", b.Namespace, b.Name, b.Spec.Location)) {
 		return errors.New("not deleted")
 	}
-	d, err := store.DeleteBackup(ctx, o.clients.env(), b, location.Options{}, time.Now())
+	d, err := store.DeleteBackup(ctx, o.clients.Config, o.clients.Kube, o.clients.Dynamic, b, location.Options{}, time.Now())
 	if d.Reached && (err == nil || d.Snapshots > 0) {
 		fmt.Fprintf(o.Out, "Deleted %d snapshots of %s; their data is freed at the location's next maintenance (kubectl pxb location maintain %s)\n",
 			d.Snapshots, d.URL, b.Spec.Location)

@@ -29,7 +29,6 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -40,11 +39,6 @@ type clients struct {
 	Config  *rest.Config
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
-}
-
-// env is the clients as a job's.
-func (c clients) env() *jobenv.Env {
-	return &jobenv.Env{Config: c.Config, Kube: c.Kube, Dynamic: c.Dynamic}
 }
 
 func newClients(f cmdutil.Factory) (clients, error) {

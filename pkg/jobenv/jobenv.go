@@ -6,75 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
-	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 )
-
-// Ref names a pxb object a job reads or writes. A job's own object (a Job's target, jobspec.Target) reaches
-// its pod on the command line: Args renders it, AddFlags reads it back.
-type Ref struct {
-	// Resource is a pxb.dev resource name such as "backups".
-	Resource  string
-	Namespace string
-	Name      string
-}
-
-// AddFlags adds --resource, --namespace and --name.
-func (t *Ref) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&t.Resource, "resource", t.Resource, "pxb.dev resource the job works on, for example backups.")
-	fs.StringVar(&t.Namespace, "namespace", t.Namespace, "Namespace of the object; empty for cluster-scoped resources.")
-	fs.StringVar(&t.Name, "name", t.Name, "Name of the object.")
-}
-
-// GVR returns the target's resource, which must be one of pxb's.
-func (t Ref) GVR() (schema.GroupVersionResource, error) {
-	i := slices.IndexFunc(v1alpha1.AllResources, func(r schema.GroupVersionResource) bool { return r.Resource == t.Resource })
-	if i < 0 {
-		names := make([]string, len(v1alpha1.AllResources))
-		for j, r := range v1alpha1.AllResources {
-			names[j] = r.Resource
-		}
-		return schema.GroupVersionResource{}, fmt.Errorf("--resource must be one of %s, not %q", strings.Join(names, ", "), t.Resource)
-	}
-	return v1alpha1.AllResources[i], nil
-}
-
-// Validate checks that the target names an object.
-func (t Ref) Validate() error {
-	if _, err := t.GVR(); err != nil {
-		return err
-	}
-	if t.Name == "" {
-		return errors.New("--name is required")
-	}
-	return nil
-}
-
-// Args are the command-line arguments that name t; AddFlags reads them.
-func (t Ref) Args() []string {
-	return []string{"--resource", t.Resource, "--namespace", t.Namespace, "--name", t.Name}
-}
-
-func (t Ref) String() string {
-	if t.Namespace == "" {
-		return t.Resource + "/" + t.Name
-	}
-	return t.Resource + "/" + t.Namespace + "/" + t.Name
-}
 
 // Env holds the clients of a job.
 type Env struct {
@@ -110,7 +54,7 @@ func NewEnvForConfig(cfg *rest.Config) (*Env, error) {
 	return &Env{Config: cfg, Kube: kube, Dynamic: dyn}, nil
 }
 
-func (e *Env) resource(t Ref) (dynamic.ResourceInterface, error) {
+func (e *Env) resource(t jobspec.Ref) (dynamic.ResourceInterface, error) {
 	gvr, err := t.GVR()
 	if err != nil {
 		return nil, err
@@ -122,7 +66,7 @@ func (e *Env) resource(t Ref) (dynamic.ResourceInterface, error) {
 }
 
 // Get reads the target into obj, a pointer to its typed object (for example *v1alpha1.Backup).
-func (e *Env) Get(ctx context.Context, t Ref, obj any) error {
+func (e *Env) Get(ctx context.Context, t jobspec.Ref, obj any) error {
 	ri, err := e.resource(t)
 	if err != nil {
 		return err
@@ -139,7 +83,7 @@ func (e *Env) Get(ctx context.Context, t Ref, obj any) error {
 
 // UpdateStatus reads the target, lets mutate change it, and writes its status through the status
 // subresource, starting over when someone else changed the object in between.
-func (e *Env) UpdateStatus(ctx context.Context, t Ref, mutate func(*unstructured.Unstructured) error) error {
+func (e *Env) UpdateStatus(ctx context.Context, t jobspec.Ref, mutate func(*unstructured.Unstructured) error) error {
 	ri, err := e.resource(t)
 	if err != nil {
 		return err
@@ -162,7 +106,7 @@ func (e *Env) UpdateStatus(ctx context.Context, t Ref, mutate func(*unstructured
 }
 
 // UpdateStatusOf is UpdateStatus for a typed object: T is the object's type, for example v1alpha1.Backup.
-func UpdateStatusOf[T any](ctx context.Context, e *Env, t Ref, mutate func(*T) error) error {
+func UpdateStatusOf[T any](ctx context.Context, e *Env, t jobspec.Ref, mutate func(*T) error) error {
 	return e.UpdateStatus(ctx, t, func(u *unstructured.Unstructured) error {
 		obj := new(T)
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
@@ -181,7 +125,7 @@ func UpdateStatusOf[T any](ctx context.Context, e *Env, t Ref, mutate func(*T) e
 }
 
 // SetCondition sets a condition in the target's status.conditions, which every pxb kind with a status has.
-func (e *Env) SetCondition(ctx context.Context, t Ref, cond metav1.Condition) error {
+func (e *Env) SetCondition(ctx context.Context, t jobspec.Ref, cond metav1.Condition) error {
 	return e.UpdateStatus(ctx, t, func(u *unstructured.Unstructured) error {
 		raw, _, err := unstructured.NestedSlice(u.Object, "status", "conditions")
 		if err != nil {
@@ -211,12 +155,7 @@ func (e *Env) SetCondition(ctx context.Context, t Ref, cond metav1.Condition) er
 	})
 }
 
-// ExitFinal is the exit code of a job whose work failed for good and whose object's status says so. Its Job
-// fails at once (a pod failure policy) instead of running the pod again, which would only repeat the same
-// work, rules and guest freezes included, and flip the object's phase back to InProgress meanwhile.
-const ExitFinal = 3
-
-// FinalError is the error of a job that ends with ExitFinal.
+// FinalError is the error of a job that ends with jobspec.ExitFinal.
 type FinalError struct{ Err error }
 
 func (e *FinalError) Error() string { return e.Err.Error() }

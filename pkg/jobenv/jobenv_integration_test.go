@@ -15,6 +15,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -52,7 +53,7 @@ func TestStatusReportsAsTheJobIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := jobenv.Ref{Resource: "backups", Namespace: ns, Name: "nightly"}
+	target := jobspec.Ref{Resource: "backups", Namespace: ns, Name: "nightly"}
 	err = jobenv.UpdateStatusOf(ctx, env, target, func(b *v1alpha1.Backup) error {
 		b.Status.Phase = v1alpha1.BackupInProgress
 		b.Status.Progress = &v1alpha1.Progress{Percent: 10}

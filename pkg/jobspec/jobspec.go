@@ -24,7 +24,6 @@ import (
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/install"
-	"github.com/pxb-dev/pxb/pkg/jobenv"
 )
 
 // Kind is the pxb-job subcommand a Job runs; these are the only names of pxb-job's job kinds.
@@ -253,12 +252,12 @@ func (t Target) Resource() string {
 }
 
 // Ref names the target as its job does.
-func (t Target) Ref() jobenv.Ref {
-	return jobenv.Ref{Resource: t.Resource(), Namespace: t.Namespace, Name: t.Name}
+func (t Target) Ref() Ref {
+	return Ref{Resource: t.Resource(), Namespace: t.Namespace, Name: t.Name}
 }
 
 // args is the command line of a Job's pod: the job kind, then the object it works on.
-func args(kind Kind, obj jobenv.Ref, more ...string) []string {
+func args(kind Kind, obj Ref, more ...string) []string {
 	return append(append([]string{string(kind)}, obj.Args()...), more...)
 }
 
@@ -303,11 +302,11 @@ func Labels(t Target) map[string]string {
 	return l
 }
 
-// finalFailure fails a Job at once when its pod exits with jobenv.ExitFinal: the work failed for good and
+// finalFailure fails a Job at once when its pod exits with ExitFinal: the work failed for good and
 // the object's status says why; other failures (a crash, an eviction) are retried up to BackoffLimit.
 var finalFailure = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
 	Action:      batchv1.PodFailurePolicyActionFailJob,
-	OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{jobenv.ExitFinal}},
+	OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{ExitFinal}},
 }}}
 
 // Job renders the Job for target. The pod runs `pxb-job KIND --resource R --namespace NS --name NAME` as the pxb-job

@@ -18,7 +18,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobenv"
 )
 
 // LabelLocation names the BackupLocation a location Job works on.
@@ -46,7 +45,7 @@ func LocationJob(kind Kind, loc *v1alpha1.BackupLocation, c Config) *batchv1.Job
 	job.Labels[LabelLocation] = LabelValue(loc.Name)
 	job.Spec.Template.Labels[LabelLocation] = LabelValue(loc.Name)
 	ctr := &job.Spec.Template.Spec.Containers[0]
-	ctr.Args = args(kind, jobenv.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: loc.Name})
+	ctr.Args = args(kind, Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: loc.Name})
 	MountLocation(&job.Spec.Template.Spec, loc)
 	return job
 }

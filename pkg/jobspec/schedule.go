@@ -15,7 +15,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobenv"
 )
 
 // ScheduleCronJobName names the CronJob in pxb-system that runs kind ("daily", …) of BackupSchedule
@@ -45,7 +44,7 @@ func ScheduleCronJob(bs *v1alpha1.BackupSchedule, kind, cron, timeZone string, c
 	labels[v1alpha1.ScheduleKindLabel] = kind
 	job.Labels, job.Spec.Template.Labels, job.Annotations = labels, labels, nil
 	job.Spec.Template.Spec.Containers[0].Args = args(KindSchedule,
-		jobenv.Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: bs.Namespace, Name: bs.Name}, "--kind", kind)
+		Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: bs.Namespace, Name: bs.Name}, "--kind", kind)
 	MountLocation(&job.Spec.Template.Spec, loc)
 	cj := cronJob(ScheduleCronJobName(bs.Namespace, bs.Name, kind), cron, job)
 	if timeZone != "" {

@@ -7,10 +7,11 @@ import (
 
 	snapclient "github.com/kubernetes-csi/external-snapshotter/client/v8/clientset/versioned"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/human"
-	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
@@ -46,15 +47,15 @@ type DeletedBackup struct {
 }
 
 // DeleteBackup deletes Backup b's data in its location (opened with opts: a job's NFS mount), then the
-// Backup and its Job, then the temporary objects of its volume work. Nothing is deleted while object lock
-// keeps the data (a *LockedError), nor when the data cannot be reached (unless the Backup failed or never
-// ran); the error says which.
-func DeleteBackup(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, opts location.Options, now time.Time) (DeletedBackup, error) {
+// Backup and its Job, then the temporary objects of its volume work, with the clients of cfg (the user's,
+// or a job's). Nothing is deleted while object lock keeps the data (a *LockedError), nor when the data
+// cannot be reached (unless the Backup failed or never ran); the error says which.
+func DeleteBackup(ctx context.Context, cfg *rest.Config, kube kubernetes.Interface, dyn dynamic.Interface, b *v1alpha1.Backup, opts location.Options, now time.Time) (DeletedBackup, error) {
 	var d DeletedBackup
-	if err := RefuseLocked(ctx, env.Dynamic, b, now); err != nil {
+	if err := RefuseLocked(ctx, dyn, b, now); err != nil {
 		return d, err
 	}
-	loc, err := OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts, false)
+	loc, err := OpenLocation(ctx, kube, dyn, string(b.Spec.Location), opts, false)
 	switch {
 	case err == nil:
 		defer loc.Close()
@@ -68,13 +69,13 @@ func DeleteBackup(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, opts
 		return d, fmt.Errorf("Backup %s/%s kept: its data could not be reached: %w", b.Namespace, b.Name, err)
 	}
 	t := jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name}
-	if err := jobspec.DeleteObjectAndJob(ctx, env.Kube, env.Dynamic, t); err != nil {
+	if err := jobspec.DeleteObjectAndJob(ctx, kube, dyn, t); err != nil {
 		return d, err
 	}
 	// A Backup deleted while its job ran leaves snapshots, claims and upload Jobs behind.
-	snap, err := snapclient.NewForConfig(env.Config)
+	snap, err := snapclient.NewForConfig(cfg)
 	if err != nil {
 		return d, fmt.Errorf("snapshot client: %w", err)
 	}
-	return d, jobspec.DeleteTemporary(ctx, env.Kube, snap, t)
+	return d, jobspec.DeleteTemporary(ctx, kube, snap, t)
 }

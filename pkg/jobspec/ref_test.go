@@ -1,4 +1,4 @@
-package jobenv
+package jobspec
 
 import (
 	"strings"
