@@ -1,0 +1,207 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/pxb-dev/pxb/pkg/collect"
+)
+
+func (r *restorer) apply(ctx context.Context, t collect.TypeRecord, u *unstructured.Unstructured) (Outcome, string, types.UID) {
+	ri, reason := r.target(t, u)
+	if ri == nil {
+		return OutcomeFailed, reason, ""
+	}
+	if t.Namespaced {
+		if err := r.ensureNamespace(ctx, u.GetNamespace()); err != nil {
+			return OutcomeFailed, err.Error(), ""
+		}
+	}
+	warning := r.checkClaim(ctx, t, u)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	created, err := ri.Create(cctx, u, metav1.CreateOptions{FieldManager: FieldManager})
+	cancel()
+	if err == nil {
+		return OutcomeRestored, warning, created.GetUID()
+	}
+	if !apierrors.IsAlreadyExists(err) && !(apierrors.IsForbidden(err) && r.exists(ctx, ri, u)) {
+		// A namespace admin may not create its own Namespace object, which exists: that is handled by the
+		// policy like any existing object.
+		return OutcomeFailed, reasonOf(err), ""
+	}
+	policy := r.opts.ExistingPolicy
+	note := ""
+	if policy == PolicyReplace && undeletable(t) {
+		policy, note = PolicyUpdate, "updated, not replaced: deleting it would delete everything it holds"
+	}
+	switch policy {
+	case PolicyUpdate:
+		obj, err := r.serverSideApply(ctx, ri, u, nil)
+		if err != nil {
+			return OutcomeFailed, "update: " + reasonOf(err), ""
+		}
+		return OutcomeUpdated, note, obj.GetUID()
+	case PolicyReplace:
+		obj, note, err := r.replace(ctx, ri, u)
+		if err != nil {
+			return OutcomeFailed, "replace: " + reasonOf(err), ""
+		}
+		return OutcomeReplaced, joinReasons(note, warning), obj.GetUID()
+	default:
+		var uid types.UID
+		if r.ownerKinds[t.GroupKind()] {
+			gctx, cancel := context.WithTimeout(ctx, callTimeout)
+			if existing, err := ri.Get(gctx, u.GetName(), metav1.GetOptions{}); err == nil {
+				uid = existing.GetUID()
+			}
+			cancel()
+		}
+		return OutcomeRetained, "already exists", uid
+	}
+}
+
+func (r *restorer) exists(ctx context.Context, ri dynamic.ResourceInterface, u *unstructured.Unstructured) bool {
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err := ri.Get(gctx, u.GetName(), metav1.GetOptions{})
+	return err == nil
+}
+
+// undeletable types are never deleted by a restore: a Namespace or CRD takes all its objects with it.
+func undeletable(t collect.TypeRecord) bool {
+	switch t.String() {
+	case namespaceType, crdType:
+		return true
+	}
+	return false
+}
+
+func (r *restorer) serverSideApply(ctx context.Context, ri dynamic.ResourceInterface, u *unstructured.Unstructured, dryRun []string) (*unstructured.Unstructured, error) {
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, err
+	}
+	force := true
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return ri.Patch(cctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force, DryRun: dryRun})
+}
+
+// replace deletes the existing object, waits until it is gone and creates u. An object a controller
+// recreates at once (a namespace's default ServiceAccount) is brought to the backup's state instead.
+func (r *restorer) replace(ctx context.Context, ri dynamic.ResourceInterface, u *unstructured.Unstructured) (*unstructured.Unstructured, string, error) {
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	existing, err := ri.Get(gctx, u.GetName(), metav1.GetOptions{})
+	cancel()
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, "", err
+	}
+	if err == nil {
+		uid := existing.GetUID()
+		dctx, cancel := context.WithTimeout(ctx, callTimeout)
+		bg := metav1.DeletePropagationBackground
+		err = ri.Delete(dctx, u.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &uid}})
+		cancel()
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return nil, "", err
+		}
+		err = wait.PollUntilContextTimeout(ctx, pollInterval, r.opts.WaitTimeout, true, func(ctx context.Context) (bool, error) {
+			gctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel()
+			cur, err := ri.Get(gctx, u.GetName(), metav1.GetOptions{})
+			return apierrors.IsNotFound(err) || (err == nil && cur.GetUID() != uid), nil
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("the existing object was not gone after %s (finalizers: %v)", r.opts.WaitTimeout, existing.GetFinalizers())
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	created, err := ri.Create(cctx, u, metav1.CreateOptions{FieldManager: FieldManager})
+	cancel()
+	if apierrors.IsAlreadyExists(err) {
+		obj, err := r.serverSideApply(ctx, ri, u, nil)
+		return obj, "recreated by the cluster at once; updated to the backup's state", err
+	}
+	return created, "", err
+}
+
+func (r *restorer) dryRun(ctx context.Context, t collect.TypeRecord, u *unstructured.Unstructured) (Outcome, string) {
+	ri, reason := r.target(t, u)
+	if ri == nil {
+		if reason == "" {
+			return OutcomeWouldCreate, "its CustomResourceDefinition is created by this restore"
+		}
+		return OutcomeWouldFail, reason
+	}
+	nsExists := true
+	if t.Namespaced {
+		var err error
+		if nsExists, err = r.namespaceExists(ctx, u.GetNamespace()); err != nil {
+			return OutcomeWouldFail, err.Error()
+		}
+	}
+	warning := r.checkClaim(ctx, t, u)
+	if !nsExists {
+		// Nothing to check against: the namespace is created by the restore.
+		return OutcomeWouldCreate, joinReasons("namespace "+u.GetNamespace()+" is created by this restore", warning)
+	}
+	{
+		gctx, cancel := context.WithTimeout(ctx, callTimeout)
+		_, err := ri.Get(gctx, u.GetName(), metav1.GetOptions{})
+		cancel()
+		switch {
+		case err == nil:
+			switch r.opts.ExistingPolicy {
+			case PolicyUpdate:
+				if _, err := r.serverSideApply(ctx, ri, u, []string{metav1.DryRunAll}); err != nil {
+					return OutcomeWouldFail, "update: " + reasonOf(err)
+				}
+				return OutcomeWouldUpdate, ""
+			case PolicyReplace:
+				if undeletable(t) {
+					return OutcomeWouldUpdate, "updated, not replaced: deleting it would delete everything it holds"
+				}
+				return OutcomeWouldReplace, ""
+			default:
+				return OutcomeWouldRetain, "already exists"
+			}
+		case !apierrors.IsNotFound(err):
+			return OutcomeWouldFail, reasonOf(err)
+		}
+		// The server validates the object without storing it.
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		_, err = ri.Create(cctx, u, metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+		cancel()
+		if err != nil {
+			return OutcomeWouldFail, reasonOf(err)
+		}
+	}
+	return OutcomeWouldCreate, warning
+}
+
+// reasonOf is the part of an API error a user acts on.
+func reasonOf(err error) string {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		if msg := se.Status().Message; msg != "" {
+			return msg
+		}
+	}
+	return err.Error()
+}
+
+func joinReasons(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
+}
