@@ -95,6 +95,21 @@ func addVolumes(s *v1alpha1.OperationStatus, vols []VolumeRecord) (completed, fa
 	return completed, failed
 }
 
+// listVolumes lists vols in s, with nothing done yet, as an operation starts on them.
+func listVolumes(s *v1alpha1.OperationStatus, vols []*VolumeRecord) {
+	s.Volumes = nil
+	for _, v := range vols {
+		if len(s.Volumes) == v1alpha1.MaxStatusVolumes {
+			break
+		}
+		s.Volumes = append(s.Volumes, volumeStatus(v, 0, 0, 0, 0))
+	}
+	if s.Progress == nil {
+		s.Progress = &v1alpha1.Progress{}
+	}
+	s.Progress.VolumesTotal = int32(len(vols))
+}
+
 func itemErrors(errs []collect.ItemError) []string {
 	out := make([]string, 0, len(errs))
 	for _, e := range errs {

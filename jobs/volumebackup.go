@@ -278,20 +278,9 @@ func (vb *volumeBackup) livePath(ctx context.Context, pvc *corev1.PersistentVolu
 
 // start lists the volumes in the status, Pending or already Failed, with the totals.
 func (vb *volumeBackup) start(ctx context.Context) {
-	var list []v1alpha1.VolumeStatus
-	for _, v := range vb.vols {
-		if len(list) == v1alpha1.MaxStatusVolumes {
-			break
-		}
-		list = append(list, volumeStatus(v, 0, 0, 0, 0))
-	}
 	err := setBackupStatus(ctx, vb.env, vb.target, func(s *v1alpha1.BackupStatus) {
 		s.Stage = v1alpha1.BackupStageSnapshots
-		s.Volumes = list
-		if s.Progress == nil {
-			s.Progress = &v1alpha1.Progress{}
-		}
-		s.Progress.VolumesTotal = int32(len(vb.vols))
+		listVolumes(&s.OperationStatus, vb.vols)
 	})
 	if err != nil {
 		vb.log.Printf("%v", err)

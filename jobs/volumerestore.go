@@ -118,19 +118,9 @@ func (vr *volumeRestore) claimVolumes() map[string]string {
 }
 
 func (vr *volumeRestore) start(ctx context.Context) {
-	var list []v1alpha1.VolumeStatus
-	for _, v := range vr.vols {
-		if len(list) < v1alpha1.MaxStatusVolumes {
-			list = append(list, volumeStatus(v, 0, 0, 0, 0))
-		}
-	}
 	err := setRestoreStatus(ctx, vr.env, vr.target, func(s *v1alpha1.RestoreStatus) {
 		s.Stage = v1alpha1.RestoreStageVolumes
-		s.Volumes = list
-		if s.Progress == nil {
-			s.Progress = &v1alpha1.Progress{}
-		}
-		s.Progress.VolumesTotal = int32(len(vr.vols))
+		listVolumes(&s.OperationStatus, vr.vols)
 	})
 	if err != nil {
 		vr.log.Printf("%v", err)
