@@ -97,15 +97,7 @@ span namespaces. Every selection is checked against the cluster before anything 
   # Have the API server check the Backup without storing it; no Job runs
   kubectl pxb backup create shop-nightly --include-namespaces shop --dry-run=server`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	o.addSpecFlags(cmd.Flags())
 	fl := cmd.Flags()
@@ -132,7 +124,7 @@ func (o *BackupCreateOptions) addSpecFlags(fl *pflag.FlagSet) {
 }
 
 // Complete reads the namespace and, unless only printing, builds the clients.
-func (o *BackupCreateOptions) Complete(f cmdutil.Factory, args []string) error {
+func (o *BackupCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
 	o.Name = args[0]
 	var err error
 	if o.Namespace, o.NamespaceSet, err = namespaceOf(f); err != nil {

@@ -203,7 +203,7 @@ func TestRestoreValidateNamesTheFlag(t *testing.T) {
 
 func TestRestoreNameDefaultsFromBackup(t *testing.T) {
 	o := &RestoreCreateOptions{FromBackup: "nightly", Create: clientDryRun("yaml"), now: func() time.Time { return time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC) }}
-	if err := o.Complete(fakeFactory(t), nil); err != nil {
+	if err := o.Complete(fakeFactory(t), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if o.Name != "nightly-20250304050607" {

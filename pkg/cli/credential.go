@@ -72,15 +72,7 @@ func newCmdCredentialCreate(f cmdutil.Factory, streams genericiooptions.IOStream
   # Print the Secret, its values redacted, without creating it
   kubectl pxb credential create s3-prod --provider aws --from-file ~/.aws/credentials --dry-run=client -o yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	cmd.Flags().StringVar(&o.Provider, "provider", o.Provider, "Cloud of the credential: aws, azure or gcp.")
 	cmd.Flags().StringVar(&o.FromFile, "from-file", o.FromFile, "File holding the secret values; - reads standard input.")
@@ -90,7 +82,7 @@ func newCmdCredentialCreate(f cmdutil.Factory, streams genericiooptions.IOStream
 }
 
 // Complete reads the secret values.
-func (o *CredentialCreateOptions) Complete(f cmdutil.Factory, args []string) error {
+func (o *CredentialCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
 	o.Name = args[0]
 	if o.FromFile == "" {
 		return fmt.Errorf("--from-file is required: the file (or - for standard input) that holds the %s credential", o.Provider)

@@ -53,7 +53,7 @@ func TestServerDryRun(t *testing.T) {
 	o := &cli.BackupCreateOptions{IOStreams: genericiooptions.NewTestIOStreamsDiscard(), Location: "lab", NamespaceSelector: "env=prod", Timeout: time.Minute}
 	o.IncludeNamespaces = []string{"default"}
 	o.Create.DryRun = "server"
-	if err := o.Complete(cmdutil.NewFactory(flags), []string{"cel"}); err != nil {
+	if err := o.Complete(cmdutil.NewFactory(flags), nil, []string{"cel"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Run(ctx); err == nil || !strings.Contains(err.Error(), "includeNamespaces and namespaceSelector are mutually exclusive") ||

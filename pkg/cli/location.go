@@ -52,6 +52,8 @@ type LocationCreateOptions struct {
 	// Create are --dry-run and -o.
 	Create createFlags
 
+	// provider is --provider, made Spec.Provider by Complete.
+	provider   string
 	passphrase []byte
 	client     clients
 	genericiooptions.IOStreams
@@ -60,7 +62,6 @@ type LocationCreateOptions struct {
 func newCmdLocationCreate(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &LocationCreateOptions{IOStreams: streams, Create: newCreateFlags()}
 	o.Spec.NFS = &v1alpha1.NFSLocation{}
-	var provider string
 	cmd := &cobra.Command{
 		Use:   "create NAME --provider s3|azure|gcs|nfs",
 		Short: "Create a backup location, with its own encryption key",
@@ -78,19 +79,10 @@ location export-key): without it, nobody can read the backups, pxb included.`,
   # Have the API server check the BackupLocation without storing it
   kubectl pxb location create prod --provider s3 --bucket backups --region eu-west-1 --credential s3-prod --dry-run=server`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Spec.Provider = v1alpha1.Provider(provider)
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&provider, "provider", provider, "Where the data goes: s3, azure, gcs or nfs.")
+	fl.StringVar(&o.provider, "provider", o.provider, "Where the data goes: s3, azure, gcs or nfs.")
 	fl.StringVar(&o.Spec.Bucket, "bucket", "", "The S3 or GCS bucket, or the Azure container.")
 	fl.StringVar(&o.Spec.Prefix, "prefix", "", "Path inside the bucket or export under which backups are stored.")
 	fl.StringVar(&o.Spec.Region, "region", "", "S3 region.")
@@ -113,7 +105,8 @@ location export-key): without it, nobody can read the backups, pxb included.`,
 }
 
 // Complete reads files and fills defaults.
-func (o *LocationCreateOptions) Complete(f cmdutil.Factory, args []string) error {
+func (o *LocationCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
+	o.Spec.Provider = v1alpha1.Provider(o.provider)
 	o.Name = args[0]
 	if o.Spec.Provider != v1alpha1.ProviderNFS {
 		o.Spec.NFS = nil

@@ -93,15 +93,7 @@ Completed (or PartiallySucceeded); the selection and mappings are checked before
   # Have the API server check the Restore without storing it; no Job runs
   kubectl pxb restore create --from-backup shop-nightly --dry-run=server`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.FromBackup, "from-backup", "", "Backup to restore from (required).")
@@ -119,7 +111,7 @@ Completed (or PartiallySucceeded); the selection and mappings are checked before
 }
 
 // Complete names the Restore, finds the namespace of the Backup and builds the clients.
-func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, args []string) error {
+func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
 	var err error
 	if o.Namespace, o.NamespaceSet, err = namespaceOf(f); err != nil {
 		return err

@@ -73,15 +73,7 @@ schedule exists (after the policy changed, too). The template takes the flags of
   # Print the BackupSchedule without creating it
   kubectl pxb schedule create shop --policy standard --include-namespaces shop --dry-run=client -o yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	o.addSpecFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.Policy, "policy", "", "SchedulePolicy that says when to back up and how many backups to keep.")
