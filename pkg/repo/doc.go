@@ -37,6 +37,14 @@
 // data naming the object kind ("pxb blob", "pxb pack header", "pxb index", "pxb snapshot", "pxb config",
 // "pxb lock", "pxb key slot") so no object can stand in for another kind.
 //
+// A slot's argon2id parameters are bounded: at most MaxKDFMemory (256 MiB), MaxKDFTime (10 passes) and
+// MaxKDFThreads (16), so that opening fits the memory limits of pxb's Jobs (1 GiB, 2 GiB) with headroom
+// (DefaultKDF is 32 MiB, 3 passes, 2 threads). AddKey, ChangePassphrase and Init refuse to write a slot
+// beyond them. Open skips, without running argon2id, a slot beyond them (anyone holding the bucket's
+// credential could plant one to exhaust memory), and skips a slot that cannot be read or decoded; it opens
+// through another slot and names the skipped ones (SkippedKeySlots, KeyInfo.Problem). When no slot is left
+// to try, the error names each skipped slot and why.
+//
 // # Blobs and chunking
 //
 // A blob is a file chunk (data) or a part of a directory listing (tree). Its ID is keyed BLAKE3 of its
@@ -73,6 +81,10 @@
 // root directory node, time, host, source, parent and statistics; it is written last, after every pack and
 // index it depends on, so a crash never leaves a snapshot that references missing data.
 //
+// One damaged snapshot object hides no other: Snapshots (and ListSnapshots) skip a manifest that cannot be
+// read, opened or decoded (a newer format included) and name it (SkippedSnapshots, the second result of
+// ListSnapshots); Check reports it as an error.
+//
 // # Concurrency and garbage collection
 //
 // Locks are leases: an object with an expiry time, refreshed by writing a new lock object and deleting the
@@ -94,5 +106,6 @@
 // # Versions
 //
 // Config, key slots, packs, indexes, trees, snapshots and locks carry a format version; a newer one is refused
-// with an error saying so.
+// with an error saying so. A key slot or snapshot of a newer format is skipped and named as above, so the
+// others stay usable; a config of a newer format makes the repository refuse to open.
 package repo

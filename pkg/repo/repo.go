@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,32 @@ type KDFParams struct {
 
 // DefaultKDF costs about 0.1 s and 32 MiB, small enough for a Job's memory budget.
 var DefaultKDF = KDFParams{Time: 3, Memory: 32 * 1024, Threads: 2}
+
+// The bounds of a key slot's argon2id parameters. Jobs run with memory limits of 1 GiB (backup, restore)
+// and 2 GiB (volume movers), beside what the job itself holds, so a slot may ask for at most 256 MiB (eight
+// times DefaultKDF's); its time cost is bounded so that a slot costs a few seconds at most. Open skips a
+// slot beyond a bound without running argon2id on it (anyone who can write to the bucket can plant one),
+// and AddKey, ChangePassphrase and Init refuse to write one.
+const (
+	MaxKDFMemory  = 256 * 1024 // KiB
+	MaxKDFTime    = 10
+	MaxKDFThreads = 16
+)
+
+// validate says whether p lies within the bounds of a key slot.
+func (p KDFParams) validate() error {
+	switch {
+	case p.Memory > MaxKDFMemory:
+		return fmt.Errorf("argon2id memory %d KiB exceeds the bound of %d KiB (%d MiB)", p.Memory, MaxKDFMemory, MaxKDFMemory/1024)
+	case p.Time > MaxKDFTime:
+		return fmt.Errorf("argon2id time cost %d exceeds the bound of %d", p.Time, MaxKDFTime)
+	case p.Threads > MaxKDFThreads:
+		return fmt.Errorf("argon2id threads %d exceed the bound of %d", p.Threads, MaxKDFThreads)
+	case p.Time < 1 || p.Threads < 1 || p.Memory < 8*uint32(p.Threads):
+		return fmt.Errorf("invalid argon2id parameters (time %d, memory %d KiB, threads %d)", p.Time, p.Memory, p.Threads)
+	}
+	return nil
+}
 
 // InitOptions configure a new repository. Zero values take defaults.
 type InitOptions struct {
@@ -94,6 +121,10 @@ type Repository struct {
 	gear   *[256]uint64
 	upload *rate.Limiter // nil: no limit
 	s3     *s3Store      // nil unless the bucket is on S3
+
+	snapMu       sync.Mutex
+	skippedSnaps []SkippedObject // by the last Snapshots
+	skippedKeys  []SkippedObject // by Open
 
 	idxMu  sync.Mutex
 	index  *Index
@@ -169,45 +200,41 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 		master, cfgRaw []byte
 		keyID          string
 		strays         []strayKey
-		slotErrs       []error
+		skipped        []SkippedObject
 	)
 	for _, name := range slots {
 		raw, err := readAll(ctx, b, name)
-		if err != nil {
-			slotErrs = append(slotErrs, err)
-			continue
+		if err == nil {
+			var m []byte
+			if m, err = openKeySlot(raw, passphrase); err == nil {
+				master, cfgRaw, keyID, strays, err = useKeySlot(name, m, sealed, master, cfgRaw, keyID, strays)
+			}
 		}
-		m, err := openKeySlot(raw, passphrase)
 		if errors.Is(err, ErrWrongPassphrase) {
 			continue
 		}
 		if err != nil {
-			slotErrs = append(slotErrs, fmt.Errorf("key slot %s: %w", name, err))
-			continue
-		}
-		k, err := deriveKeys(m)
-		if err != nil {
-			return nil, err
-		}
-		id := name[len(layout.KeysPrefix):]
-		if master != nil && bytes.Equal(m, master) {
-			continue
-		}
-		if plain, err := open(k.aead, nil, sealed, adConfig); err == nil && master == nil {
-			master, cfgRaw, keyID = m, plain, id
-			continue
-		}
-		if !slices.ContainsFunc(strays, func(s strayKey) bool { return bytes.Equal(s.master, m) }) {
-			strays = append(strays, strayKey{id: id, master: m, keys: k})
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("open repository: %w", ctx.Err())
+			}
+			// An unreadable slot, or one beyond the bounds (which could be planted to exhaust memory), is
+			// skipped and named: another slot may open the repository.
+			skipped = append(skipped, SkippedObject{Name: name, Problem: err.Error()})
 		}
 	}
 	if master == nil {
+		var named []string
+		for _, s := range skipped {
+			named = append(named, "key slot "+s.String())
+		}
 		switch {
 		case len(strays) > 0:
 			return nil, fmt.Errorf("open repository: object %s: %w: the passphrase opens key slot %s, but its master key "+
 				"does not open %s: %s was replaced, or written by another initialisation", layout.Config, errAuth, strays[0].id, layout.Config, layout.Config)
-		case len(slotErrs) > 0:
-			return nil, fmt.Errorf("open repository: %w; and unreadable key slots: %w", ErrWrongPassphrase, errors.Join(slotErrs...))
+		case len(skipped) == len(slots):
+			return nil, fmt.Errorf("open repository: no usable key slot, all %d skipped: %s", len(slots), strings.Join(named, "; "))
+		case len(skipped) > 0:
+			return nil, fmt.Errorf("open repository: %w (tried %d key slots; skipped %s)", ErrWrongPassphrase, len(slots)-len(skipped), strings.Join(named, "; "))
 		}
 		return nil, fmt.Errorf("open repository: %w (tried %d key slots)", ErrWrongPassphrase, len(slots))
 	}
@@ -219,9 +246,33 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 	if err != nil {
 		return nil, err
 	}
-	r.keyID, r.strays = keyID, strays
+	r.keyID, r.strays, r.skippedKeys = keyID, strays, skipped
 	return r, nil
 }
+
+// useKeySlot takes master key m, which the passphrase opened from slot name: as the repository's when it
+// opens config (sealed) and none was found yet, as a stray's when it does not.
+func useKeySlot(name string, m, sealed, master, cfgRaw []byte, keyID string, strays []strayKey) ([]byte, []byte, string, []strayKey, error) {
+	k, err := deriveKeys(m)
+	if err != nil {
+		return master, cfgRaw, keyID, strays, err
+	}
+	id := name[len(layout.KeysPrefix):]
+	if master != nil && bytes.Equal(m, master) {
+		return master, cfgRaw, keyID, strays, nil
+	}
+	if plain, err := open(k.aead, nil, sealed, adConfig); err == nil && master == nil {
+		return m, plain, id, strays, nil
+	}
+	if !slices.ContainsFunc(strays, func(s strayKey) bool { return bytes.Equal(s.master, m) }) {
+		strays = append(strays, strayKey{id: id, master: m, keys: k})
+	}
+	return master, cfgRaw, keyID, strays, nil
+}
+
+// SkippedKeySlots names the key slots that Open skipped: unreadable, undecodable, or with argon2id
+// parameters beyond the bounds (MaxKDFMemory, MaxKDFTime, MaxKDFThreads).
+func (r *Repository) SkippedKeySlots() []SkippedObject { return slices.Clone(r.skippedKeys) }
 
 // ErrNoRepository is returned by Open when the bucket holds no repository (no config object).
 var ErrNoRepository = errors.New("no repository here (no config object)")
@@ -452,10 +503,11 @@ func decodeKeySlot(raw []byte) (*keySlot, error) {
 	if s.Version < 1 || s.KDF != "argon2id" {
 		return nil, fmt.Errorf("unsupported key slot (version %d, kdf %q)", s.Version, s.KDF)
 	}
-	p := s.Params
-	if p.Time < 1 || p.Time > 100 || p.Memory < 8 || p.Memory > 4<<20 || p.Threads < 1 || len(s.Salt) < 16 ||
-		len(s.Data) != masterKeyLen+overhead {
-		return nil, errors.New("invalid key slot parameters")
+	if err := s.Params.validate(); err != nil {
+		return nil, fmt.Errorf("skipped without running argon2id: %w", err)
+	}
+	if len(s.Salt) < 16 || len(s.Data) != masterKeyLen+overhead {
+		return nil, errors.New("invalid key slot (salt or sealed key of the wrong length)")
 	}
 	return &s, nil
 }
@@ -480,6 +532,9 @@ func openKeySlot(raw, passphrase []byte) ([]byte, error) {
 func (r *Repository) writeKeySlot(ctx context.Context, passphrase []byte, p KDFParams) (string, error) {
 	if len(passphrase) == 0 {
 		return "", errors.New("a passphrase is required")
+	}
+	if err := p.validate(); err != nil {
+		return "", fmt.Errorf("key slot parameters refused: %w", err)
 	}
 	s := keySlot{Version: FormatVersion, KDF: "argon2id", Params: p, Salt: make([]byte, 32), Created: time.Now().UTC()}
 	if _, err := rand.Read(s.Salt); err != nil {
@@ -507,9 +562,12 @@ type KeyInfo struct {
 	ID      string
 	Created time.Time
 	Current bool // the slot this repository was opened with
+	// Problem says why the slot cannot be used (unreadable, undecodable, or parameters beyond the
+	// bounds); "" for a usable slot.
+	Problem string
 }
 
-// Keys lists the key slots.
+// Keys lists the key slots, those that cannot be used with their Problem.
 func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
 	names, err := listNames(ctx, r.bucket, layout.KeysPrefix)
 	if err != nil {
@@ -517,15 +575,20 @@ func (r *Repository) Keys(ctx context.Context) ([]KeyInfo, error) {
 	}
 	var out []KeyInfo
 	for _, n := range names {
+		id := n[len(layout.KeysPrefix):]
 		raw, err := readAll(ctx, r.bucket, n)
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			out = append(out, KeyInfo{ID: id, Problem: err.Error()})
+			continue
 		}
 		s, err := decodeKeySlot(raw)
 		if err != nil {
-			return nil, fmt.Errorf("key slot %s: %w", n, err)
+			out = append(out, KeyInfo{ID: id, Problem: err.Error()})
+			continue
 		}
-		id := n[len(layout.KeysPrefix):]
 		out = append(out, KeyInfo{ID: id, Created: s.Created, Current: id == r.keyID})
 	}
 	return out, nil

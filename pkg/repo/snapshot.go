@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -93,25 +94,67 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id string) (*Snapshot, er
 	return s, nil
 }
 
-// Snapshots lists every snapshot sealed with the repository's key, oldest first.
+// SkippedObject is an object that a listing skipped because it could not be used, and why.
+type SkippedObject struct {
+	Name    string // the object's name in the repository
+	Problem string
+}
+
+func (s SkippedObject) String() string { return s.Name + ": " + s.Problem }
+
+// Snapshots lists every snapshot sealed with the repository's key, oldest first. A snapshot object that
+// cannot be read, opened or decoded is skipped, so that one damaged object hides no other snapshot; the
+// skipped ones are named by SkippedSnapshots (and by Check). Use ListSnapshots to get them with the list.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
-	names, err := listNames(ctx, r.bucket, layout.SnapshotPrefix)
+	out, skipped, err := r.ListSnapshots(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Snapshot
+	r.snapMu.Lock()
+	r.skippedSnaps = skipped
+	r.snapMu.Unlock()
+	return out, nil
+}
+
+// SkippedSnapshots returns the snapshot objects that the last call of Snapshots skipped as damaged.
+func (r *Repository) SkippedSnapshots() []SkippedObject {
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
+	return slices.Clone(r.skippedSnaps)
+}
+
+// ListSnapshots is Snapshots, also returning the snapshot objects it skipped: those that could not be read,
+// opened (damaged, or sealed with another key than a key slot's) or decoded (including those of a newer
+// format). Objects sealed with a stray key slot's key are left out of both (see StrayKeys), as are those
+// deleted since the listing. It fails only when the listing fails or ctx ends.
+func (r *Repository) ListSnapshots(ctx context.Context) ([]*Snapshot, []SkippedObject, error) {
+	names, err := listNames(ctx, r.bucket, layout.SnapshotPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		out     []*Snapshot
+		skipped []SkippedObject
+	)
 	for _, n := range names {
 		s, err := r.LoadSnapshot(ctx, n[len(layout.SnapshotPrefix):])
 		if isForeign(err) {
 			continue // sealed with a stray key slot's key (see StrayKeys)
 		}
 		if err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			if ok, xerr := r.bucket.Exists(ctx, n); xerr == nil && !ok {
+				continue // deleted since it was listed
+			}
+			skipped = append(skipped, SkippedObject{Name: n, Problem: err.Error()})
+			continue
 		}
 		out = append(out, s)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	return out, nil
+	return out, skipped, nil
 }
 
 // DeleteSnapshot removes a snapshot manifest; its data goes at the next garbage collection.
