@@ -33,7 +33,7 @@ func TestDeleteSnapshotAndGC(t *testing.T) {
 	if err := r.DeleteSnapshot(ctx, idA); err != nil {
 		t.Fatal(err)
 	}
-	st, err := r.GC(ctx, repo.GCOptions{})
+	st, err := r.GC(ctx, repo.GCOptions{MinAge: -1}) // the packs are seconds old: no age guard here
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestGCRepacksMostlyUnusedPacks(t *testing.T) {
 	if err := r.DeleteSnapshot(ctx, id1); err != nil {
 		t.Fatal(err)
 	}
-	st, err := r.GC(ctx, repo.GCOptions{})
+	st, err := r.GC(ctx, repo.GCOptions{MinAge: -1}) // the packs are seconds old: no age guard here
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,11 @@ import (
 
 // GCOptions tune garbage collection.
 type GCOptions struct {
-	// UnindexedMinAge keeps packs that are in no index until they are this old (default: the lease duration),
-	// as a second guard besides the exclusive lock for a writer that stalled past its lease.
+	// MinAge keeps every pack, indexed or not, until it is this old by the store's clock (default: the lease
+	// duration plus the clock-skew allowance; negative: no minimum), as a second guard besides the exclusive
+	// lock for a writer that stalled past its lease or whose clock is off.
+	MinAge time.Duration
+	// UnindexedMinAge, if set, replaces MinAge for packs that are in no index.
 	UnindexedMinAge time.Duration
 	// RepackUnused is the share of unused bytes (0..1) at which a pack that still holds used blobs is
 	// rewritten without the unused ones (default 0.5; negative: never).
@@ -44,16 +47,32 @@ type GCStats struct {
 	Undeletable []string
 }
 
+// testHookGC, when set, is called with the name of each destructive step of GC before it is taken.
+var testHookGC func(step string)
+
 // GC removes packs no snapshot references and rewrites mostly unused ones. It holds the exclusive lock, so it
-// never runs while a writer holds its lease.
+// never runs while a writer or reader holds its lease, and it checks that its own lease is still valid
+// before every deletion, stopping with ErrLeaseLost if not.
 func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 	l, err := r.acquire(ctx, lockExclusive)
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
 	defer l.release(context.WithoutCancel(ctx))
+	if opts.MinAge == 0 {
+		opts.MinAge = r.opts.LeaseDuration + skewFor(r.opts.LeaseDuration)
+	}
 	if opts.UnindexedMinAge == 0 {
-		opts.UnindexedMinAge = r.opts.LeaseDuration
+		opts.UnindexedMinAge = opts.MinAge
+	}
+	step := func(name string) error {
+		if testHookGC != nil {
+			testHookGC(name)
+		}
+		if err := l.valid(); err != nil {
+			return fmt.Errorf("gc: before %s: %w", name, err)
+		}
+		return nil
 	}
 	if opts.RepackUnused == 0 {
 		opts.RepackUnused = 0.5
@@ -86,7 +105,12 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		}
 	}
 	stats := &GCStats{UsedBlobs: len(used)}
-	now := time.Now()
+	now := timeNow()
+	// young says whether a pack is too recent to delete or rewrite, by the store's time of writing it.
+	young := func(id string, minAge time.Duration) bool {
+		o := st.stored[id]
+		return o != nil && minAge > 0 && o.ModTime.After(now.Add(-minAge))
+	}
 	// Under object lock, objects still retained are not deleted (the store would refuse), and an index still
 	// retained keeps every pack it names; packs are not repacked while the old copy cannot go.
 	lockedIndexes := map[string]bool{}
@@ -136,6 +160,8 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 			} else {
 				retain(allBytes-usedBytes, until)
 			}
+		case (usedBytes == 0 || mostlyUnused) && young(id, opts.MinAge):
+			keep = append(keep, pi.rec) // indexed still; a later GC deletes or repacks it
 		case usedBytes == 0:
 			dead[id] = pi.rec.Size
 		case mostlyUnused:
@@ -176,13 +202,16 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		}
 		return stats, nil
 	}
-	if err := l.valid(); err != nil {
-		return nil, fmt.Errorf("gc: %w", err)
+	if err := step("aborting stale uploads"); err != nil {
+		return nil, err
 	}
 	abortUploads(false)
 
 	// Used blobs of mostly unused packs are copied (still sealed) into new packs; the old packs then die.
 	if len(repack) > 0 {
+		if err := step("repacking"); err != nil {
+			return nil, err
+		}
 		fresh, err := r.repack(ctx, keep, repack, used)
 		if err != nil {
 			return nil, fmt.Errorf("gc: %w", err)
@@ -195,9 +224,13 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 	}
 	// The new index goes first: from then on every kept pack is reachable whatever else fails. It replaces
 	// the old indexes that can be deleted; while every one is retained, writing it would only add another.
+	written := ""
 	if (len(dead) > 0 || len(st.indexes) > 32) && len(lockedIndexes) < len(st.indexes) {
 		if len(keep) > 0 {
-			if _, err := r.writeIndex(ctx, keep); err != nil {
+			if err := step("writing the new index"); err != nil {
+				return nil, err
+			}
+			if written, err = r.writeIndex(ctx, keep); err != nil {
 				return nil, fmt.Errorf("gc: %w", err)
 			}
 		}
@@ -206,6 +239,9 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		for name, recs := range st.indexes {
 			if lockedIndexes[name] {
 				continue
+			}
+			if err := step("deleting index " + name); err != nil {
+				return stats, err
 			}
 			if err := r.bucket.Delete(ctx, name); err != nil {
 				stats.Undeletable = append(stats.Undeletable, describeDeleteError(name, err))
@@ -217,12 +253,25 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 			stats.DeletedIndexes++
 		}
 	}
+	// An index written since GC read the repository (by a writer that did not see the exclusive lock) keeps
+	// every pack it names.
+	if len(dead) > 0 {
+		if err := step("listing new indexes"); err != nil {
+			return stats, err
+		}
+		if err := r.keepNewlyIndexed(ctx, st, written, dead); err != nil {
+			return stats, fmt.Errorf("gc: nothing more deleted: %w", err)
+		}
+	}
 	ids := make([]string, 0, len(dead))
 	for id := range dead {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
+		if err := step("deleting pack " + layout.PackName(id)); err != nil {
+			return stats, err
+		}
 		if err := r.bucket.Delete(ctx, layout.PackName(id)); err != nil {
 			if gcerrors.Code(err) == gcerrors.NotFound {
 				continue
@@ -236,7 +285,7 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 	held, err := r.locks(ctx)
 	if err == nil {
 		for _, h := range held {
-			if h.info != nil && h.info.Expires.Before(time.Now().Add(-r.opts.LeaseDuration)) {
+			if h.info != nil && !h.info.live(timeNow().Add(-r.opts.LeaseDuration)) {
 				if r.bucket.Delete(ctx, h.name) == nil {
 					stats.DeletedLocks++
 				}
@@ -251,6 +300,28 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		return stats, fmt.Errorf("gc: reload index: %w", err)
 	}
 	return stats, nil
+}
+
+// keepNewlyIndexed removes from dead every pack named by an index that GC did not read at its start (st) and
+// did not write itself. An index it cannot read stops the deletion: it might name any pack.
+func (r *Repository) keepNewlyIndexed(ctx context.Context, st *repoState, written string, dead map[string]int64) error {
+	names, err := listNames(ctx, r.bucket, layout.IndexPrefix)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, old := st.written[n]; old || n == written {
+			continue
+		}
+		recs, err := r.readIndex(ctx, n)
+		if err != nil {
+			return fmt.Errorf("new index %s: %w", n, err)
+		}
+		for _, p := range recs {
+			delete(dead, p.ID)
+		}
+	}
+	return nil
 }
 
 // retainedUntil says whether an object written at written is still under the repository's object-lock

@@ -9,8 +9,30 @@ import (
 	"sync"
 	"time"
 
+	"gocloud.dev/gcerrors"
+
 	"github.com/pxb-dev/pxb/pkg/layout"
 )
+
+// clockSkew is how far the clocks of two processes sharing a repository may disagree: a lock counts as live
+// until its Expires plus this allowance, judged by the reader's clock. For a lease shorter than six times
+// the allowance (only tests use such leases) it is a sixth of the lease instead.
+const clockSkew = 5 * time.Minute
+
+// skewFor is the clock-skew allowance for a lease of duration d.
+func skewFor(d time.Duration) time.Duration { return min(clockSkew, d/6) }
+
+// timeNow is the clock of leases and garbage collection; tests move it.
+var timeNow = time.Now
+
+// testHookReadLock, when set, is called before each lock object is read; an error it returns stands for a
+// failed read.
+var testHookReadLock func(name string) error
+
+// live reports whether a lock still counts at now: until its Expires plus the clock-skew allowance.
+func (li *lockInfo) live(now time.Time) bool {
+	return now.Before(li.Expires.Add(skewFor(li.Expires.Sub(li.Created))))
+}
 
 type lockKind string
 
@@ -64,9 +86,13 @@ type lease struct {
 // ErrLocked means another process holds a conflicting lock.
 var ErrLocked = errors.New("repository is locked")
 
+// ErrLeaseLost means an operation's own lease could not be refreshed in time and may have expired: the
+// operation stopped before its next write or deletion.
+var ErrLeaseLost = errors.New("lease lost")
+
 func (r *Repository) writeLock(ctx context.Context, kind lockKind) (string, time.Time, error) {
 	host, _ := os.Hostname()
-	now := time.Now().UTC()
+	now := timeNow().UTC()
 	li := lockInfo{Version: FormatVersion, Kind: kind, Host: host, PID: os.Getpid(), Created: now, Expires: now.Add(r.opts.LeaseDuration)}
 	raw, err := json.Marshal(li)
 	if err != nil {
@@ -86,7 +112,8 @@ type heldLock struct {
 	err  error
 }
 
-// locks reads every lock object.
+// locks reads every lock object. A lock that cannot be read or decoded is returned with its error: only one
+// that is verifiably gone (not found when read) is left out.
 func (r *Repository) locks(ctx context.Context) ([]heldLock, error) {
 	names, err := listNames(ctx, r.bucket, layout.LockPrefix)
 	if err != nil {
@@ -94,13 +121,20 @@ func (r *Repository) locks(ctx context.Context) ([]heldLock, error) {
 	}
 	var out []heldLock
 	for _, n := range names {
-		sealed, err := readAll(ctx, r.bucket, n)
+		var sealed []byte
+		err := error(nil)
+		if testHookReadLock != nil {
+			err = testHookReadLock(n)
+		}
+		if err == nil {
+			sealed, err = r.bucket.ReadAll(ctx, n) // not readAll, which drops the NotFound code
+		}
 		if err != nil {
 			// A lock released between list and read is gone: nothing to respect.
-			if ok, _ := r.bucket.Exists(ctx, n); !ok {
+			if gcerrors.Code(err) == gcerrors.NotFound {
 				continue
 			}
-			out = append(out, heldLock{name: n, err: err})
+			out = append(out, heldLock{name: n, err: fmt.Errorf("lock %s: %w", n, err)})
 			continue
 		}
 		raw, err := open(r.keys.aead, nil, sealed, adLock)
@@ -118,7 +152,9 @@ func (r *Repository) locks(ctx context.Context) ([]heldLock, error) {
 }
 
 // acquire writes a lock of the given kind, then checks for conflicting live locks. Both sides write before they
-// check, so of two racing conflicting lockers at least one sees the other and backs off.
+// check, so of two racing conflicting lockers at least one sees the other and backs off. Locks fail closed: a
+// lock that cannot be read or decoded conflicts with every kind, and a lock is live until its Expires plus
+// the clock-skew allowance.
 func (r *Repository) acquire(ctx context.Context, kind lockKind) (*lease, error) {
 	name, expires, err := r.writeLock(ctx, kind)
 	if err != nil {
@@ -129,19 +165,17 @@ func (r *Repository) acquire(ctx context.Context, kind lockKind) (*lease, error)
 		_ = r.bucket.Delete(ctx, name)
 		return nil, fmt.Errorf("take %s lock: %w", kind, err)
 	}
-	now := time.Now()
+	now := timeNow()
 	for _, h := range held {
 		if h.name == name {
 			continue
 		}
 		if h.err != nil {
-			if kind == lockExclusive {
-				_ = r.bucket.Delete(ctx, name)
-				return nil, fmt.Errorf("take %s lock: unreadable lock: %w", kind, h.err)
-			}
-			continue
+			_ = r.bucket.Delete(ctx, name)
+			return nil, fmt.Errorf("take %s lock: %w: unreadable lock %s counts as held (delete it once its holder is known to be gone): %w",
+				kind, ErrLocked, h.name, h.err)
 		}
-		if h.info.Expires.Before(now) {
+		if !h.info.live(now) {
 			continue
 		}
 		if kind == lockExclusive || h.info.Kind == lockExclusive {
@@ -189,9 +223,9 @@ func (l *lease) valid() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	margin := l.r.opts.LeaseDuration / 10
-	if time.Now().Add(margin).After(l.expires) {
-		return fmt.Errorf("%s lock %s expired at %s (last refresh error: %v); stopping to stay safe from garbage collection",
-			l.kind, l.name, l.expires.Format(time.RFC3339), l.lastErr)
+	if timeNow().Add(margin).After(l.expires) {
+		return fmt.Errorf("%w: %s lock %s expired at %s (last refresh error: %v); stopping to stay safe from concurrent writers and garbage collection",
+			ErrLeaseLost, l.kind, l.name, l.expires.Format(time.RFC3339), l.lastErr)
 	}
 	return nil
 }
