@@ -187,7 +187,10 @@ remove_network() {
   done
   # Deleting the node namespace deletes the bridge, the veth pair, the route and every iptables rule in it.
   if ip netns list | grep -qw "^$NETNS"; then ip netns del "$NETNS"; fi
-  if ip link show "$HOST_IF" >/dev/null 2>&1; then ip link del "$HOST_IF"; fi
+  # The host end of the veth pair goes with its peer, asynchronously: it may vanish between the two commands.
+  if ip link show "$HOST_IF" >/dev/null 2>&1; then
+    ip link del "$HOST_IF" 2>/dev/null || ! ip link show "$HOST_IF" >/dev/null 2>&1
+  fi
   return 0
 }
 

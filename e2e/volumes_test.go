@@ -437,6 +437,31 @@ func TestVolumeFileSystem(t *testing.T) {
 	})
 }
 
+// TestVolumeMoverCannotMount: pxb is told a wrong kubelet root directory, so the upload pod of a FileSystem
+// volume cannot mount the volume's directory. The real kubelet says so in a FailedMount event; the volume
+// fails with that reason and the fix soon after, instead of the backup waiting out its upload Job.
+func TestVolumeMoverCannotMount(t *testing.T) {
+	eachCluster(t, func(t *testing.T, c *framework.Cluster) {
+		ns := c.Namespace(t)
+		loc := volumeLocation(t, c, ns)
+		right := c.KubeletRootDir(t)
+		c.SetConfig(t, "kubeletRootDir", "/var/lib/pxb-e2e-no-kubelet")
+		t.Cleanup(func() { c.SetConfig(t, "kubeletRootDir", right) })
+		c.PVC(t, ns, "data", framework.StorageClassNoSnap, nil)
+		c.WriteRich(t, ns, "data", framework.Rich{Seed: 3, Small: 10, Large: 1 << 20})
+		deployApp(t, c, ns, "data")
+
+		// Well within the hour an upload Job may run: the pod's events decide.
+		b, err := backupCreate(t, c, "nomount-"+suffix(ns), ns, loc, 5*time.Minute, "--volume-method", "fs")
+		requireEnded(t, c, b, err, "PartiallySucceeded", "pxb.dev/backup")
+		v := framework.Volume(t, b, "data", ns)
+		if v.Phase != "Failed" || !strings.Contains(v.Message, "cannot mount its volumes") || !strings.Contains(v.Message, "pxb-e2e-no-kubelet") ||
+			!strings.Contains(v.Message, "set kubeletRootDir in pxb-system/pxb-config") {
+			t.Errorf("volume %v: want Failed, with the kubelet's mount error naming the wrong path and the fix", v)
+		}
+	})
+}
+
 // TestVolumeUploadKilled: the upload Job's pod dies in the middle of a volume; Kubernetes retries it, the
 // retry resumes, and the backup completes with data that restores exactly.
 func TestVolumeUploadKilled(t *testing.T) {

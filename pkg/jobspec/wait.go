@@ -3,6 +3,7 @@ package jobspec
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,7 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
 
 // State is where a Job stands.
@@ -91,17 +95,76 @@ func podReason(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job)
 	return ""
 }
 
+// startGrace is how long a pod may stay unscheduled or unmounted, or a Job without its pod, before that is
+// taken as final: a scheduler or a volume attach needs seconds, a quota or a missing path stays.
+const startGrace = time.Minute
+
+// mountFix is said of a pod whose volumes cannot be mounted: a FileSystem backup mounts the kubelet's
+// directory of a claim's volume, found under the root directory pxb was told.
+const mountFix = "if the path is under the kubelet's root directory, set " + ConfigKubeletRootDir + " in " +
+	v1alpha1.SystemNamespace + "/" + v1alpha1.ConfigMapName + " to the nodes' kubelet --root-dir"
+
+// stuckReason says why job's pod cannot start, for causes that do not go away on their own: an image that
+// cannot be pulled, a pod no node takes, volumes that cannot be mounted, or a pod the Job may not create
+// (a quota); "" while it may still start.
 func stuckReason(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job) string {
 	pods := jobPods(ctx, kube, job)
 	if len(pods) == 0 {
+		if time.Since(job.CreationTimestamp.Time) < startGrace {
+			return ""
+		}
+		if e := lastWarning(ctx, kube, job.Namespace, "Job", job.Name, "FailedCreate"); e != "" {
+			return fmt.Sprintf("Job %s cannot create its pod: %s", job.Name, e)
+		}
 		return ""
 	}
-	for _, s := range pods[0].Status.ContainerStatuses {
+	p := &pods[0]
+	for _, s := range p.Status.ContainerStatuses {
 		if w := s.State.Waiting; w != nil && stuckReasons[w.Reason] {
-			return fmt.Sprintf("pod %s cannot start: %s: %s", pods[0].Name, w.Reason, w.Message)
+			return fmt.Sprintf("pod %s cannot start: %s: %s", p.Name, w.Reason, w.Message)
+		}
+	}
+	if p.Status.Phase != corev1.PodPending {
+		return ""
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable &&
+			time.Since(c.LastTransitionTime.Time) >= startGrace {
+			return fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, c.Message)
+		}
+	}
+	if time.Since(p.CreationTimestamp.Time) < startGrace {
+		return ""
+	}
+	for _, reason := range []string{"FailedMount", "FailedAttachVolume"} {
+		if e := lastWarning(ctx, kube, p.Namespace, "Pod", p.Name, reason); e != "" {
+			return fmt.Sprintf("pod %s cannot mount its volumes: %s (%s)", p.Name, e, mountFix)
 		}
 	}
 	return ""
+}
+
+// lastWarning is the message of the latest Warning event with reason about object kind ns/name, or "" when
+// there is none or events cannot be read.
+func lastWarning(ctx context.Context, kube kubernetes.Interface, ns, kind, name, reason string) string {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	events, err := kube.CoreV1().Events(ns).List(lctx, metav1.ListOptions{FieldSelector: fields.Set{
+		"involvedObject.kind": kind, "involvedObject.name": name, "reason": reason, "type": corev1.EventTypeWarning}.String()})
+	if err != nil || len(events.Items) == 0 {
+		return ""
+	}
+	last := slices.MaxFunc(events.Items, func(a, b corev1.Event) int {
+		return eventTime(a).Compare(eventTime(b))
+	})
+	return strings.TrimSpace(last.Message)
+}
+
+func eventTime(e corev1.Event) time.Time {
+	if !e.LastTimestamp.IsZero() {
+		return e.LastTimestamp.Time
+	}
+	return e.EventTime.Time
 }
 
 // Output is the termination message of the pod that completed Job ns/name: what the job reported as its
