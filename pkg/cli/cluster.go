@@ -77,19 +77,25 @@ within --timeout is shown as unreachable.`,
 		Example: `  kubectl pxb cluster list
   kubectl pxb cluster list -o yaml --timeout 10s`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.Output != "" {
-				if err := validateReportOutput(o.Output); err != nil {
-					return err
-				}
-			}
-			o.loader = f.ToRawKubeConfigLoader()
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for each cluster.")
 	addReportOutputFlag(cmd, &o.Output)
 	return cmd
+}
+
+// Complete takes the kubeconfig's loader, whose contexts Run reads.
+func (o *ClusterListOptions) Complete(f cmdutil.Factory, _ *cobra.Command, _ []string) error {
+	o.loader = f.ToRawKubeConfigLoader()
+	return nil
+}
+
+// Validate checks -o.
+func (o *ClusterListOptions) Validate() error {
+	if o.Output != "" {
+		return validateReportOutput(o.Output)
+	}
+	return nil
 }
 
 // Run reads every context at once and prints them in the kubeconfig's order (sorted by name).

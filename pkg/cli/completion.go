@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 )
 
 var completionShells = []string{"bash", "zsh", "fish", "powershell"}
@@ -33,21 +35,17 @@ named kubectl_complete-pxb on your PATH that runs: kubectl pxb __complete "$@"`,
   printf '#!/bin/sh\nkubectl pxb __complete "$@"\n' > ~/bin/kubectl_complete-pxb && chmod +x ~/bin/kubectl_complete-pxb`,
 		ValidArgs: completionShells,
 		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Complete(cmd, args)
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		// The script is made from the commands alone: no factory.
+		RunE: runE(nil, o),
 	}
 	return cmd
 }
 
 // Complete takes the shell and the root command whose completions are generated.
-func (o *CompletionOptions) Complete(cmd *cobra.Command, args []string) {
+func (o *CompletionOptions) Complete(_ cmdutil.Factory, cmd *cobra.Command, args []string) error {
 	o.Shell = args[0]
 	o.Root = cmd.Root()
+	return nil
 }
 
 // Validate checks the shell.
@@ -61,7 +59,7 @@ func (o *CompletionOptions) Validate() error {
 }
 
 // Run writes the script.
-func (o *CompletionOptions) Run() error {
+func (o *CompletionOptions) Run(context.Context) error {
 	switch o.Shell {
 	case "bash":
 		return o.Root.GenBashCompletionV2(o.Out, true)

@@ -236,55 +236,76 @@ func redacted(s *corev1.Secret) *corev1.Secret {
 	return c
 }
 
+// CredentialGetOptions are the options of `kubectl pxb credential get`.
+type CredentialGetOptions struct {
+	Names  []string
+	Output string
+
+	client clients
+	genericiooptions.IOStreams
+}
+
 func newCmdCredentialGet(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	var output string
+	o := &CredentialGetOptions{IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "get [NAME...]",
 		Short: "List credentials and the locations that use them (values are never shown)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "" && output != "yaml" && output != "json" && output != "name" {
-				return fmt.Errorf("--output must be yaml, json or name, not %q", output)
-			}
-			c, err := newClients(f)
-			if err != nil {
-				return err
-			}
-			creds, err := listCredentials(cmd.Context(), c, args)
-			if err != nil {
-				return err
-			}
-			users, err := credentialUsers(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			switch output {
-			case "name":
-				for _, s := range creds {
-					fmt.Fprintf(streams.Out, "secret/%s\n", s.Name)
-				}
-				return nil
-			case "yaml", "json":
-				list := &corev1.SecretList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
-				for i := range creds {
-					list.Items = append(list.Items, *redacted(&creds[i]))
-				}
-				return printReport(streams.Out, output, list)
-			}
-			w := newTabWriter(streams.Out)
-			fmt.Fprintln(w, "NAME\tPROVIDER\tKEYS\tUSED BY\tAGE")
-			for _, s := range creds {
-				used := strings.Join(users[s.Name], ",")
-				if used == "" {
-					used = "<none>"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Labels[v1alpha1.CredentialLabel], strings.Join(sortedKeys(s.Data), ","),
-					used, duration.HumanDuration(metav1.Now().Sub(s.CreationTimestamp.Time)))
-			}
-			return w.Flush()
-		},
+		RunE:  runE(f, o),
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", output, "Output format: yaml, json or name (values are redacted).")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format: yaml, json or name (values are redacted).")
 	return cmd
+}
+
+// Complete names the credentials and builds the clients.
+func (o *CredentialGetOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
+	o.Names = args
+	var err error
+	o.client, err = newClients(f)
+	return err
+}
+
+// Validate checks -o.
+func (o *CredentialGetOptions) Validate() error {
+	if o.Output != "" && o.Output != "yaml" && o.Output != "json" && o.Output != "name" {
+		return fmt.Errorf("--output must be yaml, json or name, not %q", o.Output)
+	}
+	return nil
+}
+
+// Run lists the credentials, their values redacted, with the locations that use them.
+func (o *CredentialGetOptions) Run(ctx context.Context) error {
+	creds, err := listCredentials(ctx, o.client, o.Names)
+	if err != nil {
+		return err
+	}
+	users, err := credentialUsers(ctx, o.client)
+	if err != nil {
+		return err
+	}
+	switch o.Output {
+	case "name":
+		for _, s := range creds {
+			fmt.Fprintf(o.Out, "secret/%s\n", s.Name)
+		}
+		return nil
+	case "yaml", "json":
+		list := &corev1.SecretList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}}
+		for i := range creds {
+			list.Items = append(list.Items, *redacted(&creds[i]))
+		}
+		return printReport(o.Out, o.Output, list)
+	}
+	w := newTabWriter(o.Out)
+	fmt.Fprintln(w, "NAME\tPROVIDER\tKEYS\tUSED BY\tAGE")
+	for _, s := range creds {
+		used := strings.Join(users[s.Name], ",")
+		if used == "" {
+			used = "<none>"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Labels[v1alpha1.CredentialLabel], strings.Join(sortedKeys(s.Data), ","),
+			used, duration.HumanDuration(metav1.Now().Sub(s.CreationTimestamp.Time)))
+	}
+	return w.Flush()
 }
 
 func listCredentials(ctx context.Context, c clients, names []string) ([]corev1.Secret, error) {
@@ -327,34 +348,37 @@ func credentialUsers(ctx context.Context, c clients) (map[string][]string, error
 	return users, nil
 }
 
+// CredentialDeleteOptions are the options of `kubectl pxb credential delete`.
+type CredentialDeleteOptions struct{ systemObjectOptions }
+
 func newCmdCredentialDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &CredentialDeleteOptions{systemObjectOptions{IOStreams: streams}}
 	return &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a credential; refused while a backup location uses it",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClients(f)
-			if err != nil {
-				return err
-			}
-			name := args[0]
-			if _, err := listCredentials(cmd.Context(), c, []string{name}); err != nil {
-				return err
-			}
-			users, err := credentialUsers(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			if u := users[name]; len(u) > 0 {
-				return fmt.Errorf("credential %s is used by backup location(s) %s: delete or change them first", name, strings.Join(u, ", "))
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
-			defer cancel()
-			if err := c.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-				return fmt.Errorf("delete credential %s: %w", name, err)
-			}
-			fmt.Fprintf(streams.Out, "credential %s deleted\n", name)
-			return nil
-		},
+		RunE:  runE(f, o),
 	}
+}
+
+// Run deletes the credential's Secret unless a backup location refers to it.
+func (o *CredentialDeleteOptions) Run(ctx context.Context) error {
+	c, name := o.client, o.Name
+	if _, err := listCredentials(ctx, c, []string{name}); err != nil {
+		return err
+	}
+	users, err := credentialUsers(ctx, c)
+	if err != nil {
+		return err
+	}
+	if u := users[name]; len(u) > 0 {
+		return fmt.Errorf("credential %s is used by backup location(s) %s: delete or change them first", name, strings.Join(u, ", "))
+	}
+	dctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	if err := c.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Delete(dctx, name, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("delete credential %s: %w", name, err)
+	}
+	fmt.Fprintf(o.Out, "credential %s deleted\n", name)
+	return nil
 }

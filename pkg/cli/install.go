@@ -54,15 +54,7 @@ upgrades an older installation. Install waits until the definitions are establis
   # Print what would be applied
   kubectl pxb install --dry-run=client -o yaml`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	o.PrintFlags.AddFlags(cmd)
 	cmdutil.AddDryRunFlag(cmd)
@@ -73,7 +65,7 @@ upgrades an older installation. Install waits until the definitions are establis
 }
 
 // Complete reads the dry-run mode, builds the printer and, unless nothing is sent, the clients.
-func (o *InstallOptions) Complete(f cmdutil.Factory, cmd *cobra.Command) error {
+func (o *InstallOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, _ []string) error {
 	var err error
 	o.DryRunStrategy, err = cmdutil.GetDryRunStrategy(cmd)
 	if err != nil {

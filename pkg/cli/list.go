@@ -20,12 +20,15 @@ type ListOptions struct {
 	Selector      string
 	PrintFlags    *PrintFlags
 
+	// gvr and kind are what the command lists: Backups or Restores.
+	gvr     schema.GroupVersionResource
+	kind    string
 	clients clients
 	genericiooptions.IOStreams
 }
 
 func newCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams, noun, kind string, gvr schema.GroupVersionResource) *cobra.Command {
-	o := &ListOptions{PrintFlags: NewPrintFlags(), IOStreams: streams}
+	o := &ListOptions{PrintFlags: NewPrintFlags(), gvr: gvr, kind: kind, IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "get [NAME...]",
 		Short: fmt.Sprintf("List %ss", kind),
@@ -34,24 +37,7 @@ func newCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams, noun, kin
 
   # Every %[1]s of the cluster, as YAML
   kubectl pxb %[2]s get -A -o yaml`, kind, noun),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Names = args
-			var err error
-			if o.Namespace, _, err = namespaceOf(f); err != nil {
-				return err
-			}
-			if o.AllNamespaces {
-				o.Namespace = ""
-				o.PrintFlags.WithNamespace = true
-			}
-			if o.AllNamespaces && len(o.Names) > 0 {
-				return errors.New("NAME cannot be combined with --all-namespaces")
-			}
-			if o.clients, err = newClients(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context(), gvr, kind)
-		},
+		RunE: runE(f, o),
 	}
 	o.PrintFlags.AddFlags(cmd)
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "List across all namespaces.")
@@ -59,8 +45,32 @@ func newCmdList(f cmdutil.Factory, streams genericiooptions.IOStreams, noun, kin
 	return cmd
 }
 
+// Complete names the objects, reads the namespace (none with --all-namespaces) and builds the clients.
+func (o *ListOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
+	o.Names = args
+	var err error
+	if o.Namespace, _, err = namespaceOf(f); err != nil {
+		return err
+	}
+	if o.AllNamespaces {
+		o.Namespace = ""
+		o.PrintFlags.WithNamespace = true
+	}
+	o.clients, err = newClients(f)
+	return err
+}
+
+// Validate refuses names with --all-namespaces.
+func (o *ListOptions) Validate() error {
+	if o.AllNamespaces && len(o.Names) > 0 {
+		return errors.New("NAME cannot be combined with --all-namespaces")
+	}
+	return nil
+}
+
 // Run prints the objects as a table, or in the -o format.
-func (o *ListOptions) Run(ctx context.Context, gvr schema.GroupVersionResource, kind string) error {
+func (o *ListOptions) Run(ctx context.Context) error {
+	gvr, kind := o.gvr, o.kind
 	printer, err := o.PrintFlags.ToPrinter()
 	if err != nil {
 		return err

@@ -250,43 +250,83 @@ func (o *LocationCreateOptions) Run(ctx context.Context) error {
 	return o.Create.print(out, "created", o.Out)
 }
 
+// systemObjectOptions are the options of the commands that act on one named object of pxb-system: a
+// BackupLocation, a credential.
+type systemObjectOptions struct {
+	Name string
+
+	client clients
+	genericiooptions.IOStreams
+}
+
+// Complete names the object and builds the clients.
+func (o *systemObjectOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
+	o.Name = args[0]
+	var err error
+	o.client, err = newClients(f)
+	return err
+}
+
+// Validate has nothing to check: the object is looked up by the name given.
+func (o *systemObjectOptions) Validate() error { return nil }
+
+// LocationGetOptions are the options of `kubectl pxb location get`.
+type LocationGetOptions struct {
+	Names      []string
+	PrintFlags *PrintFlags
+
+	client clients
+	genericiooptions.IOStreams
+}
+
 func newCmdLocationGet(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	pf := NewPrintFlags()
+	o := &LocationGetOptions{PrintFlags: NewPrintFlags(), IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "get [NAME...]",
 		Short: "List backup locations",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClients(f)
-			if err != nil {
-				return err
-			}
-			p, err := pf.ToPrinter()
-			if err != nil {
-				return err
-			}
-			if pf.IsTable() {
-				t, err := getTable(cmd.Context(), c.Kube, v1alpha1.BackupLocationsResource, v1alpha1.SystemNamespace, args, "")
-				if err != nil {
-					return fmt.Errorf("get backup locations: %w", err)
-				}
-				return p.PrintObj(t, streams.Out)
-			}
-			locs, err := listLocations(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			list := &v1alpha1.BackupLocationList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocationList"}}
-			for _, l := range locs {
-				if len(args) == 0 || slices.Contains(args, l.Name) {
-					l.SetGroupVersionKind(v1alpha1.SchemeGroupVersion.WithKind("BackupLocation"))
-					list.Items = append(list.Items, l)
-				}
-			}
-			return p.PrintObj(list, streams.Out)
-		},
+		RunE:  runE(f, o),
 	}
-	pf.AddFlags(cmd)
+	o.PrintFlags.AddFlags(cmd)
 	return cmd
+}
+
+// Complete names the locations and builds the clients.
+func (o *LocationGetOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
+	o.Names = args
+	var err error
+	o.client, err = newClients(f)
+	return err
+}
+
+// Validate has nothing to check: Run's printer refuses an unknown -o.
+func (o *LocationGetOptions) Validate() error { return nil }
+
+// Run prints the locations as a table, or in the -o format.
+func (o *LocationGetOptions) Run(ctx context.Context) error {
+	c, args := o.client, o.Names
+	p, err := o.PrintFlags.ToPrinter()
+	if err != nil {
+		return err
+	}
+	if o.PrintFlags.IsTable() {
+		t, err := getTable(ctx, c.Kube, v1alpha1.BackupLocationsResource, v1alpha1.SystemNamespace, args, "")
+		if err != nil {
+			return fmt.Errorf("get backup locations: %w", err)
+		}
+		return p.PrintObj(t, o.Out)
+	}
+	locs, err := listLocations(ctx, c)
+	if err != nil {
+		return err
+	}
+	list := &v1alpha1.BackupLocationList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocationList"}}
+	for _, l := range locs {
+		if len(args) == 0 || slices.Contains(args, l.Name) {
+			l.SetGroupVersionKind(v1alpha1.SchemeGroupVersion.WithKind("BackupLocation"))
+			list.Items = append(list.Items, l)
+		}
+	}
+	return p.PrintObj(list, o.Out)
 }
 
 // listLocations reads every BackupLocation in pxb-system.
@@ -325,86 +365,96 @@ func backupsUsing(ctx context.Context, c clients, name string) ([]string, error)
 	return out, nil
 }
 
+// LocationDescribeOptions are the options of `kubectl pxb location describe`.
+type LocationDescribeOptions struct{ systemObjectOptions }
+
 func newCmdLocationDescribe(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &LocationDescribeOptions{systemObjectOptions{IOStreams: streams}}
 	return &cobra.Command{
 		Use:   "describe NAME",
 		Short: "Show a backup location: where, how, its state and the backups it holds",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClients(f)
-			if err != nil {
-				return err
-			}
-			l, err := store.GetLocation(cmd.Context(), c.Dynamic, args[0])
-			if err != nil {
-				return err
-			}
-			backups, err := backupsUsing(cmd.Context(), c, l.Name)
-			if err != nil {
-				return err
-			}
-			w := newTabWriter(streams.Out)
-			row := func(k, v string) {
-				if v != "" {
-					fmt.Fprintf(w, "%s:\t%s\n", k, v)
-				}
-			}
-			row("Name", l.Name)
-			row("Provider", string(l.Spec.Provider))
-			row("Bucket", l.Spec.Bucket)
-			row("Prefix", l.Spec.Prefix)
-			row("Region", l.Spec.Region)
-			row("Endpoint", l.Spec.Endpoint)
-			row("Storage account", l.Spec.StorageAccount)
-			if l.Spec.NFS != nil {
-				row("NFS", l.Spec.NFS.Server+":"+l.Spec.NFS.Path)
-				row("NFS sub-path", l.Spec.NFS.SubPath)
-			}
-			if l.Spec.Credential != nil {
-				row("Credential", l.Spec.Credential.Name)
-			} else {
-				row("Credential", "<workload identity>")
-			}
-			row("Encryption key", "Secret "+v1alpha1.SystemNamespace+"/"+l.Spec.EncryptionKey.Name)
-			if l.Spec.ObjectLockDays > 0 {
-				row("Object lock", fmt.Sprintf("%d days", l.Spec.ObjectLockDays))
-			}
-			if l.Spec.CACert != "" {
-				row("TLS", "custom CA")
-			} else if l.Spec.InsecureSkipTLSVerify {
-				row("TLS", "NOT VERIFIED")
-			}
-			phase := string(l.Status.Phase)
-			if phase == "" {
-				phase = "Unchecked"
-			}
-			row("Phase", phase)
-			row("Message", l.Status.Message)
-			if t := l.Status.LastValidationTime; t != nil {
-				row("Last checked", t.UTC().Format("2006-01-02 15:04:05 MST"))
-			}
-			if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionSynced); c != nil {
-				row("Synced", c.Message)
-			}
-			if t := l.Status.LastSyncTime; t != nil {
-				row("Last synced", t.UTC().Format("2006-01-02 15:04:05 MST"))
-			}
-			row("Sync schedule", scheduleRow(cmd.Context(), c, jobspec.KindSync, l.Name))
-			if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionMaintained); c != nil {
-				row("Maintenance", c.Message)
-			}
-			if t := l.Status.LastMaintenanceTime; t != nil {
-				row("Last maintained", t.UTC().Format("2006-01-02 15:04:05 MST"))
-			}
-			row("Maintenance schedule", scheduleRow(cmd.Context(), c, jobspec.KindMaintenance, l.Name))
-			row("Backups", fmt.Sprint(len(backups)))
-			return w.Flush()
-		},
+		RunE:  runE(f, o),
 	}
 }
 
+// Run prints the location: where, how, its state and the number of backups it holds.
+func (o *LocationDescribeOptions) Run(ctx context.Context) error {
+	c := o.client
+	l, err := store.GetLocation(ctx, c.Dynamic, o.Name)
+	if err != nil {
+		return err
+	}
+	backups, err := backupsUsing(ctx, c, l.Name)
+	if err != nil {
+		return err
+	}
+	w := newTabWriter(o.Out)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%s:\t%s\n", k, v)
+		}
+	}
+	row("Name", l.Name)
+	row("Provider", string(l.Spec.Provider))
+	row("Bucket", l.Spec.Bucket)
+	row("Prefix", l.Spec.Prefix)
+	row("Region", l.Spec.Region)
+	row("Endpoint", l.Spec.Endpoint)
+	row("Storage account", l.Spec.StorageAccount)
+	if l.Spec.NFS != nil {
+		row("NFS", l.Spec.NFS.Server+":"+l.Spec.NFS.Path)
+		row("NFS sub-path", l.Spec.NFS.SubPath)
+	}
+	if l.Spec.Credential != nil {
+		row("Credential", l.Spec.Credential.Name)
+	} else {
+		row("Credential", "<workload identity>")
+	}
+	row("Encryption key", "Secret "+v1alpha1.SystemNamespace+"/"+l.Spec.EncryptionKey.Name)
+	if l.Spec.ObjectLockDays > 0 {
+		row("Object lock", fmt.Sprintf("%d days", l.Spec.ObjectLockDays))
+	}
+	if l.Spec.CACert != "" {
+		row("TLS", "custom CA")
+	} else if l.Spec.InsecureSkipTLSVerify {
+		row("TLS", "NOT VERIFIED")
+	}
+	phase := string(l.Status.Phase)
+	if phase == "" {
+		phase = "Unchecked"
+	}
+	row("Phase", phase)
+	row("Message", l.Status.Message)
+	if t := l.Status.LastValidationTime; t != nil {
+		row("Last checked", t.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionSynced); c != nil {
+		row("Synced", c.Message)
+	}
+	if t := l.Status.LastSyncTime; t != nil {
+		row("Last synced", t.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	row("Sync schedule", scheduleRow(ctx, c, jobspec.KindSync, l.Name))
+	if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionMaintained); c != nil {
+		row("Maintenance", c.Message)
+	}
+	if t := l.Status.LastMaintenanceTime; t != nil {
+		row("Last maintained", t.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	row("Maintenance schedule", scheduleRow(ctx, c, jobspec.KindMaintenance, l.Name))
+	row("Backups", fmt.Sprint(len(backups)))
+	return w.Flush()
+}
+
+// LocationDeleteOptions are the options of `kubectl pxb location delete`.
+type LocationDeleteOptions struct {
+	systemObjectOptions
+	KeepBackups bool
+}
+
 func newCmdLocationDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	var keepBackups bool
+	o := &LocationDeleteOptions{systemObjectOptions: systemObjectOptions{IOStreams: streams}}
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a backup location; the data in the bucket and the encryption key are kept",
@@ -414,43 +464,47 @@ location can be created again (here or in another cluster) and its backups read.
 While Backup resources refer to the location it refuses, unless --keep-backups says to leave those Backups
 in place (they cannot be restored until the location exists again).`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClients(f)
-			if err != nil {
-				return err
-			}
-			name := args[0]
-			backups, err := backupsUsing(cmd.Context(), c, name)
-			if err != nil {
-				return err
-			}
-			if len(backups) > 0 && !keepBackups {
-				shown := backups
-				if len(shown) > 5 {
-					shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(backups)-5))
-				}
-				return fmt.Errorf("location %s holds %d backup(s) (%s): delete them with kubectl pxb backup delete, or pass --keep-backups",
-					name, len(backups), strings.Join(shown, ", "))
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
-			defer cancel()
-			err = c.Dynamic.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).Delete(ctx, name, metav1.DeleteOptions{})
-			if apierrors.IsNotFound(err) {
-				return fmt.Errorf("BackupLocation %q not found in %s", name, v1alpha1.SystemNamespace)
-			}
-			if err != nil {
-				return fmt.Errorf("delete BackupLocation %s: %w", name, err)
-			}
-			fmt.Fprintf(streams.Out, "backuplocation.pxb.dev/%s deleted (data and encryption key kept)\n", name)
-			// The volumes through which Jobs mounted an NFS export belong to the location.
-			return jobspec.DeleteNFSVolumes(cmd.Context(), c.Kube, name)
-		},
+		RunE: runE(f, o),
 	}
-	cmd.Flags().BoolVar(&keepBackups, "keep-backups", false, "Delete the location even though Backups refer to it.")
+	cmd.Flags().BoolVar(&o.KeepBackups, "keep-backups", false, "Delete the location even though Backups refer to it.")
 	return cmd
 }
 
+// Run deletes the location unless Backups refer to it and --keep-backups is not given, then the volumes
+// through which Jobs mounted its NFS export.
+func (o *LocationDeleteOptions) Run(ctx context.Context) error {
+	c, name := o.client, o.Name
+	backups, err := backupsUsing(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	if len(backups) > 0 && !o.KeepBackups {
+		shown := backups
+		if len(shown) > 5 {
+			shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(backups)-5))
+		}
+		return fmt.Errorf("location %s holds %d backup(s) (%s): delete them with kubectl pxb backup delete, or pass --keep-backups",
+			name, len(backups), strings.Join(shown, ", "))
+	}
+	dctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	err = c.Dynamic.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).Delete(dctx, name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("BackupLocation %q not found in %s", name, v1alpha1.SystemNamespace)
+	}
+	if err != nil {
+		return fmt.Errorf("delete BackupLocation %s: %w", name, err)
+	}
+	fmt.Fprintf(o.Out, "backuplocation.pxb.dev/%s deleted (data and encryption key kept)\n", name)
+	// The volumes through which Jobs mounted an NFS export belong to the location.
+	return jobspec.DeleteNFSVolumes(ctx, c.Kube, name)
+}
+
+// LocationExportKeyOptions are the options of `kubectl pxb location export-key`.
+type LocationExportKeyOptions struct{ systemObjectOptions }
+
 func newCmdLocationExportKey(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &LocationExportKeyOptions{systemObjectOptions{IOStreams: streams}}
 	return &cobra.Command{
 		Use:   "export-key NAME",
 		Short: "Print what another cluster needs to read a location: its encryption key Secret and the location",
@@ -460,39 +514,39 @@ create one in the other cluster with kubectl pxb credential create, under the sa
 		Example: `  kubectl pxb location export-key prod > prod-key.yaml
   kubectl --context other-cluster apply -f prod-key.yaml`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClients(f)
-			if err != nil {
-				return err
-			}
-			l, err := store.GetLocation(cmd.Context(), c.Dynamic, args[0])
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
-			defer cancel()
-			s, err := c.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(ctx, l.Spec.EncryptionKey.Name, metav1.GetOptions{})
-			if err != nil {
-				return fmt.Errorf("encryption key of location %s: %w", l.Name, err)
-			}
-			key := &corev1.Secret{
-				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-				ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
-				Type:       corev1.SecretTypeOpaque,
-				Data:       map[string][]byte{v1alpha1.EncryptionKeySecretKey: s.Data[v1alpha1.EncryptionKeySecretKey]},
-			}
-			out := &v1alpha1.BackupLocation{
-				TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocation"},
-				ObjectMeta: metav1.ObjectMeta{Name: l.Name, Namespace: l.Namespace, Labels: l.Labels},
-				Spec:       l.Spec,
-			}
-			if err := printReport(streams.Out, "yaml", key); err != nil {
-				return err
-			}
-			fmt.Fprintln(streams.Out, "---")
-			return printObject(streams.Out, "yaml", out, out.GroupVersionKind())
-		},
+		RunE: runE(f, o),
 	}
+}
+
+// Run prints the location's encryption key Secret and the BackupLocation, as YAML.
+func (o *LocationExportKeyOptions) Run(ctx context.Context) error {
+	c := o.client
+	l, err := store.GetLocation(ctx, c.Dynamic, o.Name)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	s, err := c.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(dctx, l.Spec.EncryptionKey.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("encryption key of location %s: %w", l.Name, err)
+	}
+	key := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{v1alpha1.EncryptionKeySecretKey: s.Data[v1alpha1.EncryptionKeySecretKey]},
+	}
+	out := &v1alpha1.BackupLocation{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocation"},
+		ObjectMeta: metav1.ObjectMeta{Name: l.Name, Namespace: l.Namespace, Labels: l.Labels},
+		Spec:       l.Spec,
+	}
+	if err := printReport(o.Out, "yaml", key); err != nil {
+		return err
+	}
+	fmt.Fprintln(o.Out, "---")
+	return printObject(o.Out, "yaml", out, out.GroupVersionKind())
 }
 
 func newTabWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0) }

@@ -19,16 +19,13 @@ import (
 
 // LocationCheckOptions are the options of `kubectl pxb location check`.
 type LocationCheckOptions struct {
-	Name    string
+	systemObjectOptions
 	Wait    bool
 	Timeout time.Duration
-
-	client clients
-	genericiooptions.IOStreams
 }
 
 func newCmdLocationCheck(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &LocationCheckOptions{IOStreams: streams, Wait: true, Timeout: 5 * time.Minute}
+	o := &LocationCheckOptions{systemObjectOptions: systemObjectOptions{IOStreams: streams}, Wait: true, Timeout: 5 * time.Minute}
 	cmd := &cobra.Command{
 		Use:   "check NAME",
 		Short: "Check from inside the cluster that a backup location can be written, read, listed and deleted",
@@ -43,24 +40,11 @@ The command exits with an error when the location is Unavailable.`,
   kubectl pxb location check prod --wait=false
   kubectl pxb location describe prod`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait for the check's outcome.")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the check's Job.")
 	return cmd
-}
-
-// Complete builds the clients.
-func (o *LocationCheckOptions) Complete(f cmdutil.Factory, args []string) error {
-	o.Name = args[0]
-	var err error
-	o.client, err = newClients(f)
-	return err
 }
 
 // Run launches the check's Job and, with --wait, prints the outcome it wrote into the location's status.

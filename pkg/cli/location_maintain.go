@@ -46,15 +46,7 @@ The command exits with an error when the repository is damaged or busy, or could
   kubectl pxb location maintain prod --schedule "0 3 * * 0"
   kubectl pxb location maintain prod --unschedule`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	o.addFlags(cmd, "maintenance", "Maintain", "maintains")
 	return cmd

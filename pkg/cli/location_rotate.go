@@ -52,19 +52,14 @@ kubectl pxb location export-key.`,
   # A passphrase of your own, from standard input
   kubectl pxb location rotate-key prod --new-passphrase-file - < new-passphrase.txt`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, args); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	cmd.Flags().StringVar(&o.NewPassphraseFile, "new-passphrase-file", "", "File (- for standard input) holding the new passphrase; generated when not given.")
 	return cmd
 }
 
 // Complete reads or generates the new passphrase and builds the clients.
-func (o *LocationRotateKeyOptions) Complete(f cmdutil.Factory, args []string) error {
+func (o *LocationRotateKeyOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
 	o.Name = args[0]
 	var err error
 	if o.passphrase, err = readPassphrase(o.NewPassphraseFile, o.In); err != nil {
@@ -73,6 +68,9 @@ func (o *LocationRotateKeyOptions) Complete(f cmdutil.Factory, args []string) er
 	o.client, err = newClients(f)
 	return err
 }
+
+// Validate has nothing to check: Complete has read the new passphrase.
+func (o *LocationRotateKeyOptions) Validate() error { return nil }
 
 // Run rotates the key: add a slot for the new passphrase, update the Secret, remove the old passphrase's slots.
 func (o *LocationRotateKeyOptions) Run(ctx context.Context) error {

@@ -58,15 +58,7 @@ The command exits with an error when some backups could not be synced.`,
   kubectl pxb location sync prod --schedule "*/30 * * * *"
   kubectl pxb location sync prod --unschedule`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f, cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	o.addFlags(cmd, "sync", "Sync", "syncs")
 	return cmd

@@ -217,44 +217,44 @@ func applySchedule(ctx context.Context, c clients, bs *v1alpha1.BackupSchedule, 
 	return &saved, verb, nil
 }
 
+// ScheduleDeleteOptions are the options of `kubectl pxb schedule delete`.
+type ScheduleDeleteOptions struct {
+	ObjectOptions
+	Yes bool
+}
+
 func newCmdScheduleDelete(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	var yes bool
+	o := &ScheduleDeleteOptions{ObjectOptions: ObjectOptions{IOStreams: streams}}
 	cmd := &cobra.Command{
 		Use:   "delete NAME [--yes]",
 		Short: "Delete a schedule and its CronJobs; the backups it took stay",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, _, err := namespaceOf(f)
-			if err != nil {
-				return err
-			}
-			c, err := newClients(f)
-			if err != nil {
-				return err
-			}
-			name := args[0]
-			ctx := cmd.Context()
-			var bs v1alpha1.BackupSchedule
-			if err := getTyped(ctx, c, v1alpha1.BackupSchedulesResource, "BackupSchedule", ns, name, &bs); err != nil {
-				return err
-			}
-			if !yes && !confirm(streams.In, streams.Out, fmt.Sprintf("Delete BackupSchedule %s/%s? Its backups stay.", ns, name)) {
-				return errors.New("not deleted")
-			}
-			deleted, err := jobspec.DeleteScheduleCronJobs(ctx, c.Kube, ns, name)
-			if err != nil {
-				return err
-			}
-			dctx, cancel := context.WithTimeout(ctx, clusterTimeout)
-			defer cancel()
-			if err := c.Dynamic.Resource(v1alpha1.BackupSchedulesResource).Namespace(ns).Delete(dctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("delete BackupSchedule %s/%s: %w", ns, name, err)
-			}
-			fmt.Fprintf(streams.Out, "BackupSchedule %s/%s deleted with its CronJobs (%s); its backups stay (kubectl pxb backup get -l %s=%s)\n",
-				ns, name, strings.Join(deleted, ", "), v1alpha1.ScheduleLabel, jobspec.LabelValue(name))
-			return nil
-		},
+		RunE:  runE(f, o),
 	}
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "Delete without asking.")
+	cmd.Flags().BoolVarP(&o.Yes, "yes", "y", false, "Delete without asking.")
 	return cmd
+}
+
+// Run deletes the BackupSchedule and its CronJobs, once confirmed; its backups stay.
+func (o *ScheduleDeleteOptions) Run(ctx context.Context) error {
+	c, ns, name := o.clients, o.Namespace, o.Name
+	var bs v1alpha1.BackupSchedule
+	if err := getTyped(ctx, c, v1alpha1.BackupSchedulesResource, "BackupSchedule", ns, name, &bs); err != nil {
+		return err
+	}
+	if !o.Yes && !confirm(o.In, o.Out, fmt.Sprintf("Delete BackupSchedule %s/%s? Its backups stay.", ns, name)) {
+		return errors.New("not deleted")
+	}
+	deleted, err := jobspec.DeleteScheduleCronJobs(ctx, c.Kube, ns, name)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	if err := c.Dynamic.Resource(v1alpha1.BackupSchedulesResource).Namespace(ns).Delete(dctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete BackupSchedule %s/%s: %w", ns, name, err)
+	}
+	fmt.Fprintf(o.Out, "BackupSchedule %s/%s deleted with its CronJobs (%s); its backups stay (kubectl pxb backup get -l %s=%s)\n",
+		ns, name, strings.Join(deleted, ", "), v1alpha1.ScheduleLabel, jobspec.LabelValue(name))
+	return nil
 }

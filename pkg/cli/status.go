@@ -90,22 +90,14 @@ cluster serves the VolumeSnapshot API, has a VolumeSnapshotClass, and runs KubeV
   # The same as YAML
   kubectl pxb status -o yaml`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	addReportOutputFlag(cmd, &o.Output)
 	return cmd
 }
 
 // Complete builds the clients.
-func (o *StatusOptions) Complete(f cmdutil.Factory) error {
+func (o *StatusOptions) Complete(f cmdutil.Factory, _ *cobra.Command, _ []string) error {
 	var err error
 	if o.Kube, err = f.KubernetesClientSet(); err != nil {
 		return err

@@ -40,15 +40,7 @@ Uninstall refuses while Backups exist, since removing the definitions deletes th
   # Remove pxb and every Backup object (their data stays in the buckets)
   kubectl pxb uninstall --force`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	cmd.Flags().BoolVar(&o.Force, "force", o.Force, "Uninstall even though Backups exist; they are deleted.")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until everything is gone.")
@@ -57,7 +49,7 @@ Uninstall refuses while Backups exist, since removing the definitions deletes th
 }
 
 // Complete builds the clients.
-func (o *UninstallOptions) Complete(f cmdutil.Factory) error {
+func (o *UninstallOptions) Complete(f cmdutil.Factory, _ *cobra.Command, _ []string) error {
 	var err error
 	o.Client, err = installClient(f)
 	return err

@@ -45,15 +45,7 @@ func NewCmdVersion(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
   # The plugin's version only, as JSON
   kubectl pxb version --client -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: runE(f, o),
 	}
 	cmd.Flags().BoolVar(&o.ClientOnly, "client", o.ClientOnly, "Print the client version only, without contacting the cluster.")
 	addReportOutputFlag(cmd, &o.Output)
@@ -61,7 +53,7 @@ func NewCmdVersion(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 }
 
 // Complete builds the cluster client unless only the client version is asked for.
-func (o *VersionOptions) Complete(f cmdutil.Factory) error {
+func (o *VersionOptions) Complete(f cmdutil.Factory, _ *cobra.Command, _ []string) error {
 	if o.ClientOnly {
 		return nil
 	}
