@@ -121,12 +121,27 @@ type backup struct {
 	chunkers chan *repo.Chunker
 }
 
+// testHookIndexLoaded, when set, is called by writers once the repository's index (and a backup's parent
+// snapshot) is loaded, before they look at what it holds.
+var testHookIndexLoaded func()
+
 // Backup stores the tree at dir as a new snapshot and returns its ID.
 func Backup(ctx context.Context, r *repo.Repository, dir string, opts Options) (string, Stats, error) {
 	start := time.Now()
-	if err := r.LoadIndex(ctx); err != nil {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
 		return "", Stats{}, fmt.Errorf("backup %s: %w", dir, err)
 	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", Stats{}, fmt.Errorf("backup %s: not a directory", dir)
+	}
+	// The writer takes its shared lease and only then loads the index: what it finds stored (and what the
+	// parent snapshot references) cannot be removed by garbage collection until the lease ends.
+	w, err := r.NewWriter(ctx)
+	if err != nil {
+		return "", Stats{}, fmt.Errorf("backup %s: %w", dir, err)
+	}
+	defer w.Close(context.WithoutCancel(ctx))
 	var parentTree []repo.ID
 	if opts.Parent != "" {
 		p, err := r.LoadSnapshot(ctx, opts.Parent)
@@ -135,18 +150,9 @@ func Backup(ctx context.Context, r *repo.Repository, dir string, opts Options) (
 		}
 		parentTree = p.Root.Tree
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
-		return "", Stats{}, fmt.Errorf("backup %s: %w", dir, err)
+	if testHookIndexLoaded != nil {
+		testHookIndexLoaded()
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return "", Stats{}, fmt.Errorf("backup %s: not a directory", dir)
-	}
-	w, err := r.NewWriter(ctx)
-	if err != nil {
-		return "", Stats{}, fmt.Errorf("backup %s: %w", dir, err)
-	}
-	defer w.Close(context.WithoutCancel(ctx))
 
 	if opts.Readers == 0 {
 		opts.Readers = 2 * runtime.GOMAXPROCS(0)

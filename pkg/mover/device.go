@@ -30,9 +30,6 @@ func BackupDevice(ctx context.Context, r *repo.Repository, device string, opts O
 	fail := func(err error) (string, Stats, error) {
 		return "", Stats{}, fmt.Errorf("backup device %s: %w", device, err)
 	}
-	if err := r.LoadIndex(ctx); err != nil {
-		return fail(err)
-	}
 	f, size, err := openDevice(device, os.O_RDONLY|unix.O_NOATIME)
 	if errors.Is(err, unix.EPERM) {
 		f, size, err = openDevice(device, os.O_RDONLY) // O_NOATIME is refused on files of other owners
@@ -41,11 +38,15 @@ func BackupDevice(ctx context.Context, r *repo.Repository, device string, opts O
 		return fail(err)
 	}
 	defer f.Close()
+	// The writer loads the index after taking its lease (see Backup).
 	w, err := r.NewWriter(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer w.Close(context.WithoutCancel(ctx))
+	if testHookIndexLoaded != nil {
+		testHookIndexLoaded()
+	}
 	if opts.ProgressInterval == 0 {
 		opts.ProgressInterval = time.Second
 	}

@@ -80,6 +80,7 @@ type Index struct {
 	pmu     sync.RWMutex
 	packs   []string
 	packNum map[string]uint32
+	local   map[string]bool // packs this process stored that no index object names yet
 }
 
 func newIndex() *Index {
@@ -115,6 +116,47 @@ func (x *Index) addPack(p *packRecord) {
 		s := &x.shards[b.ID[0]]
 		s.Lock()
 		s.m[b.ID] = Loc{Pack: n, Offset: b.Offset, Length: b.Length, RawLength: b.RawLength, Type: b.Type}
+		s.Unlock()
+	}
+}
+
+// addLocalPack records a pack this process just stored, before any index object names it.
+func (x *Index) addLocalPack(p *packRecord) {
+	x.pmu.Lock()
+	if x.local == nil {
+		x.local = map[string]bool{}
+	}
+	x.local[p.ID] = true
+	x.pmu.Unlock()
+	x.addPack(p)
+}
+
+// indexed notes that an index object now names these packs.
+func (x *Index) indexed(packs []*packRecord) {
+	x.pmu.Lock()
+	defer x.pmu.Unlock()
+	for _, p := range packs {
+		delete(x.local, p.ID)
+	}
+}
+
+// forgetPacksExcept drops every blob whose pack is neither in keep nor stored by this process and not yet
+// indexed. Reservations stay.
+func (x *Index) forgetPacksExcept(keep map[string]bool) {
+	x.pmu.RLock()
+	drop := make([]bool, len(x.packs))
+	for n, id := range x.packs {
+		drop[n] = !keep[id] && !x.local[id]
+	}
+	x.pmu.RUnlock()
+	for i := range x.shards {
+		s := &x.shards[i]
+		s.Lock()
+		for id, l := range s.m {
+			if l.Pack != pendingPack && int(l.Pack) < len(drop) && drop[l.Pack] {
+				delete(s.m, id)
+			}
+		}
 		s.Unlock()
 	}
 }

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -278,5 +279,119 @@ func TestGCKeepsPacksOfNewIndexes(t *testing.T) {
 	}
 	if _, err := reopenRepo(t, r, Options{}).Check(ctx, CheckOptions{ReadData: true}); err != nil {
 		t.Fatalf("check after gc: %v", err)
+	}
+}
+
+// TestLoadIndexForgetsDeletedPacks: after another process's GC has replaced the index objects and deleted
+// unreferenced packs, LoadIndex on a handle that had loaded the old indexes forgets the deleted packs' blobs,
+// so a writer stores them again instead of referencing missing data. Before, LoadIndex only added.
+func TestLoadIndexForgetsDeletedPacks(t *testing.T) {
+	ctx := context.Background()
+	r := fileRepo(t, Options{})
+	storeUnreferenced(t, r, 1, 4) // blobs a killed backup left: indexed, in no snapshot
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := randomData(1, 64<<10)
+	id := r.Hash(data)
+	if !r.Index().Has(id) {
+		t.Fatal("stored blob not in the index")
+	}
+	if _, err := reopenRepo(t, r, Options{}).GC(ctx, GCOptions{MinAge: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countObjects(t, r, layout.DataPrefix); n != 0 {
+		t.Fatalf("%d packs left by gc", n)
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.Index().Has(id) {
+		t.Fatal("after a reload, the index still has a blob whose pack gc deleted")
+	}
+	// A writer on this handle stores it again, and the snapshot restores.
+	id2, snap := saveOneFile(t, r, data)
+	got, err := r.LoadBlob(ctx, id2, nil)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("blob of snapshot %s: %v", snap, err)
+	}
+}
+
+// saveOneFile writes a snapshot of one file holding data, as one blob, and returns the blob's ID and the
+// snapshot's.
+func saveOneFile(t *testing.T, r *Repository, data []byte) (ID, string) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := r.NewWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	id := r.Hash(data)
+	if w.Reserve(DataBlob, id) {
+		if err := w.SaveBlob(DataBlob, id, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := w.SaveSnapshot(ctx, oneFileSnapshot(t, w, id, len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, snap
+}
+
+func oneFileSnapshot(t *testing.T, w *Writer, id ID, size int) *Snapshot {
+	t.Helper()
+	var enc TreeEncoder
+	n := Node{Name: "f", Type: NodeFile, Mode: 0o644, Size: int64(size), Links: 1, Content: []ID{id}}
+	if b, err := enc.Add(&n); err != nil || b != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	tree, err := w.SaveTree(enc.Finish())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Snapshot{Host: "h", Source: "/s", Root: Node{Type: NodeDir, Mode: 0o755, Tree: []ID{tree}}}
+}
+
+// TestWriterRefusesDanglingSnapshot: while a writer runs, an index it relied on and the pack it names are
+// deleted (by a GC that did not see its lease). The writer finds the index gone before writing its snapshot,
+// checks the snapshot's blobs against what is left, and fails with ErrDataGone instead of writing a snapshot
+// that references missing data.
+func TestWriterRefusesDanglingSnapshot(t *testing.T) {
+	ctx := context.Background()
+	r := fileRepo(t, Options{})
+	storeUnreferenced(t, r, 1, 1)
+	st, err := r.readState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.NewWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	data := randomData(1, 64<<10)
+	id := r.Hash(data)
+	if w.Reserve(DataBlob, id) {
+		t.Fatal("the stored blob was not found in the index")
+	}
+	snap := oneFileSnapshot(t, w, id, len(data))
+	// What a GC that ignored the writer's lease would do.
+	for name, recs := range st.indexes {
+		for _, p := range recs {
+			if err := r.bucket.Delete(ctx, layout.PackName(p.ID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.bucket.Delete(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.SaveSnapshot(ctx, snap); !errors.Is(err, ErrDataGone) {
+		t.Fatalf("snapshot over deleted data: got %v, want ErrDataGone", err)
+	}
+	if n := countObjects(t, r, layout.SnapshotPrefix); n != 0 {
+		t.Fatalf("%d snapshots written over deleted data", n)
 	}
 }

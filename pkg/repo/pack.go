@@ -285,25 +285,49 @@ func (r *Repository) LoadBlob(ctx context.Context, id ID, buf []byte) ([]byte, e
 // Index returns the in-memory index (loaded by LoadIndex and grown by writers).
 func (r *Repository) Index() *Index { return r.index }
 
-// LoadIndex reads every index object not yet loaded.
+// LoadIndex brings the in-memory index up to date with the index objects stored: it reads those not yet
+// loaded and, when an index object it had loaded is gone (garbage collection replaced it), forgets every
+// pack that no remaining index names, so a blob whose pack was deleted is no longer taken as stored. Packs
+// this process stored and has not indexed yet, and blobs reserved by its writers, are kept.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	_, err := r.loadIndex(ctx)
+	return err
+}
+
+// loadIndex is LoadIndex; it also says whether an index object loaded before was gone.
+func (r *Repository) loadIndex(ctx context.Context) (bool, error) {
 	names, err := listNames(ctx, r.bucket, layout.IndexPrefix)
 	if err != nil {
-		return fmt.Errorf("load index: %w", err)
+		return false, fmt.Errorf("load index: %w", err)
 	}
 	type result struct {
 		name  string
 		packs []*packRecord
 		err   error
 	}
+	listed := make(map[string]bool, len(names))
+	for _, n := range names {
+		listed[n] = true
+	}
 	r.idxMu.Lock()
+	gone := false
+	for n := range r.loaded {
+		if !listed[n] {
+			gone = true
+			break
+		}
+	}
 	var todo []string
 	for _, n := range names {
-		if !r.loaded[n] {
+		// After a deletion every index is read again: what is still named is known only from all of them.
+		if gone || !r.loaded[n] {
 			todo = append(todo, n)
 		}
 	}
 	r.idxMu.Unlock()
+	if testHookLoadIndex != nil {
+		testHookLoadIndex()
+	}
 	results := make([]result, len(todo))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -320,6 +344,20 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	var errs []error
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
+	if gone {
+		named := map[string]bool{}
+		for _, res := range results {
+			if res.err != nil && !isForeign(res.err) {
+				// Which packs it names is unknown: forget nothing rather than too much, and report.
+				return true, fmt.Errorf("load index: %w", res.err)
+			}
+			for _, p := range res.packs {
+				named[p.ID] = true
+			}
+		}
+		r.index.forgetPacksExcept(named)
+		r.loaded = map[string]bool{}
+	}
 	for _, res := range results {
 		if isForeign(res.err) {
 			// Sealed with a stray key slot's key: not this repository's (see StrayKeys).
@@ -335,8 +373,11 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 		}
 		r.loaded[res.name] = true
 	}
-	return errors.Join(errs...)
+	return gone, errors.Join(errs...)
 }
+
+// testHookLoadIndex, when set, is called by LoadIndex after it has listed the index objects.
+var testHookLoadIndex func()
 
 func (r *Repository) readIndex(ctx context.Context, name string) ([]*packRecord, error) {
 	sealed, err := readAll(ctx, r.bucket, name)
@@ -363,6 +404,7 @@ func (r *Repository) writeIndex(ctx context.Context, packs []*packRecord) (strin
 	r.idxMu.Lock()
 	r.loaded[name] = true
 	r.idxMu.Unlock()
+	r.index.indexed(packs)
 	return name, nil
 }
 

@@ -2,6 +2,8 @@ package repo
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -48,10 +50,17 @@ type WriterStats struct {
 // indexEvery writes an index after this many packs, so an interrupted writer's finished packs are reused.
 const indexEvery = 4
 
-// NewWriter takes a shared lease and returns a writer. It fails if garbage collection holds the repository.
+// NewWriter takes a shared lease and then loads the index, and returns a writer. It fails if garbage
+// collection holds the repository. The order matters: what the index says is stored stays stored only while
+// the lease keeps garbage collection out, so a caller that checks which blobs exist (to skip storing them,
+// or to reuse a parent snapshot's) must do so only after NewWriter.
 func (r *Repository) NewWriter(ctx context.Context) (*Writer, error) {
 	l, err := r.acquire(ctx, lockShared)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		_ = l.release(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	w := &Writer{r: r, lease: l, ctx: ctx, uploads: make(chan struct{}, r.opts.Uploads)}
@@ -171,7 +180,7 @@ func (w *Writer) finishLocked(t BlobType) {
 			w.fail(err)
 			return
 		}
-		w.r.index.addPack(rec)
+		w.r.index.addLocalPack(rec)
 		w.statMu.Lock()
 		w.stats.Packs++
 		w.statMu.Unlock()
@@ -239,11 +248,40 @@ func (w *Writer) SaveSnapshot(ctx context.Context, s *Snapshot) (string, error) 
 	if err := w.lease.valid(); err != nil {
 		return "", err
 	}
+	if err := w.verifyStored(ctx, s); err != nil {
+		return "", err
+	}
+	if err := w.lease.valid(); err != nil {
+		return "", err
+	}
 	id, err := w.r.writeSnapshot(ctx, s)
 	if err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// ErrDataGone means a snapshot would reference blobs that are no longer in the repository: an index object
+// that the writer relied on was deleted while it ran. Nothing is written; running the backup again stores
+// the data anew.
+var ErrDataGone = errors.New("data this snapshot needs was removed from the repository while the backup ran")
+
+// verifyStored makes sure that every blob the snapshot references is in an index that still exists. While
+// every index object the writer's view was built from is still there (the lease keeps garbage collection
+// out), the blobs it found stored, and those it stored, are; if one is gone, the index is reloaded without
+// it and the whole tree is checked against it.
+func (w *Writer) verifyStored(ctx context.Context, s *Snapshot) error {
+	gone, err := w.r.loadIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("verify snapshot: %w", err)
+	}
+	if !gone {
+		return nil
+	}
+	if err := w.r.checkTree(ctx, s.Root.Tree, "/", map[ID]bool{}, func(ID) {}); err != nil {
+		return fmt.Errorf("%w; nothing written, run the backup again: %w", ErrDataGone, err)
+	}
+	return nil
 }
 
 // Close releases the lease. Unflushed packs are abandoned (garbage collection removes them).
