@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/jobenv"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
+	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
 )
 
@@ -38,6 +41,9 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 	var keys metav1.Condition
 	if problem == "" {
 		keys = checkRepository(ctx, env, loc, opts)
+		if unusableRepository(keys) {
+			problem = keys.Message
+		}
 	}
 	now := metav1.Now()
 	st := loc.Status.DeepCopy()
@@ -51,6 +57,9 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 		st.Phase = v1alpha1.LocationUnavailable
 		st.Message = problem
 		avail.Status, avail.Reason, avail.Message = metav1.ConditionFalse, "ProbeFailed", problem
+		if unusableRepository(keys) {
+			avail.Reason = keys.Reason
+		}
 	}
 	if len(st.Message) > 4096 {
 		st.Message = st.Message[:4093] + "..."
@@ -98,30 +107,60 @@ func checkLocation(ctx context.Context, env *jobenv.Env, loc *v1alpha1.BackupLoc
 }
 
 // checkRepository opens the location's repository with its key, when it holds one, and names the key
-// slots that wrap another master key than its config's, with what was sealed with them.
+// slots that wrap another master key than its config's, with what was sealed with them. A key that does
+// not open the repository, a repository of a newer format, and a prefix that holds something other than a
+// pxb repository make the condition False with a reason naming it (WrongPassphrase, NewerFormat,
+// NotARepository, ConfigMissing); those leave the location unusable (see unusableRepository).
 func checkRepository(ctx context.Context, env *jobenv.Env, loc *v1alpha1.BackupLocation, opts Options) metav1.Condition {
 	cond := metav1.Condition{Type: v1alpha1.ConditionRepository, Status: metav1.ConditionTrue}
-	empty, err := holdsNoRepository(ctx, env, loc, opts)
-	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, "LookupFailed", truncate(err.Error(), 4096)
+	fail := func(status metav1.ConditionStatus, reason, msg string) metav1.Condition {
+		cond.Status, cond.Reason, cond.Message = status, reason, truncate(msg, 4096)
 		return cond
 	}
-	if empty {
-		cond.Reason, cond.Message = "NoRepository", "no repository yet: the first backup creates it"
-		return cond
-	}
-	l, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, loc.Name, opts.Location, false)
-	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "Unreadable", truncate(err.Error(), 4096)
-		return cond
-	}
-	defer l.Close()
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	strays, err := l.Repository().StrayKeys(rctx)
+	b, err := store.OpenBucket(rctx, env.Kube, loc, opts.Location)
 	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, "LookupFailed", truncate(location.Explain(err), 4096)
-		return cond
+		return fail(metav1.ConditionUnknown, "LookupFailed", err.Error())
+	}
+	defer b.Close()
+	where := fmt.Sprintf("bucket %s, prefix %q", loc.Spec.Bucket, loc.Spec.Prefix)
+	exists, err := repo.Exists(rctx, b)
+	if err != nil {
+		return fail(metav1.ConditionUnknown, "LookupFailed", location.Explain(err))
+	}
+	if !exists {
+		return emptyPrefix(rctx, b, cond, where)
+	}
+	key := loc.Spec.EncryptionKey.Name
+	secret, err := env.Kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(rctx, key, metav1.GetOptions{})
+	if err != nil {
+		return fail(metav1.ConditionUnknown, "LookupFailed", fmt.Sprintf("get encryption key Secret %s/%s: %v", v1alpha1.SystemNamespace, key, err))
+	}
+	passphrase := secret.Data[v1alpha1.EncryptionKeySecretKey]
+	if len(passphrase) == 0 {
+		return fail(metav1.ConditionFalse, "WrongPassphrase", fmt.Sprintf("encryption key Secret %s/%s has no %q key",
+			v1alpha1.SystemNamespace, key, v1alpha1.EncryptionKeySecretKey))
+	}
+	r, err := repo.Open(rctx, b, passphrase, store.RepoOptions(loc.Spec, b))
+	switch {
+	case errors.Is(err, repo.ErrWrongPassphrase):
+		return fail(metav1.ConditionFalse, "WrongPassphrase", fmt.Sprintf("wrong passphrase: the location's encryption key "+
+			"(Secret %s/%s) does not open the repository in %s, which another passphrase made (another location on the "+
+			"same bucket and prefix?). Put that repository's passphrase into the Secret, or give this location a prefix "+
+			"of its own. (%v)", v1alpha1.SystemNamespace, key, where, err))
+	case errors.Is(err, repo.ErrNewerFormat):
+		return fail(metav1.ConditionFalse, "NewerFormat", fmt.Sprintf("the repository in %s has a newer format than this "+
+			"pxb reads: upgrade pxb (kubectl pxb install with the newer version) before backing up or restoring here (%v)", where, err))
+	case errors.Is(err, repo.ErrNotRepository):
+		return fail(metav1.ConditionFalse, "NotARepository", fmt.Sprintf("%s holds something that is not a pxb repository: "+
+			"give the location an empty prefix, or remove what is there if nothing needs it (%v)", where, err))
+	case err != nil:
+		return fail(metav1.ConditionFalse, "Unreadable", location.Explain(err))
+	}
+	strays, err := r.StrayKeys(rctx)
+	if err != nil {
+		return fail(metav1.ConditionUnknown, "LookupFailed", location.Explain(err))
 	}
 	var problems, notes []string
 	for _, s := range strays {
@@ -131,16 +170,68 @@ func checkRepository(ctx context.Context, env *jobenv.Env, loc *v1alpha1.BackupL
 			notes = append(notes, s.Problem())
 		}
 	}
+	for _, s := range r.SkippedKeySlots() {
+		notes = append(notes, "key slot "+s.String()+" (skipped: the repository opens through another slot; "+
+			"unless someone made it on purpose, delete that object from the bucket)")
+	}
 	switch {
 	case len(problems) > 0:
-		cond.Status, cond.Reason = metav1.ConditionFalse, "StrayKeySlots"
-		cond.Message = truncate(strings.Join(append(problems, notes...), "; "), 4096)
+		return fail(metav1.ConditionFalse, "StrayKeySlots", strings.Join(append(problems, notes...), "; "))
 	case len(notes) > 0:
-		cond.Reason, cond.Message = "StrayKeySlotsUnused", truncate(strings.Join(notes, "; "), 4096)
-	default:
-		cond.Reason, cond.Message = "Opens", "the repository opens with the location's key"
+		return fail(metav1.ConditionTrue, "KeySlotNotes", strings.Join(notes, "; "))
 	}
+	cond.Reason, cond.Message = "Opens", "the repository opens with the location's key"
 	return cond
+}
+
+// emptyPrefix is the Repository condition of a location whose prefix holds no config: no repository yet,
+// which the first backup creates (the probe showed it can write there); unless the prefix holds a pxb
+// repository's data without its config, or other objects.
+func emptyPrefix(ctx context.Context, b *blob.Bucket, cond metav1.Condition, where string) metav1.Condition {
+	it := b.List(&blob.ListOptions{})
+	for n := 0; n < 1000; n++ {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, "LookupFailed", truncate(location.Explain(err), 4096)
+			return cond
+		}
+		k := o.Key
+		switch {
+		case o.IsDir, layout.IsTemp(k), strings.HasPrefix(k, layout.KeysPrefix), strings.HasPrefix(k, layout.LockPrefix),
+			strings.HasPrefix(k, layout.ProbePrefix):
+			// a lost initialisation's key slot, leases, probe objects
+		case strings.HasPrefix(k, layout.DataPrefix), strings.HasPrefix(k, layout.IndexPrefix), strings.HasPrefix(k, layout.SnapshotPrefix):
+			cond.Status, cond.Reason = metav1.ConditionFalse, "ConfigMissing"
+			cond.Message = fmt.Sprintf("%s holds a pxb repository's objects (%s) but not its %s object: the repository "+
+				"cannot be opened, and a backup here would start another one over it. Restore %s from a copy or "+
+				"versioning of the bucket; do not back up to this location until then", where, k, layout.Config, layout.Config)
+			return cond
+		default:
+			cond.Status, cond.Reason = metav1.ConditionFalse, "NotARepository"
+			cond.Message = fmt.Sprintf("%s holds objects that are not a pxb repository's (%s): give the location an empty "+
+				"prefix of its own", where, k)
+			return cond
+		}
+	}
+	cond.Reason = "NoRepository"
+	cond.Message = "no repository yet: the first backup creates it (the probe object written, read, listed and deleted shows it can)"
+	return cond
+}
+
+// unusableRepository says whether the Repository condition c leaves the location unusable for backups and
+// restores, so that the location is not Available.
+func unusableRepository(c metav1.Condition) bool {
+	if c.Status != metav1.ConditionFalse {
+		return false
+	}
+	switch c.Reason {
+	case "WrongPassphrase", "NewerFormat", "NotARepository", "ConfigMissing":
+		return true
+	}
+	return false
 }
 
 // locationEnv builds the clients of a job that works on BackupLocation name, and reads the location.

@@ -30,8 +30,12 @@ func newCmdLocationCheck(f cmdutil.Factory, streams genericiooptions.IOStreams) 
 		Use:   "check NAME",
 		Short: "Check from inside the cluster that a backup location can be written, read, listed and deleted",
 		Long: `Run a Job in pxb-system that opens the location over the network path backups use, writes, reads, lists
-and deletes a probe object, and looks up whether the bucket has object lock. The outcome (Available or
-Unavailable, and why in plain words) goes into the location's status; kubectl pxb location describe shows it.
+and deletes a probe object, and looks up whether the bucket has object lock. It then opens the repository
+under the location's prefix with the location's encryption key: a wrong passphrase, a repository of a newer
+format, or a prefix holding something that is not a pxb repository makes the location Unavailable, with
+the fix; a prefix with no repository yet is reported as such (the first backup creates it). The outcome
+(Available or Unavailable, and why in plain words) goes into the location's status; kubectl pxb location
+describe shows it.
 
 The command exits with an error when the location is Unavailable.`,
 		Example: `  kubectl pxb location check prod
@@ -74,7 +78,7 @@ func reportCheck(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) err
 	fmt.Fprintf(tw, "Checked:\t%s\n", st.LastValidationTime.UTC().Format("2006-01-02 15:04:05 MST"))
 	repo := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionRepository)
 	if repo != nil {
-		fmt.Fprintf(tw, "Repository:\t%s\n", repo.Message)
+		fmt.Fprintf(tw, "Repository:\t%s: %s\n", repo.Reason, repo.Message)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -83,7 +87,7 @@ func reportCheck(w io.Writer, loc *v1alpha1.BackupLocation, since time.Time) err
 		return fmt.Errorf("location %s is %s: %s", loc.Name, st.Phase, st.Message)
 	}
 	if repo != nil && repo.Status == metav1.ConditionFalse {
-		return fmt.Errorf("the repository of location %s is damaged: %s", loc.Name, repo.Message)
+		return fmt.Errorf("the repository of location %s has a problem (%s): %s", loc.Name, repo.Reason, repo.Message)
 	}
 	return nil
 }

@@ -267,3 +267,26 @@ func emptyBucket(t *testing.T) *blob.Bucket {
 	t.Cleanup(func() { b.Close() })
 	return b
 }
+
+// TestOpenNamesNewerFormatAndNotRepository: Open's errors say which of the two it is, so that a location
+// check can name it with its fix.
+func TestOpenNamesNewerFormatAndNotRepository(t *testing.T) {
+	ctx := context.Background()
+	r := fileRepo(t, Options{})
+	cfg := r.cfg
+	cfg.Version = FormatVersion + 1
+	raw, _ := json.Marshal(cfg)
+	if err := r.bucket.Delete(ctx, layout.Config); err != nil {
+		t.Fatal(err)
+	}
+	plant(t, r.bucket, layout.Config, seal(r.keys.aead, nil, raw, adConfig))
+	if _, err := Open(ctx, r.bucket, []byte("pw"), Options{}); !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "upgrade pxb") {
+		t.Errorf("Open of a newer format: %v, want ErrNewerFormat saying to upgrade", err)
+	}
+
+	b := emptyBucket(t)
+	plant(t, b, layout.Config, []byte("somebody else's file"))
+	if _, err := Open(ctx, b, []byte("pw"), Options{}); !errors.Is(err, ErrNotRepository) {
+		t.Errorf("Open of a config without key slots: %v, want ErrNotRepository", err)
+	}
+}

@@ -133,7 +133,7 @@ type Repository struct {
 
 func (c *Config) validate() error {
 	if c.Version > FormatVersion {
-		return fmt.Errorf("repository format version %d is newer than this pxb supports (%d): upgrade pxb", c.Version, FormatVersion)
+		return fmt.Errorf("%w: repository format version %d is newer than this pxb supports (%d): upgrade pxb", ErrNewerFormat, c.Version, FormatVersion)
 	}
 	if c.Version < 1 {
 		return fmt.Errorf("invalid repository format version %d", c.Version)
@@ -194,7 +194,7 @@ func Open(ctx context.Context, b *blob.Bucket, passphrase []byte, opts Options) 
 		return nil, fmt.Errorf("open repository: list key slots: %w", err)
 	}
 	if len(slots) == 0 {
-		return nil, errors.New("open repository: no key slots under keys/: the repository cannot be opened")
+		return nil, fmt.Errorf("open repository: %w: %s exists but there are no key slots under %s", ErrNotRepository, layout.Config, layout.KeysPrefix)
 	}
 	var (
 		master, cfgRaw []byte
@@ -276,6 +276,13 @@ func (r *Repository) SkippedKeySlots() []SkippedObject { return slices.Clone(r.s
 
 // ErrNoRepository is returned by Open when the bucket holds no repository (no config object).
 var ErrNoRepository = errors.New("no repository here (no config object)")
+
+// ErrNewerFormat is returned (wrapped) by Open when the repository's format is newer than this package reads.
+var ErrNewerFormat = errors.New("newer repository format")
+
+// ErrNotRepository is returned (wrapped) by Open when the bucket holds a config object but not the rest of a
+// repository (no key slots): something other than pxb wrote there, or the repository was partly deleted.
+var ErrNotRepository = errors.New("not a pxb repository")
 
 // Exists says whether the bucket holds a repository.
 func Exists(ctx context.Context, b *blob.Bucket) (bool, error) {
