@@ -133,6 +133,11 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		}
 	}
 
+	for _, k := range r.SkippedKeySlots() {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("key slot %s was skipped when the repository was opened: %s; "+
+			"it opens through another slot (unless someone made that slot on purpose, delete it)", k.Name, k.Problem))
+	}
+
 	ids := make([]string, 0, len(st.packs))
 	for id := range st.packs {
 		ids = append(ids, id)

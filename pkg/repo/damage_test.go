@@ -182,6 +182,12 @@ func TestHostileKeySlotSkipped(t *testing.T) {
 	if _, err := o.LoadSnapshot(ctx, sid); err != nil {
 		t.Error(err)
 	}
+	res, err := o.Check(ctx, CheckOptions{})
+	if err != nil {
+		t.Errorf("Check: %v (skipped key slots are warnings, not damage)", err)
+	} else if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, hostile) || !strings.Contains(w, garbage) {
+		t.Errorf("Check warnings do not name the skipped slots: %s", w)
+	}
 	keys, err := o.Keys(ctx)
 	if err != nil {
 		t.Fatalf("Keys with damaged slots: %v", err)

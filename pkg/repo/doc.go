@@ -42,8 +42,8 @@
 // (DefaultKDF is 32 MiB, 3 passes, 2 threads). AddKey, ChangePassphrase and Init refuse to write a slot
 // beyond them. Open skips, without running argon2id, a slot beyond them (anyone holding the bucket's
 // credential could plant one to exhaust memory), and skips a slot that cannot be read or decoded; it opens
-// through another slot and names the skipped ones (SkippedKeySlots, KeyInfo.Problem). When no slot is left
-// to try, the error names each skipped slot and why.
+// through another slot and names the skipped ones (SkippedKeySlots, KeyInfo.Problem; Check warns of them).
+// When no slot is left to try, the error names each skipped slot and why.
 //
 // # Blobs and chunking
 //
