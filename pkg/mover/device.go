@@ -176,9 +176,12 @@ func RestoreDevice(ctx context.Context, r *repo.Repository, snapshotID, device s
 	fail := func(err error) (Stats, error) {
 		return Stats{}, fmt.Errorf("restore snapshot %s to device %s: %w", snapshotID, device, err)
 	}
-	if err := r.LoadIndex(ctx); err != nil {
+	// As Restore: a shared lease for the whole restore, the index loaded once it is held.
+	lease, err := r.ReadLease(ctx)
+	if err != nil {
 		return fail(err)
 	}
+	defer lease.Release(context.WithoutCancel(ctx))
 	snap, err := r.LoadSnapshot(ctx, snapshotID)
 	if err != nil {
 		return fail(err)

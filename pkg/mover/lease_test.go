@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -76,5 +77,58 @@ func TestGCBetweenIndexLoadAndLease(t *testing.T) {
 			}
 			diffTrees(t, describeTree(t, src), describeTree(t, dst))
 		})
+	}
+}
+
+// TestGCDuringRestore: a garbage collection that would repack the pack a restore is reading (and delete the
+// old copy) starts after the restore has loaded its index and snapshot. The restore's shared lease makes GC
+// refuse; the restore completes byte for byte, and once it is done GC runs. Without the lease, GC deleted
+// the pack and the restore failed.
+func TestGCDuringRestore(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newRepo(t)
+	src := t.TempDir()
+	rng := rand.New(rand.NewPCG(31, 32))
+	writeFile(t, filepath.Join(src, "gone"), randomBytes(rng, 600<<10))
+	writeFile(t, filepath.Join(src, "kept"), randomBytes(rng, 200<<10))
+	id1, _, err := Backup(ctx, r, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	id2, _, err := Backup(ctx, r, src, Options{Parent: id1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteSnapshot(ctx, id1); err != nil {
+		t.Fatal(err)
+	}
+	var gcErr error
+	gcRan := false
+	testHookRestoreStarted = func() {
+		testHookRestoreStarted = nil
+		_, gcErr = reopen(t, dir).GC(ctx, repo.GCOptions{MinAge: -1})
+		gcRan = true
+	}
+	t.Cleanup(func() { testHookRestoreStarted = nil })
+	dst := filepath.Join(t.TempDir(), "r")
+	if _, err := Restore(ctx, r, id2, "", dst, RestoreOptions{}); err != nil {
+		t.Fatalf("restore beside gc: %v", err)
+	}
+	if !gcRan {
+		t.Fatal("the hook did not run")
+	}
+	if !errors.Is(gcErr, repo.ErrLocked) {
+		t.Errorf("gc during a restore: got %v, want ErrLocked", gcErr)
+	}
+	diffTrees(t, describeTree(t, src), describeTree(t, dst))
+	if n := len(objects(t, dir, "locks")); n != 0 {
+		t.Errorf("%d locks left after the restore", n)
+	}
+	st, err := reopen(t, dir).GC(ctx, repo.GCOptions{MinAge: -1})
+	if err != nil || st.RepackedPacks == 0 {
+		t.Fatalf("gc after the restore: %+v, %v; want the pack repacked", st, err)
 	}
 }

@@ -107,6 +107,9 @@ type dirMeta struct {
 	node repo.Node
 }
 
+// testHookRestoreStarted, when set, is called once a restore has loaded its snapshot, before it reads data.
+var testHookRestoreStarted func()
+
 // Restore writes the snapshot's tree, or the sub-path of it, into target, which must be empty or absent.
 // A sub-path names a directory (its contents land in target) or a file (written as target/<name>).
 func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, target string, opts RestoreOptions) (Stats, error) {
@@ -114,9 +117,13 @@ func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, targe
 	if err := checkEmptyTarget(target); err != nil {
 		return Stats{}, err
 	}
-	if err := r.LoadIndex(ctx); err != nil {
+	// A shared lease for the whole restore keeps garbage collection from repacking or deleting the packs it
+	// reads; the index is loaded once the lease is held.
+	lease, err := r.ReadLease(ctx)
+	if err != nil {
 		return Stats{}, fmt.Errorf("restore: %w", err)
 	}
+	defer lease.Release(context.WithoutCancel(ctx))
 	snap, err := r.LoadSnapshot(ctx, snapshotID)
 	if err != nil {
 		return Stats{}, fmt.Errorf("restore: %w", err)
@@ -144,6 +151,9 @@ func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, targe
 		go func() { defer chunkWG.Done(); rs.chunkWorker() }()
 	}
 	stopProgress := startProgress(opts.Progress, opts.ProgressInterval, rs.progress)
+	if testHookRestoreStarted != nil {
+		testHookRestoreStarted()
+	}
 
 	if node.Type == repo.NodeDir {
 		rs.nDirs.Add(1)
@@ -172,6 +182,9 @@ func Restore(ctx context.Context, r *repo.Repository, snapshotID, subpath, targe
 		}
 	}
 	stopProgress()
+	if err := lease.Release(ctx); err != nil {
+		return Stats{}, fmt.Errorf("restore snapshot %s to %s: %w", snapshotID, target, err)
+	}
 	return Stats{Files: rs.nFiles.Load(), Dirs: rs.nDirs.Load(), Others: rs.nOthers.Load(), Bytes: rs.bytesTotal.Load(),
 		Duration: time.Since(start)}, nil
 }

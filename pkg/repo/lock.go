@@ -243,3 +243,27 @@ func (l *lease) release(ctx context.Context) error {
 	})
 	return l.releaseErr
 }
+
+// Lease is a shared lease held by a reader, so that garbage collection, which rewrites and deletes packs,
+// waits until the read is done (a restore would otherwise fail on a pack deleted under it).
+type Lease struct{ l *lease }
+
+// ReadLease takes a shared lease and then reloads the index, so that what the reader finds indexed stays
+// until Release. It fails with ErrLocked while garbage collection holds the repository.
+func (r *Repository) ReadLease(ctx context.Context) (*Lease, error) {
+	l, err := r.acquire(ctx, lockShared)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		_ = l.release(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return &Lease{l: l}, nil
+}
+
+// Valid fails with ErrLeaseLost once the lease may have expired.
+func (l *Lease) Valid() error { return l.l.valid() }
+
+// Release stops refreshing the lease and deletes its lock; later calls do nothing.
+func (l *Lease) Release(ctx context.Context) error { return l.l.release(ctx) }

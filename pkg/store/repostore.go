@@ -29,6 +29,7 @@ type repoStore struct {
 
 	mu      sync.Mutex
 	w       *repo.Writer
+	lease   *repo.Lease          // a reader's shared lease, from the first read until Close
 	pending map[string]repo.Node // key -> file, written but not yet in a snapshot
 	snaps   []*repo.Snapshot     // as last listed, oldest first
 }
@@ -214,6 +215,9 @@ func (s *repoStore) saveDir(w *repo.Writer, d *dir) ([]repo.ID, error) {
 // snapshotFor returns the latest snapshot of the unit that key is under. The listing is cached; a key not
 // found in it lists again, for units committed since by another process.
 func (s *repoStore) snapshotFor(ctx context.Context, key string) (*repo.Snapshot, error) {
+	if err := s.readLease(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	snaps := s.snaps
 	s.mu.Unlock()
@@ -232,6 +236,22 @@ func (s *repoStore) snapshotFor(ctx context.Context, key string) (*repo.Snapshot
 	s.snaps = snaps
 	s.mu.Unlock()
 	return latestFor(snaps, key), nil
+}
+
+// readLease takes the shared lease that keeps garbage collection from deleting what reads (a restore's)
+// need, once, and holds it until Close. Taking it reloads the index.
+func (s *repoStore) readLease(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lease != nil {
+		return nil
+	}
+	l, err := s.r.ReadLease(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	s.lease = l
+	return nil
 }
 
 func latestFor(snaps []*repo.Snapshot, key string) *repo.Snapshot {
@@ -307,16 +327,20 @@ func (s *repoStore) Delete(ctx context.Context, unit string, under ...string) (i
 	return n, nil
 }
 
-// Close releases the writer's lease; files not committed are dropped.
+// Close releases the writer's and the reader's leases; files not committed are dropped.
 func (s *repoStore) Close(ctx context.Context) error {
 	s.mu.Lock()
-	w := s.w
-	s.w = nil
+	w, l := s.w, s.lease
+	s.w, s.lease = nil, nil
 	s.mu.Unlock()
-	if w == nil {
-		return nil
+	var errs []error
+	if w != nil {
+		errs = append(errs, w.Close(ctx))
 	}
-	return w.Close(ctx)
+	if l != nil {
+		errs = append(errs, l.Release(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // blobReader streams a file's chunks in order.
