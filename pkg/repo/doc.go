@@ -87,21 +87,46 @@
 //
 // # Concurrency and garbage collection
 //
-// Locks are leases: an object with an expiry time, refreshed by writing a new lock object and deleting the
-// old one, and ignored once expired, so a killed process never blocks anyone. Writers take shared leases and
-// run in parallel, each writing its own packs and indexes (two writers may store the same blob; either copy
-// serves). GC takes the exclusive lease; both sides write their lock before checking for conflicting ones, so
-// GC and a writer never run together. A writer stops before writing an index or snapshot if its own lease may
-// have lapsed. GC keeps every pack that holds a blob reachable from a snapshot, except that a pack
-// mostly unused (GCOptions.RepackUnused, default half its bytes) has its used blobs copied, still sealed and
-// verified, into new packs; it then writes one new index of the kept and new packs, deletes the old index
-// objects and then the unreferenced packs; packs that are in no index are deleted
-// only once older than the lease duration, and on S3 so are the incomplete multipart uploads of packs that
-// killed writers left (GCStats.AbortedUploads). With object lock, GC deletes nothing still retained (written
-// less than the lock period ago): such unused packs, and every pack a retained index names, are kept and
-// counted (GCStats.RetainedPacks, RetainedUntil), and no retained pack is repacked, since its old copy could
-// not go. A deletion the store refuses anyway is reported in GCStats.Undeletable, and packs that a surviving
-// index names are kept.
+// Locks are leases: an object with an expiry time (30 minutes after it is written by default), refreshed
+// every fifth of that by writing a new lock object and deleting the old one, so a killed process never
+// blocks anyone for long. Writers and readers (restores, and the store's reads) take shared leases and run in
+// parallel, each writer storing its own packs and indexes (two writers may store the same blob; either copy
+// serves). GC takes the exclusive lease. The protocol rests on these invariants:
+//
+//   - Write, then check: every locker writes its lock before listing the others, so of two conflicting
+//     lockers at least one sees the other and backs off (ErrLocked). GC and a writer or reader never hold
+//     their leases at once.
+//   - Locks fail closed: a lock that cannot be read or decoded (a read error, a foreign key, a newer format)
+//     conflicts with every kind of lock, and the refusal names it; only a lock that is not found when read is
+//     taken as released. A lock is live until its Expires plus the clock-skew allowance (5 minutes, or a
+//     sixth of a shorter lease), judged by the reader's clock, so clocks up to that far apart never make a
+//     live lease look expired. GC deletes only locks expired for a further lease duration.
+//   - Lease before index: a writer (NewWriter) and a reader (ReadLease) take their lease first and load the
+//     index after, so whatever the index then says is stored (including what a parent snapshot references)
+//     stays until the lease ends. LoadIndex reflects deletions: when an index object it loaded is gone it
+//     forgets the packs that no remaining index names (keeping its own process's unindexed packs and
+//     reservations), so a deleted blob is stored again rather than referenced.
+//   - No dangling snapshot: before writing a snapshot, a writer reloads the index; if an index object its
+//     view rested on is gone, it checks every blob the snapshot references against what is left and fails
+//     with ErrDataGone instead of writing.
+//   - A lost lease stops the operation: a writer checks its lease before each index and the snapshot, GC
+//     before each destructive step (aborting uploads, repacking, the new index, each index and each pack
+//     deletion); a lease that could not be refreshed up to a tenth of its duration before it expires fails
+//     the check with ErrLeaseLost. A reader's lapse destroys nothing and is not checked.
+//   - Age and new indexes guard deletion too: GC deletes or repacks no pack younger, by the store's time,
+//     than the lease plus the skew allowance (GCOptions.MinAge), and just before deleting packs it lists
+//     index/ again and keeps every pack an index written since it started names.
+//
+// GC keeps every pack that holds a blob reachable from a snapshot, except that a pack mostly unused
+// (GCOptions.RepackUnused, default half its bytes) has its used blobs copied, still sealed and verified, into
+// new packs; it then writes one new index of the kept and new packs, deletes the old index objects and then
+// the unreferenced packs; packs that are in no index are deleted only once older than the same minimum age,
+// and on S3 so are the incomplete multipart uploads of packs that killed writers left
+// (GCStats.AbortedUploads). With object lock, GC deletes nothing still retained (written less than the lock
+// period ago): such unused packs, and every pack a retained index names, are kept and counted
+// (GCStats.RetainedPacks, RetainedUntil), and no retained pack is repacked, since its old copy could not go. A
+// deletion the store refuses anyway is reported in GCStats.Undeletable, and packs that a surviving index names
+// are kept.
 //
 // # Versions
 //
