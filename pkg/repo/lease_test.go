@@ -395,3 +395,29 @@ func TestWriterRefusesDanglingSnapshot(t *testing.T) {
 		t.Fatalf("%d snapshots written over deleted data", n)
 	}
 }
+
+// TestGCStopsWhenRefreshFails: every refresh of GC's lease fails (the store refuses the new lock object);
+// once the lease is about to run out, GC stops before its next deletion with an error that says why, and
+// deletes nothing after that point.
+func TestGCStopsWhenRefreshFails(t *testing.T) {
+	ctx := context.Background()
+	const lease = 300 * time.Millisecond
+	r := fileRepo(t, Options{LeaseDuration: lease})
+	storeUnreferenced(t, r, 1, 8)
+	packs := countObjects(t, r, layout.DataPrefix)
+	setHook(t, &testHookRefresh, func() error { return errors.New("injected refresh failure") })
+	waited := false
+	setHook(t, &testHookGC, func(step string) {
+		if strings.HasPrefix(step, "deleting pack") && !waited {
+			waited = true
+			time.Sleep(lease + lease/2) // refreshes run and fail meanwhile
+		}
+	})
+	_, err := r.GC(ctx, GCOptions{MinAge: -1})
+	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "injected refresh failure") {
+		t.Fatalf("gc whose refreshes fail: got %v, want ErrLeaseLost naming the refresh error", err)
+	}
+	if n := countObjects(t, r, layout.DataPrefix); n != packs {
+		t.Errorf("%d of %d packs left: gc deleted after its lease lapsed", n, packs)
+	}
+}

@@ -29,6 +29,10 @@ var timeNow = time.Now
 // failed read.
 var testHookReadLock func(name string) error
 
+// testHookRefresh, when set, is called before each refresh of a lease; an error it returns stands for a
+// failed refresh.
+var testHookRefresh func() error
+
 // live reports whether a lock still counts at now: until its Expires plus the clock-skew allowance.
 func (li *lockInfo) live(now time.Time) bool {
 	return now.Before(li.Expires.Add(skewFor(li.Expires.Sub(li.Created))))
@@ -201,7 +205,15 @@ func (l *lease) refresh() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), period)
-		name, expires, err := l.r.writeLock(ctx, l.kind)
+		var name string
+		var expires time.Time
+		err := error(nil)
+		if testHookRefresh != nil {
+			err = testHookRefresh()
+		}
+		if err == nil {
+			name, expires, err = l.r.writeLock(ctx, l.kind)
+		}
 		l.mu.Lock()
 		if err != nil {
 			l.lastErr = err
