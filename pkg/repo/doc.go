@@ -98,7 +98,9 @@
 //     their leases at once.
 //   - Locks fail closed: a lock that cannot be read or decoded (a read error, a foreign key, a newer format)
 //     conflicts with every kind of lock, and the refusal names it; only a lock that is not found when read is
-//     taken as released. A lock is live until its Expires plus the clock-skew allowance (5 minutes, or a
+//     taken as released, or one that the store's own times show older than a lease plus the allowance (its
+//     write time against that of the lock just written), since a live holder writes a new lock object at
+//     every refresh. A lock is live until its Expires plus the clock-skew allowance (5 minutes, or a
 //     sixth of a shorter lease), judged by the reader's clock, so clocks up to that far apart never make a
 //     live lease look expired. GC deletes only locks expired for a further lease duration.
 //   - Lease before index: a writer (NewWriter) and a reader (ReadLease) take their lease first and load the

@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"gocloud.dev/blob/fileblob"
 
 	"github.com/pxb-dev/pxb/pkg/layout"
 )
@@ -419,5 +423,54 @@ func TestGCStopsWhenRefreshFails(t *testing.T) {
 	}
 	if n := countObjects(t, r, layout.DataPrefix); n != packs {
 		t.Errorf("%d of %d packs left: gc deleted after its lease lapsed", n, packs)
+	}
+}
+
+// TestStaleUnreadableLock: a lock no one can read (sealed with a key no one holds any more, or garbage) holds
+// the repository while it could belong to a live holder, and no longer once the store's times show it older
+// than a lease, which no live holder's lock object gets.
+func TestStaleUnreadableLock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	r, err := Init(ctx, b, []byte("pw"), InitOptions{KDF: KDFParams{Time: 1, Memory: 64, Threads: 1}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := layout.LockName(randomHex(16))
+	if err := b.WriteAll(ctx, name, []byte("sealed with a key this repository does not have"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := r.NewWriter(ctx); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), name) {
+		if w != nil {
+			w.Close(ctx)
+		}
+		t.Fatalf("writer beside a fresh unreadable lock: %v, want ErrLocked naming %s", err, name)
+	}
+	// Just younger than a lease plus the skew allowance: still held.
+	young := time.Now().Add(-30*time.Minute - 4*time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(name)), young, young); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GC(ctx, GCOptions{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("gc beside an unreadable lock 34 minutes old: %v, want ErrLocked", err)
+	}
+	old := time.Now().Add(-30*time.Minute - 6*time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(name)), old, old); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.NewWriter(ctx)
+	if err != nil {
+		t.Fatalf("writer beside an unreadable lock 36 minutes old: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.GC(ctx, GCOptions{}); err != nil {
+		t.Fatalf("gc beside an unreadable lock 36 minutes old: %v", err)
 	}
 }

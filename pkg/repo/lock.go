@@ -157,8 +157,8 @@ func (r *Repository) locks(ctx context.Context) ([]heldLock, error) {
 
 // acquire writes a lock of the given kind, then checks for conflicting live locks. Both sides write before they
 // check, so of two racing conflicting lockers at least one sees the other and backs off. Locks fail closed: a
-// lock that cannot be read or decoded conflicts with every kind, and a lock is live until its Expires plus
-// the clock-skew allowance.
+// lock that cannot be read or decoded conflicts with every kind until the store shows it older than a lease
+// (staleLock), and a lock is live until its Expires plus the clock-skew allowance.
 func (r *Repository) acquire(ctx context.Context, kind lockKind) (*lease, error) {
 	name, expires, err := r.writeLock(ctx, kind)
 	if err != nil {
@@ -174,12 +174,12 @@ func (r *Repository) acquire(ctx context.Context, kind lockKind) (*lease, error)
 		if h.name == name {
 			continue
 		}
-		if h.err != nil {
+		if h.err != nil && !r.staleLock(ctx, name, h.name) {
 			_ = r.bucket.Delete(ctx, name)
 			return nil, fmt.Errorf("take %s lock: %w: unreadable lock %s counts as held (delete it once its holder is known to be gone): %w",
 				kind, ErrLocked, h.name, h.err)
 		}
-		if !h.info.live(now) {
+		if h.err != nil || !h.info.live(now) {
 			continue
 		}
 		if kind == lockExclusive || h.info.Kind == lockExclusive {
@@ -191,6 +191,22 @@ func (r *Repository) acquire(ctx context.Context, kind lockKind) (*lease, error)
 	l := &lease{r: r, kind: kind, name: name, expires: expires, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.refresh()
 	return l, nil
+}
+
+// staleLock reports whether lock other, which cannot be read, is older than a live lock object can be: a
+// holder writes a new one at every refresh and stops once its lease lapses, so none lives longer than a
+// lease. Both times are the store's (other's write against that of own, just written): no clock of a
+// process enters. Anything short of proof keeps it held.
+func (r *Repository) staleLock(ctx context.Context, own, other string) bool {
+	mine, err := r.bucket.Attributes(ctx, own)
+	if err != nil {
+		return false
+	}
+	theirs, err := r.bucket.Attributes(ctx, other)
+	if err != nil {
+		return false
+	}
+	return mine.ModTime.Sub(theirs.ModTime) > r.opts.LeaseDuration+skewFor(r.opts.LeaseDuration)
 }
 
 func (l *lease) refresh() {
