@@ -35,6 +35,9 @@ const callTimeout = 30 * time.Second
 type Options struct {
 	// Location is passed to location.Open (the NFS mount of the Job's pod).
 	Location location.Options
+	// FreeRecent has a maintenance free unused data however recently it was written (repo.GCOptions.MinAge
+	// negative), which is safe only while nothing else uses the location.
+	FreeRecent bool
 }
 
 // Backup carries out Backup namespace/name: it backs up the objects its spec selects into its location and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -55,6 +56,10 @@ func (m *MaintenanceResult) Message() string {
 		fmt.Fprintf(&b, "; %s of unused data in %d pack%s stays under object lock until %s", human.Bytes(g.RetainedBytes),
 			g.RetainedPacks, plural(g.RetainedPacks), g.RetainedUntil.UTC().Format("2006-01-02 15:04 MST"))
 	}
+	if g.YoungPacks > 0 {
+		fmt.Fprintf(&b, "; %s of unused data in %d pack%s written in the last %s goes at a later maintenance",
+			human.Bytes(g.YoungBytes), g.YoungPacks, plural(g.YoungPacks), g.MinAge.Round(time.Minute))
+	}
 	if len(g.Undeletable) > 0 {
 		fmt.Fprintf(&b, "; %d object%s could not be deleted (the next maintenance tries again): %s",
 			len(g.Undeletable), plural(len(g.Undeletable)), names(g.Undeletable))
@@ -99,7 +104,11 @@ func maintain(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation,
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %s", loc.URL(""), location.Explain(err))
 	}
-	res.GC, err = r.GC(ctx, repo.GCOptions{})
+	gcOpts := repo.GCOptions{}
+	if opts.FreeRecent {
+		gcOpts.MinAge = -1
+	}
+	res.GC, err = r.GC(ctx, gcOpts)
 	if errors.Is(err, repo.ErrLocked) {
 		res.GC, res.Busy = nil, "a backup or another maintenance was writing to the location; the next maintenance removes it"
 		return res, nil

@@ -76,9 +76,11 @@ func TestMaintainLocation(t *testing.T) {
 					t.Fatalf("backup %s: %v", name, err)
 				}
 			}
-			maintain := func() (*jobs.MaintenanceResult, metav1.Condition, error) {
+			// freeRecent: the packs of these backups are seconds old; --safety=none lets them go.
+			freeRecent := jobs.Options{FreeRecent: true}
+			maintain := func(opts jobs.Options) (*jobs.MaintenanceResult, metav1.Condition, error) {
 				t.Helper()
-				res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
+				res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, opts)
 				l, gerr := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
 				if gerr != nil {
 					t.Fatal(gerr)
@@ -91,7 +93,7 @@ func TestMaintainLocation(t *testing.T) {
 			}
 
 			// An empty location: nothing to maintain, and that is no failure.
-			res, cond, err := maintain()
+			res, cond, err := maintain(jobs.Options{})
 			if err != nil || !res.Empty || cond.Status != metav1.ConditionTrue || cond.Reason != "NoRepository" ||
 				cond.Message != "the location holds no repository yet: nothing to maintain" {
 				t.Fatalf("maintenance of an empty location: %v, %+v", err, cond)
@@ -103,7 +105,7 @@ func TestMaintainLocation(t *testing.T) {
 			}
 			backup("two")
 			// Nothing to free yet.
-			res, cond, err = maintain()
+			res, cond, err = maintain(freeRecent)
 			if err != nil || cond.Status != metav1.ConditionTrue || res.GC.DeletedBytes != 0 ||
 				!strings.HasPrefix(cond.Message, "verified 2 snapshots in ") || !strings.Contains(cond.Message, "; freed 0 B (0 packs deleted, 0 rewritten)") {
 				t.Fatalf("maintenance with nothing to free: %v, %+v", err, cond)
@@ -119,6 +121,12 @@ func TestMaintainLocation(t *testing.T) {
 			loc.Close()
 			before := packBytes(t, st)
 			if tc.lockDays == 0 {
+				// By default, data written within a lease's time stays for a later maintenance.
+				res, cond, err := maintain(jobs.Options{})
+				if err != nil || cond.Status != metav1.ConditionTrue || res.GC.DeletedBytes != 0 || packBytes(t, st) != before ||
+					!regexp.MustCompile(`; freed 0 B \(0 packs deleted, 0 rewritten\); \d+(\.\d)? KiB of unused data in \d+ packs? written in the last 35m0s goes at a later maintenance$`).MatchString(cond.Message) {
+					t.Errorf("maintenance right after a delete: %v, %+v; want nothing freed yet, and the young data named", err, cond)
+				}
 				// While a backup writes, maintenance removes nothing and says why; the next one does.
 				r, err := repo.Open(ctxT(t, time.Minute), blob.PrefixedBucket(st.OpenT(t), "cluster-a/"),
 					[]byte("correct horse battery staple"), repo.Options{})
@@ -129,7 +137,7 @@ func TestMaintainLocation(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res, cond, err := maintain()
+				res, cond, err = maintain(freeRecent)
 				if err != nil || res.GC != nil || cond.Status != metav1.ConditionFalse || cond.Reason != "RepositoryBusy" ||
 					!strings.HasSuffix(cond.Message, "; unused data not removed: a backup or another maintenance was writing to the location; the next maintenance removes it") {
 					t.Errorf("maintenance while a backup writes: %v, %+v", err, cond)
@@ -141,7 +149,7 @@ func TestMaintainLocation(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res, cond, err = maintain()
+			res, cond, err = maintain(freeRecent)
 			after := packBytes(t, st)
 			if tc.lockDays == 0 {
 				if err != nil || cond.Status != metav1.ConditionTrue || res.GC.DeletedBytes < 600<<10 || before-after < 600<<10 ||
@@ -184,7 +192,7 @@ func TestMaintainLocation(t *testing.T) {
 				t.Fatal(err)
 			}
 			before = packBytes(t, st)
-			_, cond, err = maintain()
+			_, cond, err = maintain(freeRecent)
 			name := strings.TrimPrefix(victim, "cluster-a/")
 			if err == nil || !strings.Contains(err.Error(), "is damaged") || cond.Status != metav1.ConditionFalse ||
 				cond.Reason != "RepositoryDamaged" || !strings.Contains(cond.Message, name) || !strings.Contains(cond.Message, "nothing deleted") {

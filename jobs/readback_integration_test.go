@@ -98,7 +98,11 @@ func TestReadBackFailsWhenConfigReplaced(t *testing.T) {
 		t.Errorf("maintenance: %v; want it to fail naming the backup sealed with the stray key", err)
 	}
 
-	// Garbage in place of config: the repository no longer opens at all.
+	// Garbage in place of config: the repository no longer opens at all. The first job has ended: a lease it
+	// still held, sealed with the other key, would (rightly) stop every writer, since no one can read it.
+	if err := loc.Close(); err != nil {
+		t.Fatal(err)
+	}
 	loc = openJob()
 	id = seal(loc, "second")
 	if err := bucket.WriteAll(ctx, layout.Config, []byte("not a config"), nil); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -14,12 +15,22 @@ import (
 // writing the outcome into the location's status. The Job fails when the repository is damaged or cannot
 // be read, so that a scheduled maintenance shows up as a failed Job.
 func newMaintenanceCmd(target *jobspec.Ref) *cobra.Command {
-	return newLocationCmd(target, jobspec.KindMaintenance, "Verify a location's repository and remove the data no backup needs",
+	var safety string
+	cmd := newLocationCmd(target, jobspec.KindMaintenance, "Verify a location's repository and remove the data no backup needs",
 		func(ctx context.Context, cfg *rest.Config, name string, opts jobs.Options) (string, error) {
+			switch safety {
+			case "full":
+			case "none":
+				opts.FreeRecent = true
+			default:
+				return "", fmt.Errorf("--safety must be full or none, not %q", safety)
+			}
 			res, err := jobs.MaintainLocation(ctx, cfg, name, opts)
 			if err != nil {
 				return "", err
 			}
 			return res.Message(), nil
 		})
+	cmd.Flags().StringVar(&safety, "safety", "full", "full keeps unused data written within a lease's time; none frees it now.")
+	return cmd
 }

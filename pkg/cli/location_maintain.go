@@ -17,10 +17,14 @@ import (
 )
 
 // LocationMaintainOptions are the options of `kubectl pxb location maintain`.
-type LocationMaintainOptions struct{ locationJobOptions }
+type LocationMaintainOptions struct {
+	locationJobOptions
+	// Safety is full (data written within a lease's time is kept) or none.
+	Safety string
+}
 
 func newCmdLocationMaintain(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &LocationMaintainOptions{locationJobOptions{IOStreams: streams, Wait: true, Timeout: time.Hour}}
+	o := &LocationMaintainOptions{locationJobOptions: locationJobOptions{IOStreams: streams, Wait: true, Timeout: time.Hour}}
 	cmd := &cobra.Command{
 		Use:   "maintain NAME",
 		Short: "Verify a location's repository and remove the data that no backup needs any more",
@@ -29,6 +33,10 @@ every pack present with the size and header its index states, every backup's fil
 when it is sound, removes the data that only deleted backups used: packs no backup needs are deleted,
 packs mostly unneeded are rewritten with what is still needed, and uploads that killed jobs abandoned are
 aborted. Deleting a backup removes it from the location at once; its data goes at the next maintenance.
+
+Data written less than 35 minutes before (a lease's time, plus an allowance for clocks that differ) stays
+until a later maintenance, so that a backup that stalled or whose clock is off never loses data it is about
+to reference. --safety=none frees it now: use it only when nothing else uses the location meanwhile.
 
 Maintenance never runs while a backup writes to the location: it then reports the location busy and
 removes nothing, and the next maintenance does. Data still under object lock (objectLockDays) is kept and
@@ -49,7 +57,20 @@ The command exits with an error when the repository is damaged or busy, or could
 		RunE: runE(f, o),
 	}
 	o.addFlags(cmd, "maintenance", "Maintain", "maintains")
+	cmd.Flags().StringVar(&o.Safety, "safety", "full", "full keeps unused data written in the last 35 minutes for a later maintenance; none frees it now (only when nothing else uses the location).")
 	return cmd
+}
+
+// Validate checks --safety and the schedule flags, and passes --safety on to the Job.
+func (o *LocationMaintainOptions) Validate() error {
+	switch o.Safety {
+	case "full":
+	case "none":
+		o.jobArgs = []string{"--safety", o.Safety}
+	default:
+		return fmt.Errorf("--safety must be full or none, not %q", o.Safety)
+	}
+	return o.locationJobOptions.Validate()
 }
 
 // Run launches the maintenance's Job and, with --wait, prints the outcome it wrote into the location's

@@ -26,6 +26,8 @@ type locationJobOptions struct {
 	Wait    bool
 	Timeout time.Duration
 	locationSchedule
+	// jobArgs are the command's flags for its Job's pod, now or on the CronJob.
+	jobArgs []string
 
 	client clients
 	genericiooptions.IOStreams
@@ -57,9 +59,9 @@ func (o *locationJobOptions) addFlags(cmd *cobra.Command, what, verb, does3 stri
 func (o *locationJobOptions) run(ctx context.Context, kind jobspec.Kind, what, done, does3 string,
 	report func(io.Writer, *v1alpha1.BackupLocation, time.Time) error) error {
 	if o.scheduling {
-		return o.apply(ctx, o.client, kind, o.Name, done, does3, o.Out)
+		return o.apply(ctx, o.client, kind, o.Name, done, does3, o.Out, o.jobArgs...)
 	}
-	job, err := runLocationJob(ctx, o.client, kind, o.Name, what, o.Wait, o.Timeout, o.Out)
+	job, err := runLocationJob(ctx, o.client, kind, o.Name, what, o.Wait, o.Timeout, o.Out, o.jobArgs...)
 	if err != nil || job == nil {
 		return err
 	}
@@ -125,7 +127,7 @@ func (s *locationSchedule) validate() error {
 
 // apply creates, updates or deletes the CronJob that runs kind on location name; done ("synced") and does3
 // ("syncs") say what it does, for the message.
-func (s *locationSchedule) apply(ctx context.Context, c clients, kind jobspec.Kind, name, done, does3 string, out io.Writer) error {
+func (s *locationSchedule) apply(ctx context.Context, c clients, kind jobspec.Kind, name, done, does3 string, out io.Writer, more ...string) error {
 	if s.Schedule == "" {
 		deleted, err := jobspec.DeleteLocationCronJob(ctx, c.Kube, kind, name)
 		switch {
@@ -151,7 +153,7 @@ func (s *locationSchedule) apply(ctx context.Context, c clients, kind jobspec.Ki
 	if s.Every > 0 {
 		every = shortDuration(s.Every)
 	}
-	cj, err := jobspec.ApplyLocationCronJob(ctx, c.Kube, kind, loc, cfg, s.Schedule, every)
+	cj, err := jobspec.ApplyLocationCronJob(ctx, c.Kube, kind, loc, cfg, s.Schedule, every, more...)
 	if err != nil {
 		return err
 	}

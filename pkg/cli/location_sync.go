@@ -73,7 +73,7 @@ func (o *LocationSyncOptions) Run(ctx context.Context) error {
 // runLocationJob launches a Job of kind on BackupLocation name (what it does is said by what: "check",
 // "sync") and, with await, waits up to timeout for it to end. It returns the Job once it succeeded, nil when
 // not waiting, and an error with the reason when it failed or did not end in time.
-func runLocationJob(ctx context.Context, c clients, kind jobspec.Kind, name, what string, await bool, timeout time.Duration, out io.Writer) (*batchv1.Job, error) {
+func runLocationJob(ctx context.Context, c clients, kind jobspec.Kind, name, what string, await bool, timeout time.Duration, out io.Writer, more ...string) (*batchv1.Job, error) {
 	loc, err := store.GetLocation(ctx, c.Dynamic, name)
 	if err != nil {
 		return nil, err
@@ -82,7 +82,7 @@ func runLocationJob(ctx context.Context, c clients, kind jobspec.Kind, name, wha
 	if err != nil {
 		return nil, err
 	}
-	job, err := jobspec.LaunchLocationJob(ctx, c.Kube, kind, loc, cfg)
+	job, err := jobspec.LaunchLocationJob(ctx, c.Kube, kind, loc, cfg, more...)
 	if err != nil {
 		return nil, err
 	}

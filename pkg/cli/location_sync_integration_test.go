@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ import (
 // runWhenLaunched stands in for the Job controller and the kubelet, which the test bed lacks: once a command
 // has created a new Job of kind for location name (one not there before), it runs the Job's code (run)
 // in-process, as the pod would, and marks the Job complete.
-func runWhenLaunched(t *testing.T, c *testbed.Cluster, name, kind string, run func(ctx context.Context) error) <-chan error {
+func runWhenLaunched(t *testing.T, c *testbed.Cluster, name, kind string, run func(ctx context.Context, job *batchv1.Job) error) <-chan error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	jobs := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace)
@@ -61,7 +62,7 @@ func runWhenLaunched(t *testing.T, c *testbed.Cluster, name, kind string, run fu
 		})
 		if err == nil {
 			started := metav1.Now()
-			if err = run(ctx); err == nil {
+			if err = run(ctx, job); err == nil {
 				now := metav1.Now()
 				job.Status = batchv1.JobStatus{StartTime: &started, CompletionTime: &now, Succeeded: 1, Conditions: []batchv1.JobCondition{
 					{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now},
@@ -78,7 +79,7 @@ func runWhenLaunched(t *testing.T, c *testbed.Cluster, name, kind string, run fu
 // syncCLI runs `kubectl pxb location sync name` with its Job run in-process, and returns its output.
 func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 	t.Helper()
-	job := runWhenLaunched(t, c, name, "sync", func(ctx context.Context) error {
+	job := runWhenLaunched(t, c, name, "sync", func(ctx context.Context, _ *batchv1.Job) error {
 		_, err := jobs.SyncLocation(ctx, c.Config, name, jobs.Options{})
 		return err
 	})
@@ -89,14 +90,17 @@ func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 	return out
 }
 
-// maintainCLI runs `kubectl pxb location maintain name` with its Job run in-process, and returns its output.
-func maintainCLI(t *testing.T, c *testbed.Cluster, name string) string {
+// maintainCLI runs `kubectl pxb location maintain name flags...` with its Job run in-process, given the
+// --safety its pod was told, and returns its output.
+func maintainCLI(t *testing.T, c *testbed.Cluster, name string, flags ...string) string {
 	t.Helper()
-	job := runWhenLaunched(t, c, name, "maintenance", func(ctx context.Context) error {
-		_, err := jobs.MaintainLocation(ctx, c.Config, name, jobs.Options{})
+	job := runWhenLaunched(t, c, name, "maintenance", func(ctx context.Context, job *batchv1.Job) error {
+		args := job.Spec.Template.Spec.Containers[0].Args
+		i := slices.Index(args, "--safety")
+		_, err := jobs.MaintainLocation(ctx, c.Config, name, jobs.Options{FreeRecent: i >= 0 && i+1 < len(args) && args[i+1] == "none"})
 		return err
 	})
-	out := mustPxb(t, c, "location", "maintain", name)
+	out := mustPxb(t, c, append([]string{"location", "maintain", name}, flags...)...)
 	if err := <-job; err != nil {
 		t.Fatalf("maintenance job: %v", err)
 	}
@@ -222,8 +226,12 @@ func TestLocationSync(t *testing.T) {
 			t.Fatal("delete --delete-data left the data")
 		}
 		wantStatus(t, syncCLI(t, c, "mirror"), "Synced", "0 backups, 0 new, 0 already present")
-		// Its data goes at the location's maintenance.
+		// Its data goes at the location's maintenance, once older than a lease, or now with --safety=none.
 		out = maintainCLI(t, c, "mirror")
+		if !regexp.MustCompile(`freed 0 B \(0 packs deleted, 0 rewritten\); [0-9.]+ KiB of unused data in [1-9][0-9]* packs? written in the last 35m0s goes at a later maintenance`).MatchString(out) {
+			t.Errorf("maintenance right after the backup's data was deleted: want nothing freed yet, and the young data named:\n%s", out)
+		}
+		out = maintainCLI(t, c, "mirror", "--safety=none")
 		wantLines(t, out, "runs the maintenance of location mirror")
 		if !regexp.MustCompile(`Maintenance: +verified 0 snapshots in [1-9][0-9]* packs?; freed [0-9.]+ KiB \([1-9][0-9]* packs? deleted, 0 rewritten\)\n`).MatchString(out) {
 			t.Errorf("maintenance after the backup's data was deleted:\n%s", out)

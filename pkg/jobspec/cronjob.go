@@ -41,8 +41,8 @@ func LocationCronJobName(kind Kind, name string) string {
 // LocationCronJob renders the CronJob that runs the Job of LocationJob (kind, loc, c) on schedule; every is
 // the interval the schedule was made from ("" when the schedule was given as such). The CronJob is owned by
 // the location, so it goes when the location is deleted; at most one of its Jobs runs at a time.
-func LocationCronJob(kind Kind, loc *v1alpha1.BackupLocation, c Config, schedule, every string) *batchv1.CronJob {
-	job := LocationJob(kind, loc, c)
+func LocationCronJob(kind Kind, loc *v1alpha1.BackupLocation, c Config, schedule, every string, more ...string) *batchv1.CronJob {
+	job := LocationJob(kind, loc, c, more...)
 	cj := cronJob(LocationCronJobName(kind, loc.Name), schedule, job)
 	cj.OwnerReferences = []metav1.OwnerReference{{
 		APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "BackupLocation", Name: loc.Name, UID: loc.UID,
@@ -76,11 +76,11 @@ func cronJob(name, schedule string, job *batchv1.Job) *batchv1.CronJob {
 
 // ApplyLocationCronJob creates the CronJob of LocationCronJob, or updates the one that exists, and returns
 // it.
-func ApplyLocationCronJob(ctx context.Context, kube kubernetes.Interface, kind Kind, loc *v1alpha1.BackupLocation, c Config, schedule, every string) (*batchv1.CronJob, error) {
+func ApplyLocationCronJob(ctx context.Context, kube kubernetes.Interface, kind Kind, loc *v1alpha1.BackupLocation, c Config, schedule, every string, more ...string) (*batchv1.CronJob, error) {
 	if err := ensureNFSVolume(ctx, kube, loc); err != nil {
 		return nil, err
 	}
-	return applyCronJob(ctx, kube, LocationCronJob(kind, loc, c, schedule, every))
+	return applyCronJob(ctx, kube, LocationCronJob(kind, loc, c, schedule, every, more...))
 }
 
 // applyCronJob creates want, or updates the CronJob of its name to it, and returns it.

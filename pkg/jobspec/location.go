@@ -29,10 +29,10 @@ const NFSMountPath = "/mnt/location"
 // nfsVolume is the name of the pod volume that holds an NFS location's export.
 const nfsVolume = "location"
 
-// LocationJob renders a Job of kind (KindCheck, KindSync, KindMaintenance) for BackupLocation loc. Unlike a Backup's Job,
-// each run is a new Job (generated name), so checking again checks again. The pod mounts the export of an
-// NFS location.
-func LocationJob(kind Kind, loc *v1alpha1.BackupLocation, c Config) *batchv1.Job {
+// LocationJob renders a Job of kind (KindCheck, KindSync, KindMaintenance) for BackupLocation loc, its pod
+// given the flags more besides its target. Unlike a Backup's Job, each run is a new Job (generated name), so
+// checking again checks again. The pod mounts the export of an NFS location.
+func LocationJob(kind Kind, loc *v1alpha1.BackupLocation, c Config, more ...string) *batchv1.Job {
 	t := Target{Kind: kind, Namespace: v1alpha1.SystemNamespace, Name: loc.Name, UID: loc.UID}
 	job := Job(t, c)
 	name := Name(t)
@@ -45,7 +45,7 @@ func LocationJob(kind Kind, loc *v1alpha1.BackupLocation, c Config) *batchv1.Job
 	job.Labels[LabelLocation] = LabelValue(loc.Name)
 	job.Spec.Template.Labels[LabelLocation] = LabelValue(loc.Name)
 	ctr := &job.Spec.Template.Spec.Containers[0]
-	ctr.Args = args(kind, Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: loc.Name})
+	ctr.Args = args(kind, Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: loc.Name}, more...)
 	MountLocation(&job.Spec.Template.Spec, loc)
 	return job
 }
@@ -159,12 +159,12 @@ func ensureNFSVolume(ctx context.Context, kube kubernetes.Interface, loc *v1alph
 	return nil
 }
 
-// LaunchLocationJob creates a new Job of kind for loc and returns it.
-func LaunchLocationJob(ctx context.Context, kube kubernetes.Interface, kind Kind, loc *v1alpha1.BackupLocation, c Config) (*batchv1.Job, error) {
+// LaunchLocationJob creates a new Job of kind for loc, with the flags more, and returns it.
+func LaunchLocationJob(ctx context.Context, kube kubernetes.Interface, kind Kind, loc *v1alpha1.BackupLocation, c Config, more ...string) (*batchv1.Job, error) {
 	if err := ensureNFSVolume(ctx, kube, loc); err != nil {
 		return nil, err
 	}
-	job := LocationJob(kind, loc, c)
+	job := LocationJob(kind, loc, c, more...)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	created, err := kube.BatchV1().Jobs(job.Namespace).Create(cctx, job, metav1.CreateOptions{})

@@ -42,6 +42,11 @@ type GCStats struct {
 	RetainedPacks int
 	RetainedBytes int64
 	RetainedUntil time.Time
+	// YoungPacks are the packs that GC would delete or repack but leaves because they are younger than
+	// GCOptions.MinAge (MinAge says what it was); YoungBytes is the unused data in them. A later GC frees it.
+	YoungPacks int
+	YoungBytes int64
+	MinAge     time.Duration
 	// Undeletable lists objects whose deletion failed (for example under object-lock retention); they are
 	// reported, not treated as damage, and a later GC tries again.
 	Undeletable []string
@@ -104,7 +109,7 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 			return nil, fmt.Errorf("gc: snapshot %s is damaged, nothing deleted: %w", sid, err)
 		}
 	}
-	stats := &GCStats{UsedBlobs: len(used)}
+	stats := &GCStats{UsedBlobs: len(used), MinAge: max(opts.MinAge, 0)}
 	now := timeNow()
 	// young says whether a pack is too recent to delete or rewrite, by the store's time of writing it.
 	young := func(id string, minAge time.Duration) bool {
@@ -162,6 +167,8 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 			}
 		case (usedBytes == 0 || mostlyUnused) && young(id, opts.MinAge):
 			keep = append(keep, pi.rec) // indexed still; a later GC deletes or repacks it
+			stats.YoungPacks++
+			stats.YoungBytes += allBytes - usedBytes
 		case usedBytes == 0:
 			dead[id] = pi.rec.Size
 		case mostlyUnused:
