@@ -110,7 +110,7 @@ func maintain(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation,
 	}
 	res.GC, err = r.GC(ctx, gcOpts)
 	if errors.Is(err, repo.ErrLocked) {
-		res.GC, res.Busy = nil, "a backup or another maintenance was writing to the location; the next maintenance removes it"
+		res.GC, res.Busy = nil, "a backup, a restore or another maintenance was using the location; the next maintenance removes it"
 		return res, nil
 	}
 	if err != nil {

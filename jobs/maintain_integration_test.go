@@ -139,7 +139,7 @@ func TestMaintainLocation(t *testing.T) {
 				}
 				res, cond, err = maintain(freeRecent)
 				if err != nil || res.GC != nil || cond.Status != metav1.ConditionFalse || cond.Reason != "RepositoryBusy" ||
-					!strings.HasSuffix(cond.Message, "; unused data not removed: a backup or another maintenance was writing to the location; the next maintenance removes it") {
+					!strings.HasSuffix(cond.Message, "; unused data not removed: a backup, a restore or another maintenance was using the location; the next maintenance removes it") {
 					t.Errorf("maintenance while a backup writes: %v, %+v", err, cond)
 				}
 				if after := packBytes(t, st); after != before {

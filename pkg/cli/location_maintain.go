@@ -38,7 +38,7 @@ Data written less than 35 minutes before (a lease's time, plus an allowance for 
 until a later maintenance, so that a backup that stalled or whose clock is off never loses data it is about
 to reference. --safety=none frees it now: use it only when nothing else uses the location meanwhile.
 
-Maintenance never runs while a backup writes to the location: it then reports the location busy and
+Maintenance never runs while a backup or a restore uses the location: it then reports the location busy and
 removes nothing, and the next maintenance does. Data still under object lock (objectLockDays) is kept and
 reported with the date it unlocks. A damaged repository is reported and nothing is deleted.
 
