@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +295,62 @@ func TestOpenNamesNewerFormatAndNotRepository(t *testing.T) {
 	plant(t, b, layout.Config, []byte("somebody else's file"))
 	if _, err := Open(ctx, b, []byte("pw"), Options{}); !errors.Is(err, ErrNotRepository) {
 		t.Errorf("Open of a config without key slots: %v, want ErrNotRepository", err)
+	}
+}
+
+// TestDamagedIndexSkipped replaces the index object of one of two snapshots with garbage: the repository
+// still opens and loads its index, naming the damaged object; the other snapshot restores; the one whose
+// blobs only the damaged index named fails naming a blob; Check names the index and GC refuses to run.
+func TestDamagedIndexSkipped(t *testing.T) {
+	ctx := context.Background()
+	r := fileRepo(t, Options{})
+	indexes := func() []string {
+		names, err := listNames(ctx, r.bucket, layout.IndexPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	saveFileSnapshot(t, r, "a", []byte("first file"))
+	before := indexes()
+	saveFileSnapshot(t, r, "b", []byte("second file"))
+	var damaged string
+	for _, n := range indexes() {
+		if !slices.Contains(before, n) {
+			damaged = n
+		}
+	}
+	if damaged == "" {
+		t.Fatal("the second snapshot wrote no index object of its own")
+	}
+	plant(t, r.bucket, damaged, []byte("not a sealed index: some garbage bytes in its place"))
+
+	o, err := Open(ctx, r.bucket, []byte("pw"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.LoadIndex(ctx); err != nil {
+		t.Fatalf("LoadIndex beside a damaged index object: %v", err)
+	}
+	if s := o.SkippedIndexes(); len(s) != 1 || s[0].Name != damaged {
+		t.Errorf("skipped indexes %v, want %s", s, damaged)
+	}
+	snaps, err := o.Snapshots(ctx)
+	if err != nil || len(snaps) != 2 {
+		t.Fatalf("snapshots %d, %v; want both", len(snaps), err)
+	}
+	if _, data := restoreFile(t, o, snaps[0]); string(data) != "first file" {
+		t.Errorf("the snapshot the damage does not touch restored %q", data)
+	}
+	err = o.WalkTree(ctx, snaps[1].Root.Tree, func(n *Node) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "blob") {
+		t.Errorf("walking the snapshot whose index is damaged: %v, want an error naming the missing blob", err)
+	}
+	res, err := o.Check(ctx, CheckOptions{})
+	if err == nil || !strings.Contains(strings.Join(res.Errors, "\n"), damaged) {
+		t.Errorf("check: %v, errors %q; want the damaged index named", err, res.Errors)
+	}
+	if _, err := o.GC(ctx, GCOptions{MinAge: -1}); err == nil || !strings.Contains(err.Error(), "damaged indexes") {
+		t.Errorf("gc beside a damaged index: %v, want a refusal", err)
 	}
 }

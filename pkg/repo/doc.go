@@ -68,7 +68,11 @@
 // An index object is sealed over: version byte (1), uvarint pack count, then per pack: 16-byte pack ID,
 // uvarint pack size, uvarint blob count, per blob: type byte, 32-byte ID, uvarint offset, uvarint sealed
 // length, uvarint plaintext length. A writer stores its own index objects after the packs they describe
-// (every few packs, so an interrupted writer's finished packs are reused by the next backup).
+// (every few packs, so an interrupted writer's finished packs are reused by the next backup). An index
+// object that is read but cannot be opened or decoded is skipped by LoadIndex and named (SkippedIndexes):
+// it costs the packs only it names (a backup stores those blobs again; a restore that needs them fails
+// naming the blob), not every open. Check names it as damage and GC refuses to run while it is there, since
+// the packs it names would look unused. A failed read is an error, not damage.
 //
 // # Trees and snapshots
 //

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 
@@ -358,10 +359,16 @@ func (r *Repository) loadIndex(ctx context.Context) (bool, error) {
 		r.index.forgetPacksExcept(named)
 		r.loaded = map[string]bool{}
 	}
+	r.skippedIdx = nil
 	for _, res := range results {
 		if isForeign(res.err) {
 			// Sealed with a stray key slot's key: not this repository's (see StrayKeys).
 			r.loaded[res.name] = true
+			continue
+		}
+		if isDamaged(res.err) {
+			// It costs the packs it alone names, not every open; read again at the next load.
+			r.skippedIdx = append(r.skippedIdx, SkippedObject{Name: res.name, Problem: res.err.Error()})
 			continue
 		}
 		if res.err != nil {
@@ -379,6 +386,16 @@ func (r *Repository) loadIndex(ctx context.Context) (bool, error) {
 // testHookLoadIndex, when set, is called by LoadIndex after it has listed the index objects.
 var testHookLoadIndex func()
 
+// damagedError is an object that was read but cannot be opened or decoded: damage, not a failed read.
+type damagedError struct{ error }
+
+func (e damagedError) Unwrap() error { return e.error }
+
+func isDamaged(err error) bool {
+	var d damagedError
+	return errors.As(err, &d)
+}
+
 func (r *Repository) readIndex(ctx context.Context, name string) ([]*packRecord, error) {
 	sealed, err := readAll(ctx, r.bucket, name)
 	if err != nil {
@@ -386,13 +403,25 @@ func (r *Repository) readIndex(ctx context.Context, name string) ([]*packRecord,
 	}
 	raw, err := open(r.keys.aead, nil, sealed, adIndex)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", name, r.foreign(name, sealed, adIndex, err))
+		if err := r.foreign(name, sealed, adIndex, err); isForeign(err) {
+			return nil, fmt.Errorf("index %s: %w", name, err)
+		}
+		return nil, damagedError{fmt.Errorf("index %s: %w", name, err)}
 	}
 	p, err := decodeIndex(raw)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", name, err)
+		return nil, damagedError{fmt.Errorf("index %s: %w", name, err)}
 	}
 	return p, nil
+}
+
+// SkippedIndexes returns the index objects that the last LoadIndex skipped as damaged. The packs they alone
+// name are unknown to this process: a backup stores their blobs again, a restore that needs them fails
+// naming the blob, Check names the index, and GC refuses to run while it is damaged.
+func (r *Repository) SkippedIndexes() []SkippedObject {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	return slices.Clone(r.skippedIdx)
 }
 
 // writeIndex stores pack records as a new index object.

@@ -129,6 +129,8 @@ type Repository struct {
 	idxMu  sync.Mutex
 	index  *Index
 	loaded map[string]bool // index objects loaded
+	// skippedIdx are the index objects the last LoadIndex skipped as damaged.
+	skippedIdx []SkippedObject
 }
 
 func (c *Config) validate() error {
