@@ -279,6 +279,16 @@ type Lease struct{ l *lease }
 // ReadLease takes a shared lease and then reloads the index, so that what the reader finds indexed stays
 // until Release. It fails with ErrLocked while garbage collection holds the repository.
 func (r *Repository) ReadLease(ctx context.Context) (*Lease, error) {
+	l, err := r.sharedLeaseThenIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Lease{l: l}, nil
+}
+
+// sharedLeaseThenIndex takes a shared lease, then loads the index: in this order, what the index says is
+// stored stays stored while the lease lasts.
+func (r *Repository) sharedLeaseThenIndex(ctx context.Context) (*lease, error) {
 	l, err := r.acquire(ctx, lockShared)
 	if err != nil {
 		return nil, err
@@ -287,7 +297,7 @@ func (r *Repository) ReadLease(ctx context.Context) (*Lease, error) {
 		_ = l.release(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	return &Lease{l: l}, nil
+	return l, nil
 }
 
 // Valid fails with ErrLeaseLost once the lease may have expired.

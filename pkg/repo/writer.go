@@ -55,12 +55,8 @@ const indexEvery = 4
 // the lease keeps garbage collection out, so a caller that checks which blobs exist (to skip storing them,
 // or to reuse a parent snapshot's) must do so only after NewWriter.
 func (r *Repository) NewWriter(ctx context.Context) (*Writer, error) {
-	l, err := r.acquire(ctx, lockShared)
+	l, err := r.sharedLeaseThenIndex(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		_ = l.release(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	w := &Writer{r: r, lease: l, ctx: ctx, uploads: make(chan struct{}, r.opts.Uploads)}
