@@ -137,11 +137,15 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
-func TestGCRepacksMostlyUnusedPacks(t *testing.T) {
+// mostlyUnusedPack backs up a 600 KiB file and a 200 KiB one, which share a pack, then only the second,
+// and deletes the first snapshot: three quarters of the pack are unused. It returns the repository, its
+// directory, the source and the second snapshot.
+func mostlyUnusedPack(t *testing.T, seed uint64) (*repo.Repository, string, string, string) {
+	t.Helper()
 	ctx := context.Background()
 	r, dir := newRepo(t)
 	src := t.TempDir()
-	rng := rand.New(rand.NewPCG(8, 9))
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	writeFile(t, filepath.Join(src, "gone"), randomBytes(rng, 600<<10))
 	writeFile(t, filepath.Join(src, "kept"), randomBytes(rng, 200<<10))
 	id1, _, err := Backup(ctx, r, src, Options{})
@@ -158,6 +162,12 @@ func TestGCRepacksMostlyUnusedPacks(t *testing.T) {
 	if err := r.DeleteSnapshot(ctx, id1); err != nil {
 		t.Fatal(err)
 	}
+	return r, dir, src, id2
+}
+
+func TestGCRepacksMostlyUnusedPacks(t *testing.T) {
+	ctx := context.Background()
+	r, dir, src, id2 := mostlyUnusedPack(t, 8)
 	st, err := r.GC(ctx, repo.GCOptions{MinAge: -1}) // the packs are seconds old: no age guard here
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -86,25 +85,7 @@ func TestGCBetweenIndexLoadAndLease(t *testing.T) {
 // the pack and the restore failed.
 func TestGCDuringRestore(t *testing.T) {
 	ctx := context.Background()
-	r, dir := newRepo(t)
-	src := t.TempDir()
-	rng := rand.New(rand.NewPCG(31, 32))
-	writeFile(t, filepath.Join(src, "gone"), randomBytes(rng, 600<<10))
-	writeFile(t, filepath.Join(src, "kept"), randomBytes(rng, 200<<10))
-	id1, _, err := Backup(ctx, r, src, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(src, "gone")); err != nil {
-		t.Fatal(err)
-	}
-	id2, _, err := Backup(ctx, r, src, Options{Parent: id1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.DeleteSnapshot(ctx, id1); err != nil {
-		t.Fatal(err)
-	}
+	r, dir, src, id2 := mostlyUnusedPack(t, 31)
 	var gcErr error
 	gcRan := false
 	testHookRestoreStarted = func() {
