@@ -30,6 +30,12 @@ type CheckResult struct {
 	Packs     int
 	Blobs     int
 	ReadPacks int
+	// ReadBytes is the size of the packs ReadData read.
+	ReadBytes int64
+	// DamagedPacks are the IDs of the packs found missing, truncated, disagreeing with their index or, with
+	// ReadData, holding a blob that does not decrypt or hash to its ID; sorted. SnapshotsUsingPacks names the
+	// snapshots they break.
+	DamagedPacks []string
 }
 
 // ErrCheckFailed is returned (wrapped) when Check finds damage.
@@ -154,6 +160,12 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		res.Errors = append(res.Errors, fmt.Sprintf(format, a...))
 		mu.Unlock()
 	}
+	damaged := map[string]bool{}
+	damage := func(id string) {
+		mu.Lock()
+		damaged[id] = true
+		mu.Unlock()
+	}
 	var good []string
 	for _, id := range ids {
 		pi := st.packs[id]
@@ -161,8 +173,10 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		o, ok := st.stored[id]
 		switch {
 		case !ok:
+			damage(id)
 			report("pack %s (listed in %s) is missing", layout.PackName(id), pi.index)
 		case o.Size != pi.rec.Size:
+			damage(id)
 			report("pack %s is %d bytes but %s says %d (truncated or replaced)", layout.PackName(id), o.Size, pi.index, pi.rec.Size)
 		default:
 			good = append(good, id)
@@ -172,10 +186,12 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		pi := st.packs[id]
 		hdr, err := r.readPackHeader(ctx, id, pi.rec.Size)
 		if err != nil {
+			damage(id)
 			report("%v", err)
 			return
 		}
 		if err := compareHeader(hdr, pi.rec.Blobs); err != nil {
+			damage(id)
 			report("index %s disagrees with pack %s: %v", pi.index, layout.PackName(id), err)
 		}
 	})
@@ -204,19 +220,105 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	if opts.ReadData {
 		sel := selectPacks(good, opts.SubsetPercent)
 		res.ReadPacks = len(sel)
+		for _, id := range sel {
+			res.ReadBytes += st.packs[id].rec.Size
+		}
 		// Whole packs are read into memory: few at once.
 		parallel(ctx, 2, sel, func(id string) {
-			for _, e := range r.verifyPackData(ctx, st.packs[id].rec) {
+			errs := r.verifyPackData(ctx, st.packs[id].rec)
+			if len(errs) > 0 {
+				damage(id)
+			}
+			for _, e := range errs {
 				report("%v", e)
 			}
 		})
 	}
+	for id := range damaged {
+		res.DamagedPacks = append(res.DamagedPacks, id)
+	}
+	sort.Strings(res.DamagedPacks)
 	sort.Strings(res.Errors)
 	sort.Strings(res.Warnings)
 	if len(res.Errors) > 0 {
 		return res, fmt.Errorf("%w: %d problems, first: %s", ErrCheckFailed, len(res.Errors), res.Errors[0])
 	}
 	return res, nil
+}
+
+// SnapshotsUsingPacks names, for each of packIDs that a snapshot needs, the snapshots whose trees reference a
+// blob in it (a tree or file content), oldest first: what damage to those packs breaks. Packs no snapshot
+// needs are left out. A tree that cannot be read is skipped with what it references (its own blob still
+// counts), so that damage elsewhere hides no other snapshot; Check names such trees.
+func (r *Repository) SnapshotsUsingPacks(ctx context.Context, packIDs []string) (map[string][]*Snapshot, error) {
+	out := map[string][]*Snapshot{}
+	if len(packIDs) == 0 {
+		return out, nil
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return nil, err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wanted := map[string]bool{}
+	for _, id := range packIDs {
+		wanted[id] = true
+	}
+	x := r.Index()
+	// packsOf memoizes the wanted packs a tree reaches, so that trees that snapshots share are read once.
+	packsOf := map[ID]map[string]bool{}
+	var walk func(tree ID) map[string]bool
+	walk = func(tree ID) map[string]bool {
+		if p, ok := packsOf[tree]; ok {
+			return p
+		}
+		found := map[string]bool{}
+		packsOf[tree] = found
+		add := func(id ID) {
+			if _, pack, ok := x.Lookup(id); ok && wanted[pack] {
+				found[pack] = true
+			}
+		}
+		add(tree)
+		raw, err := r.LoadBlob(ctx, tree, nil)
+		if err != nil {
+			return found
+		}
+		nodes, err := DecodeTree(raw)
+		if err != nil {
+			return found
+		}
+		for i := range nodes {
+			for _, c := range nodes[i].Content {
+				add(c)
+			}
+			if nodes[i].Type == NodeDir {
+				for _, t := range nodes[i].Tree {
+					for p := range walk(t) {
+						found[p] = true
+					}
+				}
+			}
+		}
+		return found
+	}
+	for _, s := range snaps {
+		used := map[string]bool{}
+		for _, t := range s.Root.Tree {
+			for p := range walk(t) {
+				used[p] = true
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for p := range used {
+			out[p] = append(out[p], s)
+		}
+	}
+	return out, nil
 }
 
 func (r *Repository) installIndex(st *repoState) {

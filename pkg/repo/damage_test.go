@@ -354,3 +354,54 @@ func TestDamagedIndexSkipped(t *testing.T) {
 		t.Errorf("gc beside a damaged index: %v, want a refusal", err)
 	}
 }
+
+// TestReadDataNamesDamagedPackAndSnapshots flips one byte inside a blob that only one of two snapshots uses:
+// a structural check passes; reading the data names the pack, SnapshotsUsingPacks names that snapshot and
+// not the other, which still restores.
+func TestReadDataNamesDamagedPackAndSnapshots(t *testing.T) {
+	ctx := context.Background()
+	r := fileRepo(t, Options{})
+	saveFileSnapshot(t, r, "a", []byte("the first file, which only snapshot a holds"))
+	saveFileSnapshot(t, r, "b", []byte("the second file, which only snapshot b holds"))
+	loc, pack, ok := r.Index().Lookup(r.Hash([]byte("the first file, which only snapshot a holds")))
+	if !ok {
+		t.Fatal("the first file's blob is not indexed")
+	}
+	raw, err := r.bucket.ReadAll(ctx, layout.PackName(pack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[loc.Offset+loc.Length/2] ^= 0x01
+	plant(t, r.bucket, layout.PackName(pack), raw)
+
+	o, err := Open(ctx, r.bucket, []byte("pw"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := o.Check(ctx, CheckOptions{}); err != nil || len(res.DamagedPacks) != 0 {
+		t.Fatalf("structural check of a pack with a flipped byte: %v, %+v; want it to pass (only reading the data finds it)", err, res)
+	}
+	res, err := o.Check(ctx, CheckOptions{ReadData: true})
+	if !errors.Is(err, ErrCheckFailed) || !slices.Equal(res.DamagedPacks, []string{pack}) || res.ReadBytes == 0 ||
+		res.ReadPacks != res.Packs || !strings.Contains(strings.Join(res.Errors, "\n"), layout.PackName(pack)) {
+		t.Fatalf("reading the data: %v, %+v; want pack %s damaged", err, res, pack)
+	}
+	using, err := o.SnapshotsUsingPacks(ctx, res.DamagedPacks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(using) != 1 || len(using[pack]) != 1 || using[pack][0].Source != "a" {
+		t.Fatalf("snapshots using pack %s: %v; want a only", pack, using)
+	}
+	snaps, err := o.Snapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snaps {
+		if s.Source == "b" {
+			if _, data := restoreFile(t, o, s); string(data) != "the second file, which only snapshot b holds" {
+				t.Fatalf("snapshot b restores %q", data)
+			}
+		}
+	}
+}

@@ -89,6 +89,11 @@
 // read, opened or decoded (a newer format included) and name it (SkippedSnapshots, the second result of
 // ListSnapshots); Check reports it as an error.
 //
+// Check verifies structure (indexes, pack sizes and headers, trees); with ReadData it also reads whole packs
+// (all, or a random SubsetPercent) and opens every blob, so a flipped byte is found before a restore needs it.
+// It lists the damaged packs (CheckResult.DamagedPacks); SnapshotsUsingPacks names the snapshots whose trees
+// reference a blob in them, which are the snapshots that damage breaks.
+//
 // # Concurrency and garbage collection
 //
 // Locks are leases: an object with an expiry time (30 minutes after it is written by default), refreshed
