@@ -38,6 +38,9 @@ type Options struct {
 	// FreeRecent has a maintenance free unused data however recently it was written (repo.GCOptions.MinAge
 	// negative), which is safe only while nothing else uses the location.
 	FreeRecent bool
+	// ReadDataPercent has a maintenance read and verify the data of that share of the packs (1 to 100; 0: only
+	// the structure is verified).
+	ReadDataPercent int
 }
 
 // Backup carries out Backup namespace/name: it backs up the objects its spec selects into its location and

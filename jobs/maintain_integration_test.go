@@ -204,3 +204,180 @@ func TestMaintainLocation(t *testing.T) {
 		})
 	}
 }
+
+// TestMaintainReadData: a byte flipped inside a pack that only one backup needs passes the structural check;
+// maintenance with ReadDataPercent 100 reads every pack, names the damaged pack and the backup it breaks,
+// deletes nothing, and marks that Backup DataVerified=False naming the pack. The other backup is not marked
+// and its data still reads back whole.
+func TestMaintainReadData(t *testing.T) {
+	c := testbed.APIServer(t)
+	kube := c.Clientset(t)
+	st := testbed.S3(t)
+	locName := setupOn(t, c, st, 0)
+	nsOne, nsTwo := c.Namespace(t), c.Namespace(t)
+	app(t, kube, nsOne)
+	app(t, kube, nsTwo)
+	// 600 KiB that only the first backup holds.
+	big := make([]byte, 600<<10)
+	_, _ = rand.Read(big)
+	if _, err := kube.CoreV1().ConfigMaps(nsOne).Create(ctxT(t, time.Minute), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "blob"}, BinaryData: map[string][]byte{"data": big},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	backup := func(ns, name string) {
+		t.Helper()
+		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
+		if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
+			t.Fatalf("backup %s/%s: %v", ns, name, err)
+		}
+	}
+	backup(nsOne, "one")
+	backup(nsTwo, "two")
+	// A deleted backup leaves unused data, which a maintenance that finds damage must not remove.
+	backup(nsTwo, "three")
+	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loc.DeleteBackup(ctxT(t, time.Minute), nsTwo, "three"); err != nil {
+		t.Fatal(err)
+	}
+	loc.Close()
+
+	// Find a blob of backup one in a pack that backup two does not use.
+	r, err := repo.Open(ctxT(t, time.Minute), blob.PrefixedBucket(st.OpenT(t), "cluster-a/"), []byte("correct horse battery staple"), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.LoadIndex(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := r.Snapshots(ctxT(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// blobsOf lists the blobs (trees and file contents) of the snapshots of Backup ns/name.
+	blobsOf := func(ns, name string) []repo.ID {
+		t.Helper()
+		var ids []repo.ID
+		for _, s := range snaps {
+			if s.Source != layout.BackupPrefix(ns, name) && !strings.HasPrefix(s.Source, layout.VolumesPrefix(ns, name)) {
+				continue
+			}
+			ids = append(ids, s.Root.Tree...)
+			if err := r.WalkTree(ctxT(t, time.Minute), s.Root.Tree, func(n *repo.Node) error {
+				ids = append(ids, n.Content...)
+				ids = append(ids, n.Tree...)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(ids) == 0 {
+			t.Fatalf("no snapshot of backup %s/%s among %d", ns, name, len(snaps))
+		}
+		return ids
+	}
+	packsOfTwo := map[string]bool{}
+	two := blobsOf(nsTwo, "two")
+	for _, id := range two {
+		_, pack, ok := r.Index().Lookup(id)
+		if !ok {
+			t.Fatalf("blob %s of backup two is not indexed", id)
+		}
+		packsOfTwo[pack] = true
+	}
+	var victim string
+	var at repo.Loc
+	for _, id := range blobsOf(nsOne, "one") {
+		if l, pack, ok := r.Index().Lookup(id); ok && !packsOfTwo[pack] && l.Type == repo.DataBlob {
+			victim, at = pack, l
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("every pack of backup one holds a blob of backup two")
+	}
+	bucket := st.OpenT(t)
+	key := "cluster-a/" + layout.PackName(victim)
+	raw, err := bucket.ReadAll(ctxT(t, time.Minute), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[at.Offset+at.Length/2] ^= 0x40
+	if err := bucket.WriteAll(ctxT(t, time.Minute), key, raw, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	maintain := func(opts jobs.Options) (*jobs.MaintenanceResult, metav1.Condition, error) {
+		t.Helper()
+		res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, opts)
+		l, gerr := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
+		if gerr != nil {
+			t.Fatal(gerr)
+		}
+		cond := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionMaintained)
+		if cond == nil {
+			t.Fatalf("location status after maintenance: %+v", l.Status)
+		}
+		return res, *cond, err
+	}
+	// The structure is sound: without reading the data, the flipped byte goes unnoticed.
+	_, cond, err := maintain(jobs.Options{})
+	if err != nil || cond.Status != metav1.ConditionTrue || strings.Contains(cond.Message, "read ") {
+		t.Fatalf("maintenance without reading the data: %v, %+v; want it to pass, which is why --read-data exists", err, cond)
+	}
+
+	before := packBytes(t, st)
+	res, cond, err := maintain(jobs.Options{ReadDataPercent: 100, FreeRecent: true})
+	name := layout.PackName(victim)
+	t.Logf("maintenance reading the data: %s", cond.Message)
+	if err == nil || !strings.Contains(err.Error(), "is damaged") || cond.Status != metav1.ConditionFalse || cond.Reason != "RepositoryDamaged" ||
+		!regexp.MustCompile(`^verified 2 snapshots in (\d+) packs, read (\d+) of (\d+) packs \(\d+(\.\d)? [KM]iB\): `).MatchString(cond.Message) ||
+		res.Check.ReadPacks != res.Check.Packs || res.GC != nil ||
+		!strings.Contains(cond.Message, "; damaged pack "+name+" breaks backup "+nsOne+"/one; ") ||
+		strings.Contains(cond.Message, nsTwo+"/two") || !strings.Contains(cond.Message, "nothing deleted") {
+		t.Errorf("maintenance reading the data: %v, %+v; want RepositoryDamaged naming pack %s and backup %s/one only", err, cond, name, nsOne)
+	}
+	if len(res.Damaged) != 1 || res.Damaged[0].Name != name || len(res.Damaged[0].Backups) != 1 || res.Damaged[0].Backups[0] != nsOne+"/one" {
+		t.Errorf("damaged packs: %+v; want %s breaking %s/one", res.Damaged, name, nsOne)
+	}
+	if after := packBytes(t, st); after != before {
+		t.Errorf("packs %d bytes before maintaining a damaged repository, %d after: want nothing deleted", before, after)
+	}
+
+	var one, twoB v1alpha1.Backup
+	get(t, c, v1alpha1.BackupsResource, nsOne, "one", &one)
+	get(t, c, v1alpha1.BackupsResource, nsTwo, "two", &twoB)
+	dv := meta.FindStatusCondition(one.Status.Conditions, v1alpha1.ConditionDataVerified)
+	if dv == nil || dv.Status != metav1.ConditionFalse || dv.Reason != v1alpha1.ConditionReasonDataDamaged || !strings.Contains(dv.Message, name) {
+		t.Errorf("backup one's conditions: %+v; want DataVerified False (DataDamaged) naming %s", one.Status.Conditions, name)
+	}
+	if dv := meta.FindStatusCondition(twoB.Status.Conditions, v1alpha1.ConditionDataVerified); dv != nil {
+		t.Errorf("backup two marked: %+v", dv)
+	}
+
+	// Backup two reads back whole: every blob of its snapshots, from the repository opened afresh.
+	fresh, err := repo.Open(ctxT(t, time.Minute), blob.PrefixedBucket(st.OpenT(t), "cluster-a/"), []byte("correct horse battery staple"), repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.LoadIndex(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range two {
+		if _, err := fresh.LoadBlob(ctxT(t, time.Minute), id, nil); err != nil {
+			t.Errorf("backup two after the damage: %v", err)
+		}
+	}
+	loc, err = store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, location.Options{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loc.Close()
+	if _, err := collect.ReadManifest(ctxT(t, time.Minute), store.Prefixed(loc.Store, layout.BackupPrefix(nsTwo, "two"))); err != nil {
+		t.Errorf("backup two's manifest after the damage: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 // be read, so that a scheduled maintenance shows up as a failed Job.
 func newMaintenanceCmd(target *jobspec.Ref) *cobra.Command {
 	var safety string
+	var readData int
 	cmd := newLocationCmd(target, jobspec.KindMaintenance, "Verify a location's repository and remove the data no backup needs",
 		func(ctx context.Context, cfg *rest.Config, name string, opts jobs.Options) (string, error) {
 			switch safety {
@@ -25,6 +26,10 @@ func newMaintenanceCmd(target *jobspec.Ref) *cobra.Command {
 			default:
 				return "", fmt.Errorf("--safety must be full or none, not %q", safety)
 			}
+			if readData < 0 || readData > 100 {
+				return "", fmt.Errorf("--read-data must be a percentage from 1 to 100 (0: do not read the data), not %d", readData)
+			}
+			opts.ReadDataPercent = readData
 			res, err := jobs.MaintainLocation(ctx, cfg, name, opts)
 			if err != nil {
 				return "", err
@@ -32,5 +37,6 @@ func newMaintenanceCmd(target *jobspec.Ref) *cobra.Command {
 			return res.Message(), nil
 		})
 	cmd.Flags().StringVar(&safety, "safety", "full", "full keeps unused data written within a lease's time; none frees it now.")
+	cmd.Flags().IntVar(&readData, "read-data", 0, "Also read and verify the data of this percentage of the packs (1 to 100; 0: only the structure).")
 	return cmd
 }

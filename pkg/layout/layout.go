@@ -178,6 +178,21 @@ func ParseBackupPrefix(unit string) (namespace, name string, ok bool) {
 	return namespace, name, true
 }
 
+// ParseVolumeSource is the inverse of VolumeSource: the namespace and name of the backup whose volume
+// ("<claim namespace>/<claim>") source is the snapshot of.
+func ParseVolumeSource(source string) (namespace, name, volume string, ok bool) {
+	rest, ok := strings.CutPrefix(source, volumesDir+"/")
+	if !ok {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || len(validation.IsDNS1123Label(parts[0])) > 0 || len(validation.IsDNS1123Subdomain(parts[1])) > 0 ||
+		parts[2] == "" || parts[3] == "" {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2] + "/" + parts[3], true
+}
+
 // The files under a backup's or a restore's prefix.
 const (
 	// LogKey is the job's log, under a backup's or a restore's prefix.

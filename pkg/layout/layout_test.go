@@ -26,6 +26,26 @@ func TestParseBackupPrefix(t *testing.T) {
 	}
 }
 
+func TestParseVolumeSource(t *testing.T) {
+	for _, tc := range []struct {
+		source, ns, name, volume string
+		ok                       bool
+	}{
+		{VolumeSource("shop", "nightly", "db/data-0"), "shop", "nightly", "db/data-0", true},
+		{VolumeSource("shop", "all.v2", "shop/logs"), "shop", "all.v2", "shop/logs", true},
+		{BackupPrefix("shop", "nightly"), "", "", "", false},
+		{VolumesPrefix("shop", "nightly"), "", "", "", false},
+		{"volumes/shop/nightly/db", "", "", "", false},
+		{"volumes/Shop/nightly/db/data", "", "", "", false},
+	} {
+		ns, name, volume, ok := ParseVolumeSource(tc.source)
+		if ns != tc.ns || name != tc.name || volume != tc.volume || ok != tc.ok {
+			t.Errorf("ParseVolumeSource(%q) = %q, %q, %q, %v; want %q, %q, %q, %v", tc.source, ns, name, volume, ok,
+				tc.ns, tc.name, tc.volume, tc.ok)
+		}
+	}
+}
+
 func TestLayout(t *testing.T) {
 	if got := BackupPrefix("shop", "nightly"); got != "backups/shop/nightly/" {
 		t.Errorf("BackupPrefix = %q", got)

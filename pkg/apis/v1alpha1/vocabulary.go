@@ -22,6 +22,16 @@ const (
 	ConditionMaintained = "Maintained"
 )
 
+// Condition types of a Backup's status.
+const (
+	// ConditionDataVerified is False when a maintenance that read the location's data (--read-data) found a
+	// pack the backup needs damaged (reason ConditionReasonDataDamaged; the message names the packs): the
+	// backup cannot be restored whole.
+	ConditionDataVerified = "DataVerified"
+	// ConditionReasonDataDamaged is the reason of a False ConditionDataVerified.
+	ConditionReasonDataDamaged = "DataDamaged"
+)
+
 // Restorable says whether a Backup in phase p can be restored from.
 func (p BackupPhase) Restorable() bool {
 	return p == BackupCompleted || p == BackupPartiallySucceeded
