@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,11 @@ type LocationMaintainOptions struct {
 	locationJobOptions
 	// Safety is full (data written within a lease's time is kept) or none.
 	Safety string
+	// ReadData is the percentage of the packs whose data the maintenance reads and verifies (1 to 100), with
+	// --read-data; 0 without it.
+	ReadData int
+
+	readDataSet bool
 }
 
 func newCmdLocationMaintain(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
@@ -42,6 +48,13 @@ Maintenance never runs while a backup or a restore uses the location: it then re
 removes nothing, and the next maintenance does. Data still under object lock (objectLockDays) is kept and
 reported with the date it unlocks. A damaged repository is reported and nothing is deleted.
 
+The structure check does not read the data itself: a byte flipped inside a pack goes unnoticed until a
+restore needs it. --read-data reads every pack and decrypts and hashes every piece of data in it;
+--read-data=PERCENT reads that share of the packs, picked at random each time (so that a scheduled
+maintenance covers them all over time at less cost). It reports "read N of M packs" with their size, and for
+each damaged pack the backups (and volumes) it breaks; each such Backup gets the condition DataVerified=False
+(reason DataDamaged) naming the packs, which kubectl pxb describe shows. Reading costs the packs' download.
+
 The outcome goes into the location's status; kubectl pxb location describe shows it. With --every (or
 --schedule) the command does not run now: it creates or updates a CronJob in pxb-system that maintains the
 location on that interval; --every 0 or --unschedule removes it.
@@ -52,23 +65,53 @@ The command exits with an error when the repository is damaged or busy, or could
   # Maintain every day, or on a cron schedule; stop maintaining on a schedule
   kubectl pxb location maintain prod --every 24h
   kubectl pxb location maintain prod --schedule "0 3 * * 0"
-  kubectl pxb location maintain prod --unschedule`,
+  kubectl pxb location maintain prod --unschedule
+
+  # Also read and verify all the data; or a random tenth of the packs every day
+  kubectl pxb location maintain prod --read-data
+  kubectl pxb location maintain prod --read-data=10 --every 24h`,
 		Args: cobra.ExactArgs(1),
 		RunE: runE(f, o),
 	}
 	o.addFlags(cmd, "maintenance", "Maintain", "maintains")
-	cmd.Flags().StringVar(&o.Safety, "safety", "full", "full keeps unused data written in the last 35 minutes for a later maintenance; none frees it now (only when nothing else uses the location).")
+	o.addMaintainFlags(cmd)
 	return cmd
 }
 
-// Validate checks --safety and the schedule flags, and passes --safety on to the Job.
+// addMaintainFlags adds the flags of maintenance itself: --safety and --read-data.
+func (o *LocationMaintainOptions) addMaintainFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.Safety, "safety", "full", "full keeps unused data written in the last 35 minutes for a later maintenance; none frees it now (only when nothing else uses the location).")
+	cmd.Flags().IntVar(&o.ReadData, "read-data", 0, "Also read and verify the data of this percentage of the packs (1 to 100; --read-data alone reads all), "+
+		"naming each damaged pack and the backups it breaks. Give the percentage as --read-data=PERCENT.")
+	cmd.Flags().Lookup("read-data").NoOptDefVal = "100"
+}
+
+// Complete builds the clients and notes the flags given.
+func (o *LocationMaintainOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
+	o.completeMaintainFlags(cmd)
+	return o.locationJobOptions.Complete(f, cmd, args)
+}
+
+func (o *LocationMaintainOptions) completeMaintainFlags(cmd *cobra.Command) {
+	o.readDataSet = cmd.Flags().Changed("read-data")
+}
+
+// Validate checks --safety, --read-data and the schedule flags, and passes --safety and --read-data on to the
+// Job.
 func (o *LocationMaintainOptions) Validate() error {
+	o.jobArgs = nil
 	switch o.Safety {
 	case "full":
 	case "none":
-		o.jobArgs = []string{"--safety", o.Safety}
+		o.jobArgs = append(o.jobArgs, "--safety", o.Safety)
 	default:
 		return fmt.Errorf("--safety must be full or none, not %q", o.Safety)
+	}
+	if o.readDataSet {
+		if o.ReadData < 1 || o.ReadData > 100 {
+			return fmt.Errorf("--read-data must be a percentage of the packs from 1 to 100, not %d", o.ReadData)
+		}
+		o.jobArgs = append(o.jobArgs, "--read-data", strconv.Itoa(o.ReadData))
 	}
 	return o.locationJobOptions.Validate()
 }
