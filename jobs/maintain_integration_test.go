@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
@@ -60,22 +61,9 @@ func TestMaintainLocation(t *testing.T) {
 			locName := setupOn(t, c, st, tc.lockDays)
 			ns := c.Namespace(t)
 			app(t, kube, ns)
-			// 600 KiB that only the first backup holds (random, so it stays that size in the repository).
-			big := make([]byte, 600<<10)
-			_, _ = rand.Read(big)
-			if _, err := kube.CoreV1().ConfigMaps(ns).Create(ctxT(t, time.Minute), &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{Name: "blob"}, BinaryData: map[string][]byte{"data": big},
-			}, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			backup := func(name string) {
-				t.Helper()
-				create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-					Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-				if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
-					t.Fatalf("backup %s: %v", name, err)
-				}
-			}
+			// 600 KiB that only the first backup holds.
+			bigConfigMap(t, kube, ns)
+			backup := func(name string) { t.Helper(); backupNow(t, c, locName, ns, name) }
 			// freeRecent: the packs of these backups are seconds old; --safety=none lets them go.
 			freeRecent := jobs.Options{FreeRecent: true}
 			maintain := func(opts jobs.Options) (*jobs.MaintenanceResult, metav1.Condition, error) {
@@ -218,21 +206,8 @@ func TestMaintainReadData(t *testing.T) {
 	app(t, kube, nsOne)
 	app(t, kube, nsTwo)
 	// 600 KiB that only the first backup holds.
-	big := make([]byte, 600<<10)
-	_, _ = rand.Read(big)
-	if _, err := kube.CoreV1().ConfigMaps(nsOne).Create(ctxT(t, time.Minute), &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "blob"}, BinaryData: map[string][]byte{"data": big},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	backup := func(ns, name string) {
-		t.Helper()
-		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-		if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
-			t.Fatalf("backup %s/%s: %v", ns, name, err)
-		}
-	}
+	bigConfigMap(t, kube, nsOne)
+	backup := func(ns, name string) { t.Helper(); backupNow(t, c, locName, ns, name) }
 	backup(nsOne, "one")
 	backup(nsTwo, "two")
 	// A deleted backup leaves unused data, which a maintenance that finds damage must not remove.
@@ -379,5 +354,28 @@ func TestMaintainReadData(t *testing.T) {
 	defer loc.Close()
 	if _, err := collect.ReadManifest(ctxT(t, time.Minute), store.Prefixed(loc.Store, layout.BackupPrefix(nsTwo, "two"))); err != nil {
 		t.Errorf("backup two's manifest after the damage: %v", err)
+	}
+}
+
+// bigConfigMap makes ConfigMap ns/blob of 600 KiB of random bytes, so that it stays that size in the
+// repository.
+func bigConfigMap(t *testing.T, kube kubernetes.Interface, ns string) {
+	t.Helper()
+	big := make([]byte, 600<<10)
+	_, _ = rand.Read(big)
+	if _, err := kube.CoreV1().ConfigMaps(ns).Create(ctxT(t, time.Minute), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "blob"}, BinaryData: map[string][]byte{"data": big},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backupNow creates Backup ns/name of location locName and runs its job in-process.
+func backupNow(t *testing.T, c *testbed.Cluster, locName, ns, name string) {
+	t.Helper()
+	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
+	if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
+		t.Fatalf("backup %s/%s: %v", ns, name, err)
 	}
 }
