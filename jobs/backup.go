@@ -41,6 +41,9 @@ type Options struct {
 	// ReadDataPercent has a maintenance read and verify the data of that share of the packs (1 to 100; 0: only
 	// the structure is verified).
 	ReadDataPercent int
+	// ReadDataPeriod, when ReadDataPercent is 0, has each maintenance read the packs whose turn came since the
+	// location's last data read, so that every pack is read once per period (see readDataRotation).
+	ReadDataPeriod time.Duration
 }
 
 // Backup carries out Backup namespace/name: it backs up the objects its spec selects into its location and

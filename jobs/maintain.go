@@ -36,6 +36,8 @@ type MaintenanceResult struct {
 	Damaged []DamagedPack
 	// Unmarked says why Backups that damaged packs break could not all be marked.
 	Unmarked []string
+	// ReadPeriod is the period of a rotating data read (Options.ReadDataPeriod), 0 when none ran.
+	ReadPeriod time.Duration
 }
 
 // DamagedPack is a pack a maintenance found damaged and the backups that need it.
@@ -60,6 +62,9 @@ func (m *MaintenanceResult) Message() string {
 	fmt.Fprintf(&b, "verified %d snapshot%s in %d pack%s", c.Snapshots, plural(c.Snapshots), c.Packs, plural(c.Packs))
 	if c.ReadPacks > 0 {
 		fmt.Fprintf(&b, ", read %d of %d pack%s (%s)", c.ReadPacks, c.Packs, plural(c.Packs), human.Bytes(c.ReadBytes))
+		if m.ReadPeriod > 0 {
+			fmt.Fprintf(&b, " in turn, every pack within %s", human.Duration(m.ReadPeriod))
+		}
 	}
 	if len(c.Errors) > 0 {
 		fmt.Fprintf(&b, ": %d problem%s, nothing deleted", len(c.Errors), plural(len(c.Errors)))
@@ -142,7 +147,12 @@ func maintain(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation,
 	defer loc.Close()
 	r := loc.Repository()
 	res := &MaintenanceResult{}
-	res.Check, err = r.Check(ctx, repo.CheckOptions{ReadData: opts.ReadDataPercent > 0, SubsetPercent: float64(opts.ReadDataPercent)})
+	copts := repo.CheckOptions{ReadData: opts.ReadDataPercent > 0, SubsetPercent: float64(opts.ReadDataPercent)}
+	if opts.ReadDataPercent == 0 && opts.ReadDataPeriod > 0 {
+		copts.ReadData, copts.ReadPack = true, readDataRotation(opts.ReadDataPeriod, bl.Status.LastDataReadTime, time.Now())
+		res.ReadPeriod = opts.ReadDataPeriod
+	}
+	res.Check, err = r.Check(ctx, copts)
 	if errors.Is(err, repo.ErrCheckFailed) {
 		// The damage is in res.Check, named object by object; nothing is deleted.
 		if len(res.Check.DamagedPacks) > 0 {
@@ -166,6 +176,27 @@ func maintain(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation,
 		return nil, fmt.Errorf("remove unused data from %s: %s", loc.URL(""), location.Explain(err))
 	}
 	return res, nil
+}
+
+// readDataSlices is how many slices (repo.PackSlice) a rotating data read divides the packs into.
+const readDataSlices = 30
+
+// readDataRotation chooses the packs a maintenance at now reads so that every pack is read within period:
+// time is cut into windows of period/readDataSlices, each window has its slice, and a maintenance reads the
+// slices of the windows since the last data read (last; nil: never, when one slice is read), at most all. Run at least once a window, maintenance reads one slice at a time; run less often, it
+// catches up, and still reads every pack within period plus the time between two maintenances.
+func readDataRotation(period time.Duration, last *metav1.Time, now time.Time) func(packID string) bool {
+	window := int64(period / readDataSlices)
+	cur, turns := now.UnixNano()/window, int64(1)
+	if last != nil {
+		// A maintenance in the window of the last read reads nothing more.
+		turns = min(max(cur-last.UnixNano()/window, 0), readDataSlices)
+	}
+	read := map[int]bool{}
+	for i := range turns {
+		read[int((cur-i)%readDataSlices)] = true
+	}
+	return func(packID string) bool { return read[repo.PackSlice(packID, readDataSlices)] }
 }
 
 // reportDamage names in res what each damaged pack breaks and marks the Backups of location locName that
@@ -246,5 +277,8 @@ func recordMaintenance(ctx context.Context, env *jobenv.Env, name string, res *M
 	}
 	return recordLocationCondition(ctx, env, name, cond, func(st *v1alpha1.BackupLocationStatus) {
 		st.LastMaintenanceTime = &now
+		if res != nil && res.Check != nil && (res.Check.ReadPacks > 0 || res.ReadPeriod > 0) {
+			st.LastDataReadTime = &now
+		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/pxb-dev/pxb/jobs"
@@ -305,8 +306,26 @@ func TestMaintainReadData(t *testing.T) {
 		t.Fatalf("maintenance without reading the data: %v, %+v; want it to pass, which is why --read-data exists", err, cond)
 	}
 
+	// A rotating read (scheduled maintenance) reads one slice first and records when; one overdue by a whole
+	// period reads every pack, and so finds the damage.
+	const period = time.Hour
+	res, cond, err := maintain(jobs.Options{ReadDataPeriod: period})
+	l, gerr := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if res == nil || res.Check == nil || res.Check.ReadPacks == res.Check.Packs || l.Status.LastDataReadTime == nil ||
+		(res.Check.ReadPacks > 0 && !strings.Contains(cond.Message, " in turn, every pack within 1 hour")) {
+		t.Fatalf("first rotating read: %+v, %v, %+v, last read %v; want some packs read, the time recorded", res, err, cond, l.Status.LastDataReadTime)
+	}
+	setLastDataRead(t, c, locName, time.Now().Add(-2*period))
+	res, cond, err = maintain(jobs.Options{ReadDataPeriod: period})
+	if err == nil || res.Check.ReadPacks != res.Check.Packs || cond.Reason != "RepositoryDamaged" || !strings.Contains(cond.Message, layout.PackName(victim)) {
+		t.Fatalf("rotating read overdue by two periods: %v, %+v; want every pack read and %s named", err, cond, layout.PackName(victim))
+	}
+
 	before := packBytes(t, st)
-	res, cond, err := maintain(jobs.Options{ReadDataPercent: 100, FreeRecent: true})
+	res, cond, err = maintain(jobs.Options{ReadDataPercent: 100, FreeRecent: true})
 	name := layout.PackName(victim)
 	t.Logf("maintenance reading the data: %s", cond.Message)
 	if err == nil || !strings.Contains(err.Error(), "is damaged") || cond.Status != metav1.ConditionFalse || cond.Reason != "RepositoryDamaged" ||
@@ -354,6 +373,22 @@ func TestMaintainReadData(t *testing.T) {
 	defer loc.Close()
 	if _, err := collect.ReadManifest(ctxT(t, time.Minute), store.Prefixed(loc.Store, layout.BackupPrefix(nsTwo, "two"))); err != nil {
 		t.Errorf("backup two's manifest after the damage: %v", err)
+	}
+}
+
+// setLastDataRead sets location name's status.lastDataReadTime to at.
+func setLastDataRead(t *testing.T, c *testbed.Cluster, name string, at time.Time) {
+	t.Helper()
+	res := c.Dynamic(t).Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace)
+	u, err := res.Get(ctxT(t, time.Minute), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(u.Object, at.UTC().Format(time.RFC3339), "status", "lastDataReadTime"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.UpdateStatus(ctxT(t, time.Minute), u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -442,6 +442,9 @@ func (o *LocationDescribeOptions) Run(ctx context.Context) error {
 	if t := l.Status.LastMaintenanceTime; t != nil {
 		row("Last maintained", t.UTC().Format("2006-01-02 15:04:05 MST"))
 	}
+	if t := l.Status.LastDataReadTime; t != nil {
+		row("Data last read", t.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
 	row("Maintenance schedule", scheduleRow(ctx, c, jobspec.KindMaintenance, l.Name))
 	row("Backups", fmt.Sprint(len(backups)))
 	return w.Flush()

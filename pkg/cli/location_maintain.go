@@ -25,9 +25,15 @@ type LocationMaintainOptions struct {
 	// ReadData is the percentage of the packs whose data the maintenance reads and verifies (1 to 100), with
 	// --read-data; 0 without it.
 	ReadData int
+	// ReadDataPeriod has each maintenance read the packs in turn so that every pack is read within it; a
+	// scheduled maintenance does so every 30 days unless told otherwise.
+	ReadDataPeriod time.Duration
 
-	readDataSet bool
+	readDataSet, readDataPeriodSet bool
 }
+
+// scheduledReadDataPeriod is the period within which a scheduled maintenance reads every pack by default.
+const scheduledReadDataPeriod = 30 * 24 * time.Hour
 
 func newCmdLocationMaintain(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &LocationMaintainOptions{locationJobOptions: locationJobOptions{IOStreams: streams, Wait: true, Timeout: time.Hour}}
@@ -50,8 +56,10 @@ reported with the date it unlocks. A damaged repository is reported and nothing 
 
 The structure check does not read the data itself: a byte flipped inside a pack goes unnoticed until a
 restore needs it. --read-data reads every pack and decrypts and hashes every piece of data in it;
---read-data=PERCENT reads that share of the packs, picked at random each time (so that a scheduled
-maintenance covers them all over time at less cost). It reports "read N of M packs" with their size, and for
+--read-data=PERCENT reads that share of the packs, picked at random each time. --read-data-period=DURATION
+reads the packs in turn instead, the share whose turn came since the last read, so that every pack is read
+within that period; a scheduled maintenance does this with a period of 30 days unless --read-data or
+--read-data-period (0: off) says otherwise. It reports "read N of M packs" with their size, and for
 each damaged pack the backups (and volumes) it breaks; each such Backup gets the condition DataVerified=False
 (reason DataDamaged) naming the packs, which kubectl pxb describe shows. Reading costs the packs' download.
 
@@ -84,6 +92,8 @@ func (o *LocationMaintainOptions) addMaintainFlags(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&o.ReadData, "read-data", 0, "Also read and verify the data of this percentage of the packs (1 to 100; --read-data alone reads all), "+
 		"naming each damaged pack and the backups it breaks. Give the percentage as --read-data=PERCENT.")
 	cmd.Flags().Lookup("read-data").NoOptDefVal = "100"
+	cmd.Flags().DurationVar(&o.ReadDataPeriod, "read-data-period", 0, "Read and verify the packs' data in turn, so that every pack is read within this period "+
+		"(scheduled maintenance: 720h unless --read-data is given; 0: off).")
 }
 
 // Complete builds the clients and notes the flags given.
@@ -94,6 +104,7 @@ func (o *LocationMaintainOptions) Complete(f cmdutil.Factory, cmd *cobra.Command
 
 func (o *LocationMaintainOptions) completeMaintainFlags(cmd *cobra.Command) {
 	o.readDataSet = cmd.Flags().Changed("read-data")
+	o.readDataPeriodSet = cmd.Flags().Changed("read-data-period")
 }
 
 // Validate checks --safety, --read-data and the schedule flags, and passes --safety and --read-data on to the
@@ -113,7 +124,21 @@ func (o *LocationMaintainOptions) Validate() error {
 		}
 		o.jobArgs = append(o.jobArgs, "--read-data", strconv.Itoa(o.ReadData))
 	}
-	return o.locationJobOptions.Validate()
+	if err := o.locationJobOptions.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.readDataSet && o.readDataPeriodSet && o.ReadDataPeriod != 0:
+		return fmt.Errorf("--read-data and --read-data-period choose the packs to read in two ways: give one")
+	case o.ReadDataPeriod < 0 || (o.ReadDataPeriod > 0 && o.ReadDataPeriod < time.Hour):
+		return fmt.Errorf("--read-data-period must be at least 1h (or 0: off), not %s", o.ReadDataPeriod)
+	case o.scheduling && !o.readDataSet && !o.readDataPeriodSet:
+		o.ReadDataPeriod = scheduledReadDataPeriod
+	}
+	if o.ReadDataPeriod > 0 {
+		o.jobArgs = append(o.jobArgs, "--read-data-period", o.ReadDataPeriod.String())
+	}
+	return nil
 }
 
 // Run launches the maintenance's Job and, with --wait, prints the outcome it wrote into the location's

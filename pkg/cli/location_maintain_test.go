@@ -10,7 +10,7 @@ import (
 
 // TestLocationMaintainFlags: --read-data alone reads every pack, --read-data=N that percentage; both reach the
 // Job's pod (now or on the CronJob) as --read-data N beside --safety; a percentage outside 1..100 is refused
-// naming the flag and the range.
+// naming the flag and the range. A scheduled maintenance reads the packs in turn within 30 days by default.
 func TestLocationMaintainFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args    []string
@@ -22,6 +22,13 @@ func TestLocationMaintainFlags(t *testing.T) {
 		{[]string{"--read-data=10"}, []string{"--read-data", "10"}, ""},
 		{[]string{"--read-data=100", "--safety=none"}, []string{"--safety", "none", "--read-data", "100"}, ""},
 		{[]string{"--read-data=5", "--every=24h"}, []string{"--read-data", "5"}, ""},
+		// Scheduled maintenance reads every pack within 30 days unless told otherwise.
+		{[]string{"--every=24h"}, []string{"--read-data-period", "720h0m0s"}, ""},
+		{[]string{"--every=24h", "--read-data-period=0"}, nil, ""},
+		{[]string{"--every=24h", "--read-data-period=168h"}, []string{"--read-data-period", "168h0m0s"}, ""},
+		{[]string{"--read-data-period=24h"}, []string{"--read-data-period", "24h0m0s"}, ""},
+		{[]string{"--read-data", "--read-data-period=24h"}, nil, "--read-data and --read-data-period choose the packs to read in two ways: give one"},
+		{[]string{"--read-data-period=30m"}, nil, "--read-data-period must be at least 1h (or 0: off), not 30m0s"},
 		{[]string{"--read-data=0"}, nil, "--read-data must be a percentage of the packs from 1 to 100, not 0"},
 		{[]string{"--read-data=101"}, nil, "--read-data must be a percentage of the packs from 1 to 100, not 101"},
 		{[]string{"--read-data=-5"}, nil, "--read-data must be a percentage of the packs from 1 to 100, not -5"},

@@ -23,7 +23,12 @@ func Bytes(n int64) string {
 // Until says how far ahead t is, for people: "in 2 days", "in 5 hours", "in 1 minute" (rounded, and never
 // "in 0").
 func Until(t, now time.Time) string {
-	d := t.Sub(now)
+	return "in " + Duration(t.Sub(now))
+}
+
+// Duration says how long d is, for people, in its largest unit: "2 days", "5 hours", "1 minute" (rounded,
+// and never 0).
+func Duration(d time.Duration) string {
 	unit, step := "day", 24*time.Hour
 	switch {
 	case d < time.Hour:
@@ -35,5 +40,5 @@ func Until(t, now time.Time) string {
 	if n != 1 {
 		unit += "s"
 	}
-	return fmt.Sprintf("in %d %s", n, unit)
+	return fmt.Sprintf("%d %s", n, unit)
 }

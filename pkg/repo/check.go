@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +22,8 @@ type CheckOptions struct {
 	ReadData bool
 	// SubsetPercent limits ReadData to a random share of packs (0 or 100: all).
 	SubsetPercent float64
+	// ReadPack, when set, chooses the packs ReadData reads instead of SubsetPercent (see PackSlice).
+	ReadPack func(packID string) bool
 }
 
 // CheckResult lists problems. Errors are damage; Warnings are leftovers that garbage collection removes.
@@ -218,7 +222,12 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	}
 
 	if opts.ReadData {
-		sel := selectPacks(good, opts.SubsetPercent)
+		var sel []string
+		if opts.ReadPack != nil {
+			sel = slices.DeleteFunc(slices.Clone(good), func(id string) bool { return !opts.ReadPack(id) })
+		} else {
+			sel = selectPacks(good, opts.SubsetPercent)
+		}
 		res.ReadPacks = len(sel)
 		for _, id := range sel {
 			res.ReadBytes += st.packs[id].rec.Size
@@ -428,6 +437,21 @@ func selectPacks(ids []string, percent float64) []string {
 		out = ids[rand.IntN(len(ids)):][:1]
 	}
 	return out
+}
+
+// PackSlice is which of n slices pack packID falls in: a pack's slice never changes, and pack IDs are random,
+// so slices hold nearly equal shares of the packs. Reading one slice per check, in turn, reads every pack
+// once per n checks.
+func PackSlice(packID string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	// The first 8 hex digits are 32 random bits.
+	v, err := strconv.ParseUint(packID[:min(8, len(packID))], 16, 32)
+	if err != nil {
+		return 0
+	}
+	return int(v % uint64(n))
 }
 
 // parallel runs fn over items, at most n at once.

@@ -175,6 +175,10 @@ type BackupLocationStatus struct {
 	// lastMaintenanceTime is when the location's repository was last verified and its unused data removed.
 	// +optional
 	LastMaintenanceTime *metav1.Time `json:"lastMaintenanceTime,omitempty"`
+	// lastDataReadTime is when a maintenance last read and verified the data of some or all packs; a
+	// rotating read (scheduled maintenance) continues from it.
+	// +optional
+	LastDataReadTime *metav1.Time `json:"lastDataReadTime,omitempty"`
 	// conditions of the location.
 	// +optional
 	// +listType=map

@@ -173,6 +173,10 @@ func (in *BackupLocationStatus) DeepCopyInto(out *BackupLocationStatus) {
 		in, out := &in.LastMaintenanceTime, &out.LastMaintenanceTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LastDataReadTime != nil {
+		in, out := &in.LastDataReadTime, &out.LastDataReadTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))
