@@ -54,14 +54,13 @@ func largeBytes(t *testing.T) int64 {
 	return q.Value()
 }
 
-// volumeLocation installs pxb, tells it the kubelet's root directory (through which the FileSystem method
-// reads live volumes), and makes a location on a fresh bucket, as a user would.
+// volumeLocation installs pxb and makes a location on a fresh bucket, as a user would. The kubelet's root
+// directory is not the default here: pxb finds it from its own pod, which the FileSystem method tests prove.
 func volumeLocation(t *testing.T, c *framework.Cluster, name string) string {
 	t.Helper()
 	if out, err := kubectlPxb(t, c, 3*time.Minute, "install", "--image", c.Image); err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
-	c.SetConfig(t, "kubeletRootDir", c.KubeletRootDir(t))
 	s3Bucket(t, c, name)
 	credFile := filepath.Join(t.TempDir(), "credentials")
 	if err := os.WriteFile(credFile, fmt.Appendf(nil, "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
@@ -445,9 +444,8 @@ func TestVolumeMoverCannotMount(t *testing.T) {
 	eachCluster(t, func(t *testing.T, c *framework.Cluster) {
 		ns := c.Namespace(t)
 		loc := volumeLocation(t, c, ns)
-		right := c.KubeletRootDir(t)
 		c.SetConfig(t, "kubeletRootDir", "/var/lib/pxb-e2e-no-kubelet")
-		t.Cleanup(func() { c.SetConfig(t, "kubeletRootDir", right) })
+		t.Cleanup(func() { c.SetConfig(t, "kubeletRootDir", "") })
 		c.PVC(t, ns, "data", framework.StorageClassNoSnap, nil)
 		c.WriteRich(t, ns, "data", framework.Rich{Seed: 3, Small: 10, Large: 1 << 20})
 		deployApp(t, c, ns, "data")

@@ -81,6 +81,14 @@ func backupVolumes(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, ope
 	if err != nil {
 		return nil, fmt.Errorf("snapshot client: %w", err)
 	}
+	if cfg.KubeletRootDir == "" {
+		// The claims' nodes are taken to keep the kubelet where this one does, as nodes of a cluster do.
+		if cfg.KubeletRootDir = jobenv.KubeletRootDir(); cfg.KubeletRootDir != "" {
+			log.Printf("kubelet root directory %s, as this job's pod shows", cfg.KubeletRootDir)
+		} else {
+			cfg.KubeletRootDir = jobspec.DefaultKubeletRootDir
+		}
+	}
 	vb := &volumeBackup{
 		tracker: &tracker{env: env, target: jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: b.Namespace, Name: b.Name}, log: log},
 		b:       b, loc: loc, opened: opened, cfg: cfg, snap: snap, sources: map[*VolumeRecord]*volumeSource{},

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -355,17 +353,6 @@ func (c *Cluster) SetConfig(t testing.TB, key, value string) {
 		types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("set %s in pxb-config: %v", key, err)
 	}
-}
-
-// KubeletRootDir is the --root-dir of the cluster's kubelet, which pxb reads live volumes through:
-// e2e/cluster.sh keeps it beside the kubeconfig, and the tests run on the node's host.
-func (c *Cluster) KubeletRootDir(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(filepath.Dir(c.Kubeconfig), "kubelet")
-	if _, err := os.Stat(filepath.Join(dir, "pods")); err != nil {
-		t.Fatalf("kubelet root dir of cluster %s: %v", c.Name, err)
-	}
-	return dir
 }
 
 // Inventory names the VolumeSnapshotContents, PersistentVolumes, and PersistentVolumeClaims of pxb-system

@@ -46,6 +46,9 @@ const (
 	KindMaintenance Kind = "maintenance"
 	// KindSchedule is the job kind a BackupSchedule's CronJobs run.
 	KindSchedule Kind = "schedule"
+	// KindDelete deletes one Backup's data in its location, then the Backup, for the plugin when it cannot
+	// reach the location itself (an NFS export, an endpoint only the cluster reaches).
+	KindDelete Kind = "delete"
 )
 
 // Labels on every Job pxb launches and on its pods.
@@ -86,9 +89,14 @@ const (
 	// ConfigSnapshotTimeoutSeconds bounds the wait for a VolumeSnapshot to become ready to use.
 	ConfigSnapshotTimeoutSeconds = "snapshotTimeoutSeconds"
 	// ConfigKubeletRootDir is the kubelets' --root-dir, through which the FileSystem method reads the
-	// volume of a running pod.
+	// volume of a running pod. Without it a backup Job finds it from its own pod's mounts, or else takes
+	// DefaultKubeletRootDir.
 	ConfigKubeletRootDir = "kubeletRootDir"
 )
+
+// DefaultKubeletRootDir is the kubelet's --root-dir by default.
+const DefaultKubeletRootDir = "/var/lib/kubelet"
+
 
 // Config is how Jobs are shaped in this installation.
 type Config struct {
@@ -111,7 +119,8 @@ type Config struct {
 	// it to the cluster (two per schedulable node, at most 16).
 	VolumeParallelism int
 	SnapshotTimeout   time.Duration
-	KubeletRootDir    string
+	// KubeletRootDir is ConfigKubeletRootDir, "" when pxb-config does not set it.
+	KubeletRootDir string
 }
 
 // DefaultConfig is the shape of Jobs when pxb-config does not say otherwise.
@@ -134,7 +143,6 @@ func DefaultConfig() Config {
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
 		},
 		SnapshotTimeout: 10 * time.Minute,
-		KubeletRootDir:  "/var/lib/kubelet",
 	}
 }
 
@@ -294,7 +302,7 @@ func Labels(t Target) map[string]string {
 		LabelManagedBy: "pxb",
 	}
 	switch t.Kind {
-	case KindBackup:
+	case KindBackup, KindDelete:
 		l[LabelBackup] = LabelValue(t.Name)
 	case KindRestore:
 		l[LabelRestore] = LabelValue(t.Name)

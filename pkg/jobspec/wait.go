@@ -100,7 +100,7 @@ func podReason(ctx context.Context, kube kubernetes.Interface, job *batchv1.Job)
 const startGrace = time.Minute
 
 // mountFix is said of a pod whose volumes cannot be mounted: a FileSystem backup mounts the kubelet's
-// directory of a claim's volume, found under the root directory pxb was told.
+// directory of a claim's volume, under the root directory pxb was told or found.
 const mountFix = "if the path is under the kubelet's root directory, set " + ConfigKubeletRootDir + " in " +
 	v1alpha1.SystemNamespace + "/" + v1alpha1.ConfigMapName + " to the nodes' kubelet --root-dir"
 
