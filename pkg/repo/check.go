@@ -125,9 +125,18 @@ func samePack(a, b *packRecord) bool {
 // header its index states, every snapshot's trees readable and every referenced blob indexed. With ReadData it
 // also verifies blob contents.
 func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
+	// Snapshots are listed before the indexes are read: a writer stores its index before its snapshot, so the
+	// indexes read next name every blob of every snapshot listed, though backups finish beside the check.
+	snaps, err := r.snapshotNames(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
 	st, err := r.readState(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
+	}
+	if testHookCheckRead != nil {
+		testHookCheckRead()
 	}
 	res := &CheckResult{Errors: st.errs, Packs: len(st.packs)}
 	r.installIndex(st)
@@ -200,16 +209,16 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		}
 	})
 
-	snaps, err := r.snapshotNames(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
-	}
 	res.Snapshots = len(snaps)
 	seenTrees := map[ID]bool{}
 	for _, sid := range snaps {
 		s, err := r.LoadSnapshot(ctx, sid)
 		if isForeign(err) {
 			res.Snapshots-- // named with its stray key slot above
+			continue
+		}
+		if err != nil && r.snapshotGone(ctx, sid) {
+			res.Snapshots-- // deleted since it was listed: a backup deleted beside the check
 			continue
 		}
 		if err != nil {
@@ -342,6 +351,15 @@ func (r *Repository) installIndex(st *repoState) {
 		r.loaded[n] = true
 	}
 	r.idxMu.Unlock()
+}
+
+// testHookCheckRead, when set, is called by Check once it has listed the snapshots and read the indexes.
+var testHookCheckRead func()
+
+// snapshotGone reports whether snapshot id is verifiably gone (deleted since it was listed).
+func (r *Repository) snapshotGone(ctx context.Context, id string) bool {
+	ok, err := r.bucket.Exists(ctx, layout.SnapshotName(id))
+	return err == nil && !ok
 }
 
 func (r *Repository) snapshotNames(ctx context.Context) ([]string, error) {

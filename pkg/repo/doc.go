@@ -124,6 +124,8 @@
 //     before each destructive step (aborting uploads, repacking, the new index, each index and each pack
 //     deletion); a lease that could not be refreshed up to a tenth of its duration before it expires fails
 //     the check with ErrLeaseLost. A reader's lapse destroys nothing and is not checked.
+//   - Check needs no lease beside writers: it lists the snapshots before it reads the indexes, so every
+//     snapshot it checks had its index stored first; one deleted since the listing is skipped, as by GC.
 //   - Age and new indexes guard deletion too: GC deletes or repacks no pack younger, by the store's time,
 //     than the lease plus the skew allowance (GCOptions.MinAge), and just before deleting packs it lists
 //     index/ again and keeps every pack an index written since it started names.

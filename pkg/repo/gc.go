@@ -102,6 +102,9 @@ func (r *Repository) GC(ctx context.Context, opts GCOptions) (*GCStats, error) {
 		if isForeign(err) {
 			continue // its packs are named by foreign indexes, which keep them
 		}
+		if err != nil && r.snapshotGone(ctx, sid) {
+			continue // deleted since it was listed: its data is garbage too
+		}
 		if err != nil {
 			return nil, fmt.Errorf("gc: %w", err)
 		}

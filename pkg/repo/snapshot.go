@@ -145,7 +145,7 @@ func (r *Repository) ListSnapshots(ctx context.Context) ([]*Snapshot, []SkippedO
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}
-			if ok, xerr := r.bucket.Exists(ctx, n); xerr == nil && !ok {
+			if r.snapshotGone(ctx, n[len(layout.SnapshotPrefix):]) {
 				continue // deleted since it was listed
 			}
 			skipped = append(skipped, SkippedObject{Name: n, Problem: err.Error()})
