@@ -618,7 +618,7 @@ func (r *Repository) LoadRead(ctx context.Context, p PackRead, fn func(i int, da
 			off, length := int64(b.loc.Offset), int64(b.loc.Length)
 			if gap := off - pos; gap > 0 {
 				if n, err := io.CopyN(io.Discard, rd, gap); err != nil {
-					return rangeErr(name, pos, gap, n, err)
+					return rangeErr(name, rd.Size(), pos, gap, n, err)
 				}
 			}
 			if int64(cap(*sp)) < length {
@@ -626,7 +626,7 @@ func (r *Repository) LoadRead(ctx context.Context, p PackRead, fn func(i int, da
 			}
 			sealed := (*sp)[:length]
 			if n, err := io.ReadFull(rd, sealed); err != nil {
-				return rangeErr(name, off, length, int64(n), err)
+				return rangeErr(name, rd.Size(), off, length, int64(n), err)
 			}
 			pos = off + length
 			var aliased bool

@@ -418,7 +418,7 @@ func readRange(ctx context.Context, b *blob.Bucket, name string, off, length int
 	}
 	buf = buf[:length]
 	if n, err := io.ReadFull(rd, buf); err != nil {
-		return nil, rangeErr(name, off, length, int64(n), err)
+		return nil, rangeErr(name, rd.Size(), off, length, int64(n), err)
 	}
 	return buf, nil
 }
@@ -435,10 +435,17 @@ func openRange(ctx context.Context, b *blob.Bucket, name string, off, length int
 	return rd, nil
 }
 
-// rangeErr describes a read of length bytes at off that stopped after n bytes with err.
-func rangeErr(name string, off, length, n int64, err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+// rangeErr describes a read of length bytes at off that stopped after n bytes with err; size is the object's
+// size as the store reported it when the read began. A read that ends early from an object that holds the
+// bytes was cut off in transfer (a broken connection ends a response body with io.ErrUnexpectedEOF too): that
+// is not damage, and the error says so.
+func rangeErr(name string, size, off, length, n int64, err error) error {
+	if (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) && size < off+length {
 		return fmt.Errorf("object %s is truncated: wanted bytes %d..%d, got %d", name, off, off+length, n)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("read %s at %d+%d: the transfer from the store broke off after %d bytes (the object holds them: the connection failed): %w",
+			name, off, length, n, err)
 	}
 	return fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
 }
