@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/pxb-dev/pxb/pkg/version.Version=$(VERSION)
 CLUSTER ?= a
 
-.PHONY: all build generate verify unit integration e2e test image cluster-up cluster-down demo bench bench-mover bench-objects clean
+.PHONY: all build generate verify unit integration e2e test stress image cluster-up cluster-down demo bench bench-mover bench-objects clean
 
 all: build
 
@@ -32,6 +32,10 @@ e2e:
 
 # Every tier, in order of cost.
 test: verify unit integration e2e
+
+# A randomized run with SIGKILLs against the repository, a few minutes; not part of test or CI.
+stress:
+	hack/stress.sh
 
 image:
 	hack/image.sh
