@@ -207,7 +207,8 @@ func follow(ctx context.Context, c clients, gvr schema.GroupVersionResource, kin
 			p := progressOf(u)
 			show(p)
 			st, jerr := jobspec.Get(ctx, c.Kube, v1alpha1.SystemNamespace, job)
-			jobGone := apierrors.IsNotFound(jerr)
+			// A team member may not read Jobs in pxb-system: the final status is then the whole answer.
+			jobGone := apierrors.IsNotFound(jerr) || apierrors.IsForbidden(jerr)
 			if p.final() && (p.Phase != string(v1alpha1.BackupFailed) || st.Done || jobGone) {
 				endLine()
 				if p.Phase == string(v1alpha1.BackupCompleted) {

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -274,9 +274,10 @@ func openLocation(ctx context.Context, c clients, name string) (*store.Location,
 }
 
 // submit creates a checked Backup or Restore, starts the Job that carries it out with BackupLocation
-// location and, with wait, follows it until it ends. With --dry-run=server the API server checks the object
-// without storing it, and no Job starts. With -o the created object is printed, and the progress of --wait
-// goes to ErrOut.
+// location and, with wait, follows it until it ends. A user who may not launch Jobs in pxb-system (a team
+// member) leaves that to the reconciler, which launches it within a minute; wait follows either way. With
+// --dry-run=server the API server checks the object without storing it, and no Job starts. With -o the
+// created object is printed, and the progress of --wait goes to ErrOut.
 func submit(ctx context.Context, c clients, kind jobspec.Kind, obj metav1.Object, location string, cf *createFlags, wait bool, timeout time.Duration, streams genericiooptions.IOStreams) error {
 	gvr, title := v1alpha1.BackupsResource, "Backup"
 	if kind == jobspec.KindRestore {
@@ -284,6 +285,9 @@ func submit(ctx context.Context, c clients, kind jobspec.Kind, obj metav1.Object
 	}
 	ns, name := obj.GetNamespace(), obj.GetName()
 	loc, err := store.GetLocation(ctx, c.Dynamic, location)
+	if apierrors.IsForbidden(err) {
+		loc, err = nil, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -301,25 +305,41 @@ func submit(ctx context.Context, c clients, kind jobspec.Kind, obj metav1.Object
 		}
 		out = streams.ErrOut
 	}
+	t := jobspec.Target{Kind: kind, Namespace: ns, Name: name, UID: created.GetUID()}
+	runs := "Job " + v1alpha1.SystemNamespace + "/" + jobspec.Name(t) + " runs it"
+	launched, err := launch(ctx, c, t, loc)
+	if err != nil {
+		return fmt.Errorf("%s %s/%s created, but its Job was not: %w", title, ns, name, err)
+	}
+	if !launched {
+		runs = "the reconciler in " + v1alpha1.SystemNamespace + " launches its Job within a minute (you may not launch Jobs there)"
+	}
+	if !cf.printing() {
+		fmt.Fprintf(out, "%s %s/%s created; %s.\n", title, ns, name, runs)
+	}
+	if !wait {
+		if !cf.printing() {
+			fmt.Fprintf(out, "Follow it with: kubectl pxb %s describe %s -n %s\n", kind, name, ns)
+		}
+		return nil
+	}
+	return follow(ctx, c, gvr, title, ns, name, jobspec.Name(t), out, timeout)
+}
+
+// launch starts the Job of target with location loc (nil when the user may not read it), with the user's
+// own rights. It returns false when the user may not, and the reconciler must.
+func launch(ctx context.Context, c clients, t jobspec.Target, loc *v1alpha1.BackupLocation) (bool, error) {
+	if loc == nil {
+		return false, nil
+	}
 	cfg, err := jobspec.LoadConfig(ctx, c.Kube)
 	if err == nil {
-		var job *batchv1.Job
-		job, err = jobspec.Launch(ctx, c.Kube, jobspec.Target{Kind: kind, Namespace: ns, Name: name, UID: created.GetUID()}, cfg, loc)
-		if err == nil {
-			if !cf.printing() {
-				fmt.Fprintf(out, "%s %s/%s created; Job %s/%s runs it.\n", title, ns, name, v1alpha1.SystemNamespace, job.Name)
-			}
-			if !wait {
-				if cf.printing() {
-					return nil
-				}
-				fmt.Fprintf(out, "Follow it with: kubectl pxb %s describe %s -n %s\n", kind, name, ns)
-				return nil
-			}
-			return follow(ctx, c, gvr, title, ns, name, job.Name, out, timeout)
-		}
+		_, err = jobspec.Launch(ctx, c.Kube, t, cfg, loc)
 	}
-	return fmt.Errorf("%s %s/%s created, but its Job was not: %w", title, ns, name, err)
+	if apierrors.IsForbidden(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // validateLabels checks the labels given with flag.

@@ -122,8 +122,7 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	runs, err := schedule.Runs(policy.Spec)
-	if err != nil {
+	if _, err := schedule.Runs(policy.Spec); err != nil {
 		return fmt.Errorf("SchedulePolicy %s: %w", policy.Name, err)
 	}
 	if err := o.checkSpec(ctx, bs.Namespace, &bs.Spec.Template); err != nil {
@@ -153,19 +152,16 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 		fmt.Fprint(out, " (suspended)")
 	}
 	fmt.Fprintln(out)
-	var kinds []string
-	for _, r := range runs {
-		cj := jobspec.ScheduleCronJob(saved, string(r.Kind), r.Cron, policy.Spec.TimeZone, cfg, loc)
-		if _, err := jobspec.ApplyScheduleCronJob(ctx, c.Kube, cj, loc); err != nil {
-			return err
-		}
-		kinds = append(kinds, string(r.Kind))
-		fmt.Fprintf(out, "  %s: CronJob %s/%s at %q (%s), keeps %d\n", r.Kind, cj.Namespace, cj.Name, r.Cron,
+	runs, cronJobs, err := jobspec.ApplySchedule(ctx, c.Kube, saved, policy, cfg, loc)
+	if err != nil {
+		return err
+	}
+	for i, r := range runs {
+		fmt.Fprintf(out, "  %s: CronJob %s/%s at %q (%s), keeps %d\n", r.Kind, cronJobs[i].Namespace, cronJobs[i].Name, r.Cron,
 			orDefault(policy.Spec.TimeZone, "UTC"), r.Retain)
 	}
-	// Kinds the policy no longer has.
-	if _, err = jobspec.DeleteScheduleCronJobs(ctx, c.Kube, saved.Namespace, saved.Name, kinds...); err != nil || !o.Create.printing() {
-		return err
+	if !o.Create.printing() {
+		return nil
 	}
 	return o.Create.print(saved, verb, o.Out)
 }

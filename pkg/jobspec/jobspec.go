@@ -46,6 +46,9 @@ const (
 	KindMaintenance Kind = "maintenance"
 	// KindSchedule is the job kind a BackupSchedule's CronJobs run.
 	KindSchedule Kind = "schedule"
+	// KindReconcile launches the Jobs of objects applied without the plugin and keeps schedules' CronJobs in
+	// step; the reconciler's CronJob runs it every minute.
+	KindReconcile Kind = "reconcile"
 	// KindDelete deletes one Backup's data in its location, then the Backup, for the plugin when it cannot
 	// reach the location itself (an NFS export, an endpoint only the cluster reaches).
 	KindDelete Kind = "delete"

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/schedule"
 )
 
 // ScheduleCronJobName names the CronJob in pxb-system that runs kind ("daily", …) of BackupSchedule
@@ -66,6 +67,29 @@ func ApplyScheduleCronJob(ctx context.Context, kube kubernetes.Interface, cj *ba
 	return applyCronJob(ctx, kube, cj)
 }
 
+// ApplySchedule makes the CronJobs of BackupSchedule bs follow policy: one per schedule of the policy
+// (schedule.Runs), with location loc mounted, created or updated; those of kinds the policy no longer has
+// are deleted. It returns the runs and their CronJobs, in the policy's order.
+func ApplySchedule(ctx context.Context, kube kubernetes.Interface, bs *v1alpha1.BackupSchedule, policy *v1alpha1.SchedulePolicy, c Config, loc *v1alpha1.BackupLocation) ([]schedule.Run, []*batchv1.CronJob, error) {
+	runs, err := schedule.Runs(policy.Spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SchedulePolicy %s: %w", policy.Name, err)
+	}
+	var kinds []string
+	var cronJobs []*batchv1.CronJob
+	for _, r := range runs {
+		cj, err := ApplyScheduleCronJob(ctx, kube, ScheduleCronJob(bs, string(r.Kind), r.Cron, policy.Spec.TimeZone, c, loc), loc)
+		if err != nil {
+			return nil, nil, err
+		}
+		kinds, cronJobs = append(kinds, string(r.Kind)), append(cronJobs, cj)
+	}
+	if _, err := DeleteScheduleCronJobs(ctx, kube, bs.Namespace, bs.Name, kinds...); err != nil {
+		return nil, nil, err
+	}
+	return runs, cronJobs, nil
+}
+
 // DeleteScheduleCronJobs deletes the CronJobs of BackupSchedule namespace/name whose kind is not in keep,
 // and their Jobs; it returns the names deleted.
 func DeleteScheduleCronJobs(ctx context.Context, kube kubernetes.Interface, namespace, name string, keep ...string) ([]string, error) {
@@ -90,3 +114,32 @@ func DeleteScheduleCronJobs(ctx context.Context, kube kubernetes.Interface, name
 	}
 	return deleted, nil
 }
+
+// DeleteOrphanScheduleCronJobs deletes the schedule CronJobs in pxb-system made before listed, and their
+// Jobs, of which exists says that their BackupSchedule (by namespace and the LabelValue of its name) is gone
+// in a list of the schedules taken at listed; it returns the names deleted. A schedule outside pxb-system
+// cannot own them, so they outlive a `kubectl delete` of it until then.
+func DeleteOrphanScheduleCronJobs(ctx context.Context, kube kubernetes.Interface, listed time.Time, exists func(namespace, name string) bool) ([]string, error) {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: map[string]string{LabelJob: string(KindSchedule), LabelManagedBy: "pxb"}})
+	list, err := kube.BatchV1().CronJobs(v1alpha1.SystemNamespace).List(lctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("list the schedules' CronJobs: %w", err)
+	}
+	var deleted []string
+	for _, cj := range list.Items {
+		ns, name := cj.Labels[LabelNamespace], cj.Labels[v1alpha1.ScheduleLabel]
+		// A CronJob made since belongs to a schedule the list could not show.
+		if name == "" || exists(ns, name) || !cj.CreationTimestamp.Time.Before(listed.Add(-time.Second)) {
+			continue
+		}
+		gone, err := DeleteScheduleCronJobs(ctx, kube, ns, name)
+		deleted = append(deleted, gone...)
+		if err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+

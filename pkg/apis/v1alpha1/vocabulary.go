@@ -32,6 +32,23 @@ const (
 	ConditionReasonDataDamaged = "DataDamaged"
 )
 
+// Condition types of a BackupSchedule's status.
+const (
+	// ConditionScheduled is True when the schedule's CronJobs follow its policy, False (with the reason)
+	// when they could not be made: a missing policy or location, or a policy that cannot be scheduled.
+	ConditionScheduled = "Scheduled"
+)
+
+// Final says whether a Backup in phase p has ended: its Job has nothing more to do.
+func (p BackupPhase) Final() bool {
+	return p == BackupCompleted || p == BackupPartiallySucceeded || p == BackupFailed
+}
+
+// Final says whether a Restore in phase p has ended.
+func (p RestorePhase) Final() bool {
+	return p == RestoreCompleted || p == RestorePartiallySucceeded || p == RestoreFailed
+}
+
 // Restorable says whether a Backup in phase p can be restored from.
 func (p BackupPhase) Restorable() bool {
 	return p == BackupCompleted || p == BackupPartiallySucceeded

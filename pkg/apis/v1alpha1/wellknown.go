@@ -8,6 +8,9 @@ const (
 	ConfigMapName = "pxb-config"
 	// JobServiceAccount is the identity pxb's Jobs run as.
 	JobServiceAccount = "pxb-job"
+	// ReconcilerServiceAccount is the identity of the reconciler, which launches the Jobs of objects applied
+	// without the plugin.
+	ReconcilerServiceAccount = "pxb-reconciler"
 
 	// CredentialLabel marks a Secret in SystemNamespace that holds cloud credentials for a BackupLocation.
 	CredentialLabel = "pxb.dev/credential"
