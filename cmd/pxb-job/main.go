@@ -48,7 +48,7 @@ func newRootCmd() *cobra.Command {
 	target.AddFlags(root.PersistentFlags())
 	root.AddCommand(newProbeCmd(target), newBackupCmd(target), newRestoreCmd(target))
 	root.AddCommand(newCheckCmd(target), newSyncCmd(target), newMaintenanceCmd(target), newUploadCmd(target), newDownloadCmd(target))
-	root.AddCommand(newScheduleCmd(target), newReconcileCmd())
+	root.AddCommand(newScheduleCmd(target), newDeleteCmd(target), newReconcileCmd())
 	return root
 }
 

@@ -46,16 +46,7 @@ func newMoverCmd(target *jobspec.Ref, kind jobspec.Kind, resource, short string,
 			if err != nil {
 				return report(err)
 			}
-			data, err := json.Marshal(res)
-			if err != nil {
-				return report(err)
-			}
-			fmt.Println(string(data))
-			// Outside a pod the file does not exist; the result is printed anyway.
-			if _, err := os.Stat(terminationLog); err == nil {
-				return os.WriteFile(terminationLog, data, 0o644)
-			}
-			return nil
+			return writeResult(res)
 		},
 	}
 	fl := cmd.Flags()
@@ -69,4 +60,19 @@ func newMoverCmd(target *jobspec.Ref, kind jobspec.Kind, resource, short string,
 		fl.StringVar(&req.Snapshot, "snapshot", "", "The repository snapshot to write.")
 	}
 	return cmd
+}
+
+// writeResult prints a job's result as JSON and makes it the termination message, where whoever launched the
+// Job reads it (jobspec.Output).
+func writeResult(res any) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return report(err)
+	}
+	fmt.Println(string(data))
+	// Outside a pod the file does not exist; the result is printed anyway.
+	if _, err := os.Stat(terminationLog); err == nil {
+		return os.WriteFile(terminationLog, data, 0o644)
+	}
+	return nil
 }

@@ -91,18 +91,7 @@ func runLocationJob(ctx context.Context, c clients, kind jobspec.Kind, name, wha
 		fmt.Fprintf(out, "See the outcome with: kubectl pxb location describe %s\n", name)
 		return nil, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var st jobspec.State
-	err = wait.PollUntilContextCancel(wctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		var err error
-		st, err = jobspec.Get(ctx, c.Kube, job.Namespace, job.Name)
-		return err == nil && (st.Done || st.Failed), nil
-	})
-	if err == nil && st.Failed {
-		err = errors.New(st.Reason)
-	}
-	if err != nil {
+	if err := awaitJob(ctx, c, job, timeout); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("the %s of location %s did not finish within %s (Job %s/%s goes on; see kubectl pxb location describe %s)",
 				what, name, timeout, job.Namespace, job.Name, name)
@@ -110,6 +99,23 @@ func runLocationJob(ctx context.Context, c clients, kind jobspec.Kind, name, wha
 		return nil, fmt.Errorf("the %s of location %s failed: %w", what, name, err)
 	}
 	return job, nil
+}
+
+// awaitJob waits up to timeout for job to end. It returns nil once the Job succeeded, an error with the reason
+// when it failed, and one wrapping context.DeadlineExceeded when it did not end in time.
+func awaitJob(ctx context.Context, c clients, job *batchv1.Job, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var st jobspec.State
+	err := wait.PollUntilContextCancel(wctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		st, err = jobspec.Get(ctx, c.Kube, job.Namespace, job.Name)
+		return err == nil && (st.Done || st.Failed), nil
+	})
+	if err == nil && st.Failed {
+		err = errors.New(st.Reason)
+	}
+	return err
 }
 
 // syncedSince says whether loc's status reports a sync that started at since or later. Creation times have

@@ -190,8 +190,15 @@ func OpenLocation(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 		}
 	}
 	_ = b.Close()
-	return nil, fmt.Errorf("open the repository of BackupLocation %s: %s", name, location.Explain(err))
+	return nil, fmt.Errorf("open the repository of BackupLocation %s: %w", name, explained{err})
 }
+
+// explained is err in the plain words of location.Explain, still unwrapping to err: the plugin tells by it a
+// location it cannot reach from its machine (a name that does not resolve there) from one nobody can use.
+type explained struct{ err error }
+
+func (e explained) Error() string { return location.Explain(e.err) }
+func (e explained) Unwrap() error { return e.err }
 
 // Delete removes what is kept under prefix (layout.BackupPrefix or layout.RestorePrefix) from the
 // repository; it returns how many snapshots it deleted. The data itself goes at the repository's next
