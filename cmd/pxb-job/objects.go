@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -60,7 +61,12 @@ func prepare(target *jobspec.Ref, kind jobspec.Kind, resource string) (*jobenv.E
 		return nil, opts, err
 	}
 	env, err := jobenv.NewEnv()
-	return env, opts, err
+	if err != nil {
+		return nil, opts, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return env, opts, env.CheckUID(ctx, *target)
 }
 
 // report writes a failure's reason where the kubelet picks it up, and returns it.

@@ -81,6 +81,28 @@ func (e *Env) Get(ctx context.Context, t jobspec.Ref, obj any) error {
 	return nil
 }
 
+// CheckUID fails, finally, when t names a UID and the object of t's name has another: the object the Job
+// was launched for was deleted and made again, and the new one has a Job of its own. Without a UID it checks
+// nothing.
+func (e *Env) CheckUID(ctx context.Context, t jobspec.Ref) error {
+	if t.UID == "" {
+		return nil
+	}
+	ri, err := e.resource(t)
+	if err != nil {
+		return err
+	}
+	u, err := ri.Get(ctx, t.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get %s: %w", t, err)
+	}
+	if u.GetUID() != t.UID {
+		return Final(fmt.Errorf("%s is not the object this Job was launched for (UID %s, now %s): it was deleted and made again, and the new one is left to its own Job",
+			t, t.UID, u.GetUID()))
+	}
+	return nil
+}
+
 // UpdateStatus reads the target, lets mutate change it, and writes its status through the status
 // subresource, starting over when someone else changed the object in between.
 func (e *Env) UpdateStatus(ctx context.Context, t jobspec.Ref, mutate func(*unstructured.Unstructured) error) error {

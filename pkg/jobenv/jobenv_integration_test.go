@@ -4,6 +4,8 @@ package jobenv_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +94,60 @@ func TestStatusReportsAsTheJobIdentity(t *testing.T) {
 	}
 	if got.Spec.Location != "s3" {
 		t.Errorf("spec.location = %q after a status update, want s3", got.Spec.Location)
+	}
+}
+
+// TestCheckUIDRefusesARecreatedObject: a Job launched for a Backup that was deleted and made again under the
+// same name refuses the new one, finally and naming both UIDs; the Job of the new one goes on.
+func TestCheckUIDRefusesARecreatedObject(t *testing.T) {
+	c := testbed.APIServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := install.Client{Dynamic: c.Dynamic(t), Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Clientset(t).Discovery()))}
+	objs, err := install.Objects(install.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Apply(ctx, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.WaitForCRDs(ctx, install.CRDNames(objs), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ns := c.Namespace(t)
+	backups := client.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(ns)
+	create := func() *unstructured.Unstructured {
+		t.Helper()
+		u, err := backups.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "pxb.dev/v1alpha1", "kind": "Backup",
+			"metadata": map[string]any{"name": "nightly", "namespace": ns},
+			"spec":     map[string]any{"location": "s3"},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	first := create()
+	env, err := jobenv.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:pxb-job",
+		"system:serviceaccounts", "system:serviceaccounts:pxb-system", "system:authenticated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := jobspec.Ref{Resource: "backups", Namespace: ns, Name: "nightly", UID: first.GetUID()}
+	if err := env.CheckUID(ctx, target); err != nil {
+		t.Fatalf("the Job's own object: %v", err)
+	}
+	if err := backups.Delete(ctx, "nightly", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second := create()
+	err = env.CheckUID(ctx, target)
+	var final *jobenv.FinalError
+	if !errors.As(err, &final) || !strings.Contains(err.Error(), "is not the object this Job was launched for (UID "+string(first.GetUID())+", now "+string(second.GetUID())+")") {
+		t.Errorf("a recreated Backup: %v; want a final refusal naming both UIDs", err)
+	}
+	if err := env.CheckUID(ctx, jobspec.Ref{Resource: "backups", Namespace: ns, Name: "nightly"}); err != nil {
+		t.Errorf("a Job without a UID checks nothing: %v", err)
 	}
 }

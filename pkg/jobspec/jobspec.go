@@ -264,7 +264,7 @@ func (t Target) Resource() string {
 
 // Ref names the target as its job does.
 func (t Target) Ref() Ref {
-	return Ref{Resource: t.Resource(), Namespace: t.Namespace, Name: t.Name}
+	return Ref{Resource: t.Resource(), Namespace: t.Namespace, Name: t.Name, UID: t.UID}
 }
 
 // args is the command line of a Job's pod: the job kind, then the object it works on.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
@@ -19,6 +20,9 @@ type Ref struct {
 	Resource  string
 	Namespace string
 	Name      string
+	// UID, when set, is the UID of the object the Job was launched for: a job refuses an object of the same
+	// name made since (see jobenv.Env.CheckUID).
+	UID types.UID
 }
 
 // AddFlags adds --resource, --namespace and --name.
@@ -26,6 +30,7 @@ func (t *Ref) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&t.Resource, "resource", t.Resource, "pxb.dev resource the job works on, for example backups.")
 	fs.StringVar(&t.Namespace, "namespace", t.Namespace, "Namespace of the object; empty for cluster-scoped resources.")
 	fs.StringVar(&t.Name, "name", t.Name, "Name of the object.")
+	fs.StringVar((*string)(&t.UID), "uid", string(t.UID), "UID of the object the Job was launched for; another object of the name is refused.")
 }
 
 // GVR returns the target's resource, which must be one of pxb's.
@@ -54,7 +59,11 @@ func (t Ref) Validate() error {
 
 // Args are the command-line arguments that name t; AddFlags reads them.
 func (t Ref) Args() []string {
-	return []string{"--resource", t.Resource, "--namespace", t.Namespace, "--name", t.Name}
+	args := []string{"--resource", t.Resource, "--namespace", t.Namespace, "--name", t.Name}
+	if t.UID != "" {
+		args = append(args, "--uid", string(t.UID))
+	}
+	return args
 }
 
 func (t Ref) String() string {
