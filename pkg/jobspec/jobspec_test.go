@@ -74,7 +74,7 @@ func TestJobRendering(t *testing.T) {
 	if c.Image != "registry.example/pxb-job:v1" || c.ImagePullPolicy != corev1.PullNever {
 		t.Errorf("image %q pull %q", c.Image, c.ImagePullPolicy)
 	}
-	if want := "backup --resource backups --namespace shop --name " + long; strings.Join(c.Args, " ") != want {
+	if want := "backup --resource backups --namespace shop --name " + long + " --uid u-1"; strings.Join(c.Args, " ") != want {
 		t.Errorf("args %q, want %q", c.Args, want)
 	}
 	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {

@@ -26,7 +26,7 @@ func TestMoverJobUploadFromSnapshotClaim(t *testing.T) {
 	}
 	pod := job.Spec.Template.Spec
 	ctr := pod.Containers[0]
-	if got := strings.Join(ctr.Args, " "); got != "upload --resource backups --namespace shop --name nightly --volume shop/data --path /data --method Snapshot" {
+	if got := strings.Join(ctr.Args, " "); got != "upload --resource backups --namespace shop --name nightly --uid u1 --volume shop/data --path /data --method Snapshot" {
 		t.Errorf("args %q", got)
 	}
 	if pod.SecurityContext.FSGroup != nil {
