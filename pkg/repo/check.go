@@ -86,6 +86,9 @@ func (r *Repository) readState(ctx context.Context) (*repoState, error) {
 			}
 			continue
 		}
+		if isReadFailure(err) {
+			return nil, err
+		}
 		if err != nil {
 			st.errs = append(st.errs, err.Error())
 			continue
@@ -123,7 +126,8 @@ func samePack(a, b *packRecord) bool {
 
 // Check verifies the repository's structure: every index readable, every indexed pack present with the size and
 // header its index states, every snapshot's trees readable and every referenced blob indexed. With ReadData it
-// also verifies blob contents.
+// also verifies blob contents. A read that the store or the connection fails judges nothing: the check then
+// ends incomplete, with an error that is not ErrCheckFailed, and no pack named damaged for it.
 func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
 	// Snapshots are listed before the indexes are read: a writer stores its index before its snapshot, so the
 	// indexes read next name every blob of every snapshot listed, though backups finish beside the check.
@@ -179,6 +183,18 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		damaged[id] = true
 		mu.Unlock()
 	}
+	// unread are the reads the store or the connection failed: they judge nothing, and make the check
+	// incomplete instead of reporting damage.
+	var unread []error
+	notRead := func(err error) bool {
+		if !isReadFailure(err) {
+			return false
+		}
+		mu.Lock()
+		unread = append(unread, err)
+		mu.Unlock()
+		return true
+	}
 	var good []string
 	for _, id := range ids {
 		pi := st.packs[id]
@@ -198,6 +214,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	parallel(ctx, 8, good, func(id string) {
 		pi := st.packs[id]
 		hdr, err := r.readPackHeader(ctx, id, pi.rec.Size)
+		if notRead(err) {
+			return
+		}
 		if err != nil {
 			damage(id)
 			report("%v", err)
@@ -225,7 +244,7 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 			report("%v", err)
 			continue
 		}
-		if err := r.checkTree(ctx, s.Root.Tree, "/", seenTrees, func(id ID) {}); err != nil {
+		if err := r.checkTree(ctx, s.Root.Tree, "/", seenTrees, func(id ID) {}); err != nil && !notRead(err) {
 			report("snapshot %s: %v", sid, err)
 		}
 	}
@@ -244,6 +263,9 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 		// Whole packs are read into memory: few at once.
 		parallel(ctx, 2, sel, func(id string) {
 			errs := r.verifyPackData(ctx, st.packs[id].rec)
+			if len(errs) == 1 && notRead(errs[0]) {
+				return
+			}
 			if len(errs) > 0 {
 				damage(id)
 			}
@@ -258,10 +280,15 @@ func (r *Repository) Check(ctx context.Context, opts CheckOptions) (*CheckResult
 	sort.Strings(res.DamagedPacks)
 	sort.Strings(res.Errors)
 	sort.Strings(res.Warnings)
+	var out error
 	if len(res.Errors) > 0 {
-		return res, fmt.Errorf("%w: %d problems, first: %s", ErrCheckFailed, len(res.Errors), res.Errors[0])
+		out = fmt.Errorf("%w: %d problems, first: %s", ErrCheckFailed, len(res.Errors), res.Errors[0])
 	}
-	return res, nil
+	if len(unread) > 0 {
+		out = errors.Join(out, fmt.Errorf("check incomplete: %d reads failed, judging nothing of what they were to read (run the check again): %w",
+			len(unread), unread[0]))
+	}
+	return res, out
 }
 
 // SnapshotsUsingPacks names, for each of packIDs that a snapshot needs, the snapshots whose trees reference a

@@ -402,9 +402,20 @@ func readAll(ctx context.Context, b *blob.Bucket, name string) ([]byte, error) {
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			return nil, fmt.Errorf("object %s is missing", name)
 		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, readFailed{fmt.Errorf("read %s: %w", name, err)}
 	}
 	return data, nil
+}
+
+// readFailed is a read that the store or the connection to it failed: it says nothing of the object's
+// content, unlike one found missing, truncated or not opening.
+type readFailed struct{ error }
+
+func (e readFailed) Unwrap() error { return e.error }
+
+func isReadFailure(err error) bool {
+	var f readFailed
+	return errors.As(err, &f)
 }
 
 func readRange(ctx context.Context, b *blob.Bucket, name string, off, length int64, buf []byte) ([]byte, error) {
@@ -430,7 +441,7 @@ func openRange(ctx context.Context, b *blob.Bucket, name string, off, length int
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			return nil, fmt.Errorf("object %s is missing", name)
 		}
-		return nil, fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
+		return nil, readFailed{fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)}
 	}
 	return rd, nil
 }
@@ -444,10 +455,10 @@ func rangeErr(name string, size, off, length, n int64, err error) error {
 		return fmt.Errorf("object %s is truncated: wanted bytes %d..%d, got %d", name, off, off+length, n)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("read %s at %d+%d: the transfer from the store broke off after %d bytes (the object holds them: the connection failed): %w",
-			name, off, length, n, err)
+		return readFailed{fmt.Errorf("read %s at %d+%d: the transfer from the store broke off after %d bytes (the object holds them: the connection failed): %w",
+			name, off, length, n, err)}
 	}
-	return fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)
+	return readFailed{fmt.Errorf("read %s at %d+%d: %w", name, off, length, err)}
 }
 
 // listNames lists object names under prefix, skipping fileblob's temporary and attribute files.
