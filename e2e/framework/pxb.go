@@ -23,6 +23,13 @@ var (
 // built from this checkout, and returns the combined output.
 func (c *Cluster) Pxb(t testing.TB, timeout time.Duration, args ...string) (string, error) {
 	t.Helper()
+	return c.PxbEnv(t, timeout, nil, args...)
+}
+
+// PxbEnv is Pxb with env ("KEY=value") added to the plugin's environment, for that one command: tests run in
+// parallel, so the test process's own environment must stay as it is.
+func (c *Cluster) PxbEnv(t testing.TB, timeout time.Duration, env []string, args ...string) (string, error) {
+	t.Helper()
 	pluginOnce.Do(func() {
 		// In the checkout's git-ignored bin/, replaced by every run.
 		pluginDir = filepath.Join(repoRoot(), "bin", "e2e")
@@ -41,6 +48,7 @@ func (c *Cluster) Pxb(t testing.TB, timeout time.Duration, args ...string) (stri
 	// kubectl refuses global flags before a plugin's name: the cluster comes from KUBECONFIG.
 	cmd := exec.CommandContext(ctx, c.Kubectl, append([]string{"pxb"}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "PATH="+pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
