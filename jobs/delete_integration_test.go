@@ -97,8 +97,10 @@ func TestBackupDeleteThroughJob(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the delete Job: %v", err)
 		}
+		var b v1alpha1.Backup
+		get(t, c, v1alpha1.BackupsResource, ns, "on-filer", &b)
 		pod := job.Spec.Template.Spec
-		if want := []string{"delete", "--resource", "backups", "--namespace", ns, "--name", "on-filer"}; !slices.Equal(pod.Containers[0].Args, want) {
+		if want := []string{"delete", "--resource", "backups", "--namespace", ns, "--name", "on-filer", "--uid", string(b.UID)}; !slices.Equal(pod.Containers[0].Args, want) {
 			t.Errorf("delete Job runs pxb-job %v, want %v", pod.Containers[0].Args, want)
 		}
 		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.NFS != nil })
