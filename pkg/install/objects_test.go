@@ -28,7 +28,8 @@ func TestObjectsOrderLabelsAndConfig(t *testing.T) {
 		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
 		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
 		"ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRole", "Role",
-		"ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "RoleBinding", "ConfigMap"}
+		"ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "RoleBinding",
+		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ConfigMap"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("kinds in order = %v\nwant %v", kinds, want)
 	}
