@@ -63,6 +63,17 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	case v1alpha1.BackupCompleted, v1alpha1.BackupPartiallySucceeded, v1alpha1.BackupDeleting:
 		return nil
 	}
+	refusal, err := backupRefusal(ctx, env, &b)
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		now := metav1.Now()
+		if err := setBackupStatus(ctx, env, target, func(s *v1alpha1.BackupStatus) { *s = failedBackupStatus(refusal, &now, &now) }); err != nil {
+			return err
+		}
+		return jobenv.Final(refusal)
+	}
 	log := newJobLog()
 	started := metav1.Now()
 	if err := setBackupStatus(ctx, env, target, func(s *v1alpha1.BackupStatus) {

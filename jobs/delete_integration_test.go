@@ -60,7 +60,7 @@ func TestBackupDeleteThroughJob(t *testing.T) {
 		create(t, c, v1alpha1.BackupLocationsResource, &v1alpha1.BackupLocation{
 			ObjectMeta: metav1.ObjectMeta{Name: "filer-" + ns, Namespace: v1alpha1.SystemNamespace},
 			Spec: v1alpha1.BackupLocationSpec{Provider: v1alpha1.ProviderNFS, NFS: nfs,
-				EncryptionKey: v1alpha1.SecretReference{Name: "filer-key-" + ns}},
+				EncryptionKey: v1alpha1.SecretReference{Name: "filer-key-" + ns}, AllowedNamespaces: []v1alpha1.NamespacePattern{v1alpha1.NamespacePattern(ns)}},
 		})
 		opts := jobs.Options{Location: location.Options{NFSMountPath: export}}
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "on-filer", Namespace: ns},
@@ -135,7 +135,8 @@ func TestBackupDeleteThroughJob(t *testing.T) {
 		create(t, c, v1alpha1.BackupLocationsResource, &v1alpha1.BackupLocation{
 			ObjectMeta: metav1.ObjectMeta{Name: "closed-" + ns, Namespace: v1alpha1.SystemNamespace},
 			Spec: v1alpha1.BackupLocationSpec{Provider: v1alpha1.ProviderS3, Bucket: "unreached", Endpoint: "http://" + addr, S3ForcePathStyle: true,
-				Credential: &v1alpha1.SecretReference{Name: s3Loc + "-cred"}, EncryptionKey: v1alpha1.SecretReference{Name: "closed-key-" + ns}},
+				Credential: &v1alpha1.SecretReference{Name: s3Loc + "-cred"}, EncryptionKey: v1alpha1.SecretReference{Name: "closed-key-" + ns},
+				AllowedNamespaces: []v1alpha1.NamespacePattern{v1alpha1.NamespacePattern(ns)}},
 		})
 		// Never run: deleted from here, the Backup would go without its data.
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "unreached", Namespace: ns},

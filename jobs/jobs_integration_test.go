@@ -24,7 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
 
@@ -103,6 +105,8 @@ func setupOn(t *testing.T, c *testbed.Cluster, st *testbed.Store, lockDays int32
 			Provider: v1alpha1.ProviderS3, Bucket: st.Bucket, Endpoint: st.Endpoint, Region: st.Region, S3ForcePathStyle: true,
 			Prefix: "cluster-a", Credential: &v1alpha1.SecretReference{Name: name + "-cred"},
 			EncryptionKey: v1alpha1.SecretReference{Name: name + "-key"}, ObjectLockDays: lockDays,
+			// The tests back up and restore in namespaces of their own, as teams do.
+			AllowedNamespaces: []v1alpha1.NamespacePattern{"*"},
 		},
 	})
 	return name
@@ -118,6 +122,16 @@ func kindOf(gvr schema.GroupVersionResource) string {
 // create creates a pxb object through the API, as `kubectl apply` of its YAML would.
 func create(t *testing.T, c *testbed.Cluster, gvr schema.GroupVersionResource, obj metav1.Object) {
 	t.Helper()
+	createAs(t, c.Config, gvr, obj)
+}
+
+// createAs is create with the identity of cfg.
+func createAs(t *testing.T, cfg *rest.Config, gvr schema.GroupVersionResource, obj metav1.Object) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +140,7 @@ func create(t *testing.T, c *testbed.Cluster, gvr schema.GroupVersionResource, o
 	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
 	u.SetKind(kindOf(gvr))
 	unstructured.RemoveNestedField(u.Object, "status")
-	if _, err := c.Dynamic(t).Resource(gvr).Namespace(obj.GetNamespace()).Create(ctxT(t, 30*time.Second), u, metav1.CreateOptions{}); err != nil {
+	if _, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctxT(t, 30*time.Second), u, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
 	}
 }
@@ -347,7 +361,8 @@ func TestBackupDeleteRestore(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if restored["deployments.apps web"] != apply.OutcomeRestored || restored["namespaces "+ns] != apply.OutcomeRetained {
+	// A team's Restore writes no cluster-scoped object, its Namespace included.
+	if _, touched := restored["namespaces "+ns]; restored["deployments.apps web"] != apply.OutcomeRestored || touched {
 		t.Errorf("restore summary: %v", restored)
 	}
 
@@ -356,21 +371,29 @@ func TestBackupDeleteRestore(t *testing.T) {
 		t.Errorf("second run of a finished restore: %v", err)
 	}
 
-	// Into another namespace.
+	// Into another namespace: only an administrator's Backup and Restore, in pxb-system, span namespaces.
+	sys, nightly, copied := v1alpha1.SystemNamespace, "nightly-"+ns, "copy-"+ns
+	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: nightly, Namespace: sys},
+		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), Selection: v1alpha1.Selection{IncludeNamespaces: []v1alpha1.NamespacePattern{v1alpha1.NamespacePattern(ns)}}},
+	})
+	if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, sys, nightly, jobs.Options{}); err != nil {
+		t.Fatalf("backup job in %s: %v", sys, err)
+	}
 	target := ns + "-copy"
 	create(t, c, v1alpha1.RestoresResource, &v1alpha1.Restore{
-		ObjectMeta: metav1.ObjectMeta{Name: "copy", Namespace: ns},
-		Spec: v1alpha1.RestoreSpec{BackupName: "nightly", NamespaceMapping: map[string]v1alpha1.NamespaceName{ns: v1alpha1.NamespaceName(target)},
+		ObjectMeta: metav1.ObjectMeta{Name: copied, Namespace: sys},
+		Spec: v1alpha1.RestoreSpec{BackupName: v1alpha1.ObjectName(nightly), NamespaceMapping: map[string]v1alpha1.NamespaceName{ns: v1alpha1.NamespaceName(target)},
 			ExistingResourcePolicy: v1alpha1.ExistingUpdate},
 	})
-	if err := jobs.Restore(ctxT(t, 3*time.Minute), c.Config, ns, "copy", jobs.Options{}); err != nil {
+	if err := jobs.Restore(ctxT(t, 3*time.Minute), c.Config, sys, copied, jobs.Options{}); err != nil {
 		t.Fatalf("mapped restore job: %v", err)
 	}
-	get(t, c, v1alpha1.RestoresResource, ns, "copy", &r)
+	get(t, c, v1alpha1.RestoresResource, sys, copied, &r)
 	if r.Status.Phase != v1alpha1.RestoreCompleted {
 		t.Fatalf("mapped restore: phase %q message %q errors %v", r.Status.Phase, r.Status.Message, r.Status.Errors)
 	}
-	checkApp(t, kube, target, "copy")
+	checkApp(t, kube, target, copied)
 }
 
 // TestFailuresAreReported: a job that cannot do its work says why, in its error and in the status.
@@ -407,12 +430,14 @@ func TestFailuresAreReported(t *testing.T) {
 		t.Errorf("failed restore status: %+v", r.Status)
 	}
 
-	// A backup of a namespace that does not exist fails before writing anything.
+	// A backup of a namespace that does not exist fails before writing anything. Only an administrator's
+	// Backup, in pxb-system, names another namespace than its own.
+	ghost := "ghost-" + ns
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: ghost, Namespace: v1alpha1.SystemNamespace},
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName), Selection: v1alpha1.Selection{IncludeNamespaces: []v1alpha1.NamespacePattern{"no-such-ns"}}},
 	})
-	err = jobs.Backup(ctxT(t, time.Minute), c.Config, ns, "ghost", jobs.Options{})
+	err = jobs.Backup(ctxT(t, time.Minute), c.Config, v1alpha1.SystemNamespace, ghost, jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), `"no-such-ns" not found`) {
 		t.Errorf("backup of a missing namespace: %v", err)
 	}

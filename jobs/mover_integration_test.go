@@ -101,7 +101,7 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 	create(t, c, v1alpha1.BackupLocationsResource, &v1alpha1.BackupLocation{
 		ObjectMeta: metav1.ObjectMeta{Name: locName, Namespace: v1alpha1.SystemNamespace},
 		Spec: v1alpha1.BackupLocationSpec{Provider: v1alpha1.ProviderNFS, NFS: &v1alpha1.NFSLocation{Server: "nfs.example", Path: "/export"},
-			EncryptionKey: v1alpha1.SecretReference{Name: "small-key"}},
+			EncryptionKey: v1alpha1.SecretReference{Name: "small-key"}, AllowedNamespaces: []v1alpha1.NamespacePattern{v1alpha1.NamespacePattern(ns)}},
 	})
 	opts := jobs.Options{Location: location.Options{NFSMountPath: export}}
 	loc, err := store.OpenLocation(ctxT(t, time.Minute), kube, c.Dynamic(t), locName, opts.Location, true)

@@ -17,6 +17,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
+	"github.com/pxb-dev/pxb/pkg/tenancy"
 )
 
 // Restore carries out Restore namespace/name from its Backup (in the same namespace) and reports through its
@@ -35,6 +36,19 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	switch r.Status.Phase {
 	case v1alpha1.RestoreCompleted, v1alpha1.RestorePartiallySucceeded:
 		return nil
+	}
+	refusal, err := restoreRefusal(ctx, env, &r)
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		now := metav1.Now()
+		if err := setRestoreStatus(ctx, env, target, func(s *v1alpha1.RestoreStatus) {
+			*s = v1alpha1.RestoreStatus{Phase: v1alpha1.RestoreFailed, OperationStatus: failedStatus(refusal, &now, &now)}
+		}); err != nil {
+			return err
+		}
+		return jobenv.Final(refusal)
 	}
 	log := newJobLog()
 	started := metav1.Now()
@@ -143,6 +157,10 @@ func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts 
 	ao, err := RestoreOptions(r.Name, r.Spec)
 	if err != nil {
 		return nil, nil, err
+	}
+	if tenancy.Confined(r.Namespace) {
+		// A team's Restore writes into its own namespace alone, and no cluster-scoped object.
+		ao.Namespace = r.Namespace
 	}
 	var b v1alpha1.Backup
 	if err := get(ctx, env, "Backup", jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: r.Namespace, Name: string(r.Spec.BackupName)}, &b); err != nil {

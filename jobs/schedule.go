@@ -45,7 +45,15 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 	if err := get(ctx, env, "BackupSchedule", target, &bs); err != nil {
 		return nil, err
 	}
-	out, err := runSchedule(ctx, env, &bs, kind, opts, now)
+	var out *scheduleOutcome
+	refusal, err := scheduleRefusal(ctx, env, &bs)
+	switch {
+	case refusal != nil:
+		// No Backup is created and retention waits: the schedule's status says why.
+		err = jobenv.Final(refusal)
+	case err == nil:
+		out, err = runSchedule(ctx, env, &bs, kind, opts, now)
+	}
 	serr := jobenv.UpdateStatusOf(ctx, env, target, func(cur *v1alpha1.BackupSchedule) error {
 		s := &cur.Status
 		if out != nil && out.Backup != "" {

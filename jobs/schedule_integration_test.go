@@ -33,9 +33,11 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	}
 	everyTenMinutes(t, c, ns, "nightly", loc)
 	start := time.Now()
+	// As the Job's own identity: only pxb's ServiceAccounts set the labels of a scheduled Backup.
+	job := jobIdentity(t, c)
 	at := func(d time.Duration) *jobs.ScheduleOutcome {
 		t.Helper()
-		out, err := jobs.Schedule(ctxT(t, time.Minute), c.Config, ns, "nightly", schedule.Interval, jobs.Options{}, start.Add(d))
+		out, err := jobs.Schedule(ctxT(t, time.Minute), job, ns, "nightly", schedule.Interval, jobs.Options{}, start.Add(d))
 		if err != nil {
 			t.Fatalf("start at +%s: %v", d, err)
 		}
@@ -50,7 +52,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	}
 
 	// A Backup synced from another cluster's location, labelled as this schedule's: never retention's.
-	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+	createAs(t, job, v1alpha1.BackupsResource, &v1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{Name: "synced", Namespace: ns, Labels: map[string]string{v1alpha1.SyncedLabel: "true",
 			v1alpha1.ScheduleLabel: "nightly", v1alpha1.ScheduleKindLabel: "interval"},
 			Annotations: map[string]string{v1alpha1.ScheduledTimeAnnotation: start.Add(-time.Hour).Format(time.RFC3339)}},
@@ -67,8 +69,8 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	if b.Spec.Location != v1alpha1.ObjectName(loc) || b.Labels[v1alpha1.ScheduleLabel] != "nightly" || b.Labels[v1alpha1.ScheduleKindLabel] != "interval" {
 		t.Errorf("scheduled Backup spec %+v labels %v", b.Spec, b.Labels)
 	}
-	job := jobspec.Name(jobspec.Target{Kind: jobspec.KindBackup, Namespace: ns, Name: want})
-	if _, err := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace).Get(ctxT(t, 30*time.Second), job, metav1.GetOptions{}); err != nil {
+	launched := jobspec.Name(jobspec.Target{Kind: jobspec.KindBackup, Namespace: ns, Name: want})
+	if _, err := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace).Get(ctxT(t, 30*time.Second), launched, metav1.GetOptions{}); err != nil {
 		t.Errorf("the scheduled Backup's Job: %v", err)
 	}
 
@@ -113,7 +115,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: ns},
 		Spec:       v1alpha1.BackupScheduleSpec{Policy: "no-such-policy", Template: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)}},
 	})
-	_, err = jobs.Schedule(ctxT(t, time.Minute), c.Config, ns, "orphan", schedule.Daily, jobs.Options{}, start)
+	_, err = jobs.Schedule(ctxT(t, time.Minute), job, ns, "orphan", schedule.Daily, jobs.Options{}, start)
 	if err == nil || !strings.Contains(err.Error(), "spec.policy: SchedulePolicy /no-such-policy not found") {
 		t.Errorf("start of a schedule without its policy: %v", err)
 	}
@@ -133,7 +135,7 @@ func TestScheduleRetentionUnderObjectLock(t *testing.T) {
 	start := time.Now()
 	var made []string
 	for i := range 3 {
-		out, err := jobs.Schedule(ctxT(t, time.Minute), c.Config, ns, "locked", schedule.Interval, jobs.Options{}, start.Add(time.Duration(i)*12*time.Minute))
+		out, err := jobs.Schedule(ctxT(t, time.Minute), jobIdentity(t, c), ns, "locked", schedule.Interval, jobs.Options{}, start.Add(time.Duration(i)*12*time.Minute))
 		if err != nil || out.Backup == "" {
 			t.Fatalf("start %d: %+v, %v", i, out, err)
 		}

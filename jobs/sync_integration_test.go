@@ -269,10 +269,10 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A Backup of this cluster with the same name as a backup in the location, and a synced Backup that a
-	// stopped sync left without status.
+	// stopped sync left without status (only pxb's own identity sets pxb.dev/synced).
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: ns},
 		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "resumed", Namespace: ns,
+	createAs(t, jobIdentity(t, c), v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "resumed", Namespace: ns,
 		Labels: map[string]string{v1alpha1.SyncedLabel: "true"}}, Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
 
 	res, err = jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})

@@ -199,13 +199,24 @@ func TestVirtualMachineBackup(t *testing.T) {
 	}
 
 	// Restored into another namespace: the copy gets MAC addresses and a firmware UUID of its own, and CDI
-	// is told the DataVolume's claim holds its data.
+	// is told the DataVolume's claim holds its data. Only an administrator's Backup and Restore, in
+	// pxb-system, span namespaces.
+	sys, ofVM1, copied := v1alpha1.SystemNamespace, "vm1-"+ns, "copy-"+ns
+	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: ofVM1, Namespace: sys},
+		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc), VolumeMethod: v1alpha1.VolumeNone,
+			Selection:       v1alpha1.Selection{IncludeNamespaces: []v1alpha1.NamespacePattern{v1alpha1.NamespacePattern(ns)}},
+			VirtualMachines: &v1alpha1.VirtualMachineSelection{Names: []string{"vm1"}, Freeze: ptr.To(false)}},
+	})
+	if err := jobs.Backup(ctx, c.Config, sys, ofVM1, jobs.Options{}); err != nil {
+		t.Fatalf("backup of vm1 in %s: %v", sys, err)
+	}
 	target := ns + "-copy"
 	create(t, c, v1alpha1.RestoresResource, &v1alpha1.Restore{
-		ObjectMeta: metav1.ObjectMeta{Name: "copy", Namespace: ns},
-		Spec:       v1alpha1.RestoreSpec{BackupName: "vm1", NamespaceMapping: map[string]v1alpha1.NamespaceName{ns: v1alpha1.NamespaceName(target)}},
+		ObjectMeta: metav1.ObjectMeta{Name: copied, Namespace: sys},
+		Spec:       v1alpha1.RestoreSpec{BackupName: v1alpha1.ObjectName(ofVM1), NamespaceMapping: map[string]v1alpha1.NamespaceName{ns: v1alpha1.NamespaceName(target)}},
 	})
-	if err := jobs.Restore(ctx, c.Config, ns, "copy", jobs.Options{}); err != nil {
+	if err := jobs.Restore(ctx, c.Config, sys, copied, jobs.Options{}); err != nil {
 		t.Fatalf("restore of vm1: %v", err)
 	}
 	t.Cleanup(func() { _ = kube.CoreV1().Namespaces().Delete(ctxT(t, time.Minute), target, metav1.DeleteOptions{}) })

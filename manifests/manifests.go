@@ -1,12 +1,16 @@
 // Package manifests embeds what `kubectl pxb install` applies: the namespace, the generated CRDs, the job
-// runner's ServiceAccount and RBAC, and the pxb-config ConfigMap.
+// runner's ServiceAccount and RBAC, the roles of teams, the admission policies that keep teams to their
+// namespace, and the pxb-config ConfigMap.
 package manifests
 
 import "embed"
 
-// FS holds namespace.yaml, crds/*.yaml, rbac.yaml and config.yaml.
+// TenantFile holds the ClusterRoles aggregated into admin, edit and view for pxb's objects in a namespace.
+const TenantFile = "tenant.yaml"
+
+// FS holds namespace.yaml, crds/*.yaml, rbac.yaml, tenant.yaml, policy.yaml and config.yaml.
 //
-//go:embed namespace.yaml crds/*.yaml rbac.yaml config.yaml
+//go:embed namespace.yaml crds/*.yaml rbac.yaml tenant.yaml policy.yaml config.yaml
 var FS embed.FS
 
 // Files lists FS's files in the order they are applied: the namespace first, then the types, then the
@@ -20,5 +24,5 @@ func Files() ([]string, error) {
 	for _, e := range crds {
 		files = append(files, "crds/"+e.Name())
 	}
-	return append(files, "rbac.yaml", "config.yaml"), nil
+	return append(files, "rbac.yaml", TenantFile, "policy.yaml", "config.yaml"), nil
 }

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -24,6 +25,10 @@ type clusterScope struct {
 // ClusterRoles they use; CRDs are related when the restore takes objects of their type.
 func newClusterScope(ctx context.Context, r *restorer) *clusterScope {
 	s := &clusterScope{policy: r.opts.ClusterResources, all: r.nsFilter.All()}
+	if r.opts.Namespace != "" {
+		// A restore confined to one namespace writes no cluster-scoped object: Auto and Include are Exclude.
+		s.policy = collect.ClusterResourcesNone
+	}
 	if s.policy != collect.ClusterResourcesAuto || s.all {
 		return s
 	}
@@ -109,4 +114,13 @@ func (s *clusterScope) takes(t collect.TypeRecord, u *unstructured.Unstructured)
 		return true
 	}
 	return s.related[t.String()][u.GetName()]
+}
+
+// outside says why u, a namespaced object rewritten for the target, is not written by a restore confined
+// to one namespace (Options.Namespace); "" when it may be.
+func (r *restorer) outside(t collect.TypeRecord, u *unstructured.Unstructured) string {
+	if r.opts.Namespace == "" || !t.Namespaced || u.GetNamespace() == r.opts.Namespace {
+		return ""
+	}
+	return fmt.Sprintf("a restore confined to namespace %s writes nothing into namespace %s", r.opts.Namespace, u.GetNamespace())
 }

@@ -58,6 +58,10 @@ type Options struct {
 	ClusterResources collect.ClusterResources
 	// NamespaceMapping maps source namespaces to target namespaces.
 	NamespaceMapping map[string]string
+	// Namespace, when set, confines the restore to this one target namespace, as for a team's Restore: it
+	// writes no cluster-scoped object whatever ClusterResources says, creates no namespace, and skips any
+	// object that would land in another namespace.
+	Namespace string
 	// StorageClassMapping maps source StorageClass names to target ones on claims and volumes.
 	StorageClassMapping map[string]string
 	// ClaimVolumes binds restored claims ("namespace/name" in the target cluster) to PersistentVolumes
@@ -111,6 +115,11 @@ func (o *Options) Validate() error {
 		}
 		if errs := validation.IsValidLabelValue(f.v); len(errs) > 0 {
 			return fmt.Errorf("%s %q: %s", f.name, f.v, strings.Join(errs, "; "))
+		}
+	}
+	if o.Namespace != "" {
+		if errs := validation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
+			return fmt.Errorf("Namespace %q: %s", o.Namespace, strings.Join(errs, "; "))
 		}
 	}
 	if err := collect.ValidateNamespacePatterns("IncludeNamespaces", o.IncludeNamespaces); err != nil {

@@ -51,6 +51,11 @@ func (r *restorer) namespaceExists(ctx context.Context, ns string) (bool, error)
 // ensureNamespace creates a target namespace the backup does not hold (a mapped one, or a backup without
 // cluster resources).
 func (r *restorer) ensureNamespace(ctx context.Context, ns string) error {
+	if r.opts.Namespace != "" {
+		// A confined restore writes into its Restore's own namespace (outside skips every other), which
+		// exists: it creates no namespace.
+		return nil
+	}
 	if exists, err := r.namespaceExists(ctx, ns); err != nil || exists {
 		return err
 	}

@@ -294,7 +294,11 @@ func (r *restorer) restoreObject(ctx context.Context, t collect.TypeRecord, u *u
 	e := SummaryEntry{Resource: t.String(), Name: u.GetName()}
 	oldUID := u.GetUID()
 	sourceNS := u.GetNamespace()
-	if skip := r.rw.Rewrite(t, u); skip != "" {
+	skip := r.rw.Rewrite(t, u)
+	if skip == "" {
+		skip = r.outside(t, u)
+	}
+	if skip != "" {
 		e.Namespace = u.GetNamespace()
 		e.Outcome, e.Reason = OutcomeSkipped, skip
 		return r.record(e, t, u)

@@ -20,6 +20,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/store"
+	"github.com/pxb-dev/pxb/pkg/tenancy"
 )
 
 // NewCmdBackup returns `kubectl pxb backup` and its subcommands.
@@ -146,22 +147,35 @@ func (o *BackupCreateOptions) spansNamespaces() bool {
 		(len(o.IncludeNamespaces) == 1 && o.IncludeNamespaces[0] != o.Namespace)
 }
 
-// Validate checks the flags without the cluster; errors name the flag.
+// Validate checks the flags without the cluster, and that a Backup outside pxb-system keeps to its
+// namespace and carries none of the labels pxb alone sets, as the API server's policies will.
 func (o *BackupCreateOptions) Validate() error {
-	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
-		return fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
-	}
-	if err := o.Create.Validate(o.Wait); err != nil {
+	b, err := o.validateFlags()
+	if err != nil {
 		return err
 	}
+	if err := tenancy.CheckMarks(b.Labels, b.Annotations); err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	return tenancy.CheckBackup(b, nil)
+}
+
+// validateFlags checks the flags without the cluster, and returns the Backup they describe; errors name
+// the flag.
+func (o *BackupCreateOptions) validateFlags() (*v1alpha1.Backup, error) {
+	if errs := validation.IsDNS1123Subdomain(o.Name); len(errs) > 0 {
+		return nil, fmt.Errorf("NAME %q: %s", o.Name, strings.Join(errs, "; "))
+	}
+	if err := o.Create.Validate(o.Wait); err != nil {
+		return nil, err
+	}
 	if len(o.IncludeNamespaces) > 0 && o.NamespaceSelector != "" {
-		return errors.New("--include-namespaces and --namespace-selector are mutually exclusive")
+		return nil, errors.New("--include-namespaces and --namespace-selector are mutually exclusive")
 	}
 	if o.Timeout <= 0 {
-		return errors.New("--timeout must be positive")
+		return nil, errors.New("--timeout must be positive")
 	}
-	_, err := o.Backup()
-	return err
+	return o.Backup()
 }
 
 // Backup is the Backup the flags describe.
@@ -319,7 +333,9 @@ func (o *BackupCreateOptions) checkSpec(ctx context.Context, namespace string, s
 		}
 		spec.Location = v1alpha1.ObjectName(data[install.ConfigDefaultLocation])
 	}
-	if _, err := store.GetLocation(ctx, c.Dynamic, string(spec.Location)); err != nil {
+	// A team may not read the locations in pxb-system; the API server's policy says whether the location is
+	// open to the namespace.
+	if _, err := store.GetLocation(ctx, c.Dynamic, string(spec.Location)); err != nil && !apierrors.IsForbidden(err) {
 		return fmt.Errorf("--location: %w", err)
 	}
 	for _, r := range []struct {

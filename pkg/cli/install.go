@@ -21,6 +21,7 @@ type InstallOptions struct {
 	PrintObj   func(obj runtime.Object) error
 
 	Image          string
+	TenantRole     string
 	Wait           bool
 	Timeout        time.Duration
 	DryRunStrategy cmdutil.DryRunStrategy
@@ -33,20 +34,26 @@ type InstallOptions struct {
 func NewCmdInstall(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &InstallOptions{
 		PrintFlags: genericclioptions.NewPrintFlags("serverside-applied").WithTypeSetter(Scheme),
+		TenantRole: string(install.TenantRoleAggregate),
 		Wait:       true,
 		Timeout:    2 * time.Minute,
 		IOStreams:  streams,
 	}
 	cmd := &cobra.Command{
-		Use:   "install [--image IMAGE] [--dry-run=server|client|none]",
+		Use:   "install [--image IMAGE] [--tenant-role=aggregate|none] [--dry-run=server|client|none]",
 		Short: "Install or upgrade pxb in the cluster",
 		Long: `Install or upgrade pxb in the cluster of the current context: the pxb-system namespace, the pxb.dev
-custom resource definitions, the pxb-job ServiceAccount with its RBAC, and the pxb-config ConfigMap.
+custom resource definitions, the pxb-job ServiceAccount with its RBAC, the admission policies that keep
+each team's backups and restores to its own namespace, the roles of teams (--tenant-role), and the
+pxb-config ConfigMap.
 
 Objects are applied server-side with the field manager "pxb", so running install again is harmless and
 upgrades an older installation. Install waits until the definitions are established.`,
 		Example: `  # Install into the current context
   kubectl pxb install
+
+  # Give teams no role for pxb's objects: grant them with roles of your own
+  kubectl pxb install --tenant-role=none
 
   # Use a job image of your own registry
   kubectl pxb install --image registry.example.com/pxb-job:v0.1.0
@@ -59,6 +66,8 @@ upgrades an older installation. Install waits until the definitions are establis
 	o.PrintFlags.AddFlags(cmd)
 	cmdutil.AddDryRunFlag(cmd)
 	cmd.Flags().StringVar(&o.Image, "image", install.DefaultImage(), "Image of the pxb-job runner.")
+	cmd.Flags().StringVar(&o.TenantRole, "tenant-role", o.TenantRole,
+		"aggregate: whoever may edit (or view) a namespace may back it up and restore it (or see its backups), through ClusterRoles aggregated into admin, edit and view; none: no such role (one installed before stays).")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the custom resource definitions are established.")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the installation to finish.")
 	return cmd
@@ -104,12 +113,15 @@ func (o *InstallOptions) Validate() error {
 	if o.Timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
 	}
+	if _, err := install.ParseTenantRole(o.TenantRole); err != nil {
+		return fmt.Errorf("--tenant-role: %w", err)
+	}
 	return nil
 }
 
 // Run applies the objects, or prints them for a client dry run, and waits for the CRDs.
 func (o *InstallOptions) Run(ctx context.Context) error {
-	objs, err := install.Objects(install.Options{Image: o.Image})
+	objs, err := install.Objects(install.Options{Image: o.Image, TenantRole: install.TenantRole(o.TenantRole)})
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func TestCredentialsAndLocations(t *testing.T) {
 		t.Fatalf("location with a missing credential: err=%v out=%s", err, out)
 	}
 	out = mustPxb(t, c, "location", "create", "lab", "--provider", "s3", "--bucket", "pxb-lab", "--endpoint", "http://127.0.0.1:9",
-		"--s3-force-path-style", "--prefix", "cluster-a", "--credential", "s3-lab")
+		"--s3-force-path-style", "--prefix", "cluster-a", "--credential", "s3-lab", "--allowed-namespaces", "*")
 	wantLines(t, out, "backuplocation.pxb.dev/lab created", "lab-encryption-key")
 	key, err := kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(ctx, "lab-encryption-key", metav1.GetOptions{})
 	if err != nil {

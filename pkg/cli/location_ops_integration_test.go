@@ -37,7 +37,7 @@ func s3Location(t *testing.T, c *testbed.Cluster, name string, st *testbed.Store
 	}
 	mustPxb(t, c, "credential", "create", name, "--provider", "aws", "--from-file", file)
 	mustPxb(t, c, "location", "create", name, "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
-		"--region", st.Region, "--s3-force-path-style", "--credential", name)
+		"--region", st.Region, "--s3-force-path-style", "--credential", name, "--allowed-namespaces", "*")
 }
 
 func passphraseOf(t *testing.T, c *testbed.Cluster, location string) []byte {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
@@ -80,7 +81,7 @@ func runWhenLaunched(t *testing.T, c *testbed.Cluster, name, kind string, run fu
 func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 	t.Helper()
 	job := runWhenLaunched(t, c, name, "sync", func(ctx context.Context, _ *batchv1.Job) error {
-		_, err := jobs.SyncLocation(ctx, c.Config, name, jobs.Options{})
+		_, err := jobs.SyncLocation(ctx, jobIdentity(t, c), name, jobs.Options{})
 		return err
 	})
 	out := mustPxb(t, c, "location", "sync", name)
@@ -88,6 +89,13 @@ func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 		t.Fatalf("sync job: %v", err)
 	}
 	return out
+}
+
+// jobIdentity is a client config for the pxb-job ServiceAccount, the identity of a sync's pod: only pxb's
+// ServiceAccounts may mark a Backup as synced.
+func jobIdentity(t *testing.T, c *testbed.Cluster) *rest.Config {
+	return c.UserConfig(t, "system:serviceaccount:"+v1alpha1.SystemNamespace+":"+v1alpha1.JobServiceAccount,
+		"system:serviceaccounts", "system:serviceaccounts:"+v1alpha1.SystemNamespace, "system:authenticated")
 }
 
 // maintainCLI runs `kubectl pxb location maintain name flags...` with its Job run in-process, given the
@@ -182,7 +190,8 @@ func TestLocationSync(t *testing.T) {
 		st := testbed.S3(t)
 		s3Location(t, c, "src", st, st.AccessKeyID, st.SecretAccessKey)
 		mustPxb(t, c, "location", "create", "mirror", "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
-			"--region", st.Region, "--s3-force-path-style", "--credential", "src", "--encryption-key-secret", "src-encryption-key")
+			"--region", st.Region, "--s3-force-path-style", "--credential", "src", "--encryption-key-secret", "src-encryption-key",
+			"--allowed-namespaces", "*")
 		ns := c.Namespace(t)
 		made := backupIn(t, c, ns, "app", "src")
 		forget(t, c, ns, "app")
@@ -321,7 +330,7 @@ func TestLocationSync(t *testing.T) {
 		wantLines(t, mustPxb(t, c, "location", "sync", "timed", "--unschedule"), "Location timed was not synced on a schedule.")
 		wantStatus(t, mustPxb(t, c, "location", "describe", "timed"), "Sync schedule", "none")
 
-		// Maintenance is scheduled the same way, in a CronJob of its own, and reads every pack within 30 days.
+		// Maintenance is scheduled the same way, in a CronJob of its own.
 		wantLines(t, mustPxb(t, c, "location", "maintain", "timed", "--every", "24h"),
 			"CronJob pxb-system/pxb-maintenance-timed maintains location timed every 24h (0 0 * * *).")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -330,7 +339,7 @@ func TestLocationSync(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(mcj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " "); got != "maintenance --resource backuplocations --namespace pxb-system --name timed --read-data-period 720h0m0s" {
+		if got := strings.Join(mcj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " "); got != "maintenance --resource backuplocations --namespace pxb-system --name timed" {
 			t.Errorf("maintenance CronJob runs %q", got)
 		}
 		desc := mustPxb(t, c, "location", "describe", "timed")
@@ -355,7 +364,7 @@ func TestLocationSync(t *testing.T) {
 		st := testbed.S3Locked(t)
 		s3Location(t, c, "vaultcred", st, st.AccessKeyID, st.SecretAccessKey)
 		mustPxb(t, c, "location", "create", "vault", "--provider", "s3", "--bucket", st.Bucket, "--endpoint", st.Endpoint,
-			"--region", st.Region, "--s3-force-path-style", "--credential", "vaultcred", "--object-lock-days", "2")
+			"--region", st.Region, "--s3-force-path-style", "--credential", "vaultcred", "--object-lock-days", "2", "--allowed-namespaces", "*")
 		ns := c.Namespace(t)
 		b := backupIn(t, c, ns, "sealed", "vault")
 
@@ -378,7 +387,7 @@ func TestLocationSync(t *testing.T) {
 
 		// A synced Backup of a locked location: the resource may go, the data may not.
 		forget(t, c, ns, "sealed")
-		if _, err := jobs.SyncLocation(context.Background(), c.Config, "vault", jobs.Options{}); err != nil {
+		if _, err := jobs.SyncLocation(context.Background(), jobIdentity(t, c), "vault", jobs.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		synced := getBackup(t, c, ns, "sealed")

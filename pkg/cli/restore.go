@@ -22,6 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/store"
+	"github.com/pxb-dev/pxb/pkg/tenancy"
 )
 
 // NewCmdRestore returns `kubectl pxb restore` and its subcommands.
@@ -143,7 +144,8 @@ func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, arg
 	return nil
 }
 
-// Validate checks the flags without the cluster; errors name the flag.
+// Validate checks the flags without the cluster (errors name the flag), and that a Restore outside
+// pxb-system writes into its own namespace alone, as the API server's policy will.
 func (o *RestoreCreateOptions) Validate() error {
 	if o.FromBackup == "" {
 		return errors.New("--from-backup is required")
@@ -160,8 +162,11 @@ func (o *RestoreCreateOptions) Validate() error {
 	if o.Timeout <= 0 {
 		return errors.New("--timeout must be positive")
 	}
-	_, err := o.Restore()
-	return err
+	r, err := o.Restore()
+	if err != nil {
+		return err
+	}
+	return tenancy.CheckRestore(r, nil, nil)
 }
 
 // Restore is the Restore the flags describe.

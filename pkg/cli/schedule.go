@@ -21,6 +21,7 @@ import (
 	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/schedule"
 	"github.com/pxb-dev/pxb/pkg/store"
+	"github.com/pxb-dev/pxb/pkg/tenancy"
 )
 
 // NewCmdSchedule is `kubectl pxb schedule`: backups taken by a SchedulePolicy.
@@ -82,7 +83,7 @@ schedule exists (after the policy changed, too). The template takes the flags of
 	return cmd
 }
 
-// Validate checks the flags.
+// Validate checks the flags, and that a schedule outside pxb-system keeps its backups to its namespace.
 func (o *ScheduleCreateOptions) Validate() error {
 	if o.Policy == "" {
 		return errors.New("--policy is required: name a SchedulePolicy")
@@ -90,7 +91,14 @@ func (o *ScheduleCreateOptions) Validate() error {
 	if errs := validation.IsDNS1123Subdomain(o.Policy); len(errs) > 0 {
 		return fmt.Errorf("--policy %q: %s", o.Policy, strings.Join(errs, "; "))
 	}
-	return o.BackupCreateOptions.Validate()
+	if _, err := o.validateFlags(); err != nil {
+		return err
+	}
+	bs, err := o.Schedule()
+	if err != nil {
+		return err
+	}
+	return tenancy.CheckSchedule(bs, nil)
 }
 
 // Schedule is the BackupSchedule the flags describe.

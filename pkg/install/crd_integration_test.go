@@ -168,8 +168,12 @@ func TestCRDValidation(t *testing.T) {
 		for i, tc := range g.cases {
 			t.Run(g.kind+"/"+tc.name, func(t *testing.T) {
 				objNS := ns
-				if g.kind == "SchedulePolicy" {
+				switch g.kind {
+				case "SchedulePolicy":
 					objNS = ""
+				case "Backup", "Restore", "BackupSchedule":
+					// The valid cases span namespaces: an administrator's, which live in pxb-system.
+					objNS = v1alpha1.SystemNamespace
 				}
 				name := strings.ToLower(g.kind) + "-" + string(rune('a'+i))
 				u := obj(g.kind, objNS, name, tc.spec)

@@ -36,12 +36,36 @@ func DefaultImage() string {
 	return "ghcr.io/pxb-dev/pxb-job:" + version.Version
 }
 
+// TenantRole says which roles install gives teams for pxb's objects in their namespaces.
+type TenantRole string
+
+const (
+	// TenantRoleAggregate installs the ClusterRoles pxb-tenant, aggregated into admin and edit, and
+	// pxb-tenant-view, aggregated into view.
+	TenantRoleAggregate TenantRole = "aggregate"
+	// TenantRoleNone installs neither: administrators grant pxb's objects to teams with roles of their own.
+	TenantRoleNone TenantRole = "none"
+)
+
+// ParseTenantRole reads a tenant role as --tenant-role gives it; empty is TenantRoleAggregate.
+func ParseTenantRole(s string) (TenantRole, error) {
+	switch r := TenantRole(s); r {
+	case "":
+		return TenantRoleAggregate, nil
+	case TenantRoleAggregate, TenantRoleNone:
+		return r, nil
+	}
+	return "", fmt.Errorf("tenant role %q: want %s or %s", s, TenantRoleAggregate, TenantRoleNone)
+}
+
 // Options choose what Objects renders.
 type Options struct {
 	// Image of the pxb-job runner; DefaultImage() when empty.
 	Image string
 	// Version recorded in the objects' labels and in pxb-config; version.Version when empty.
 	Version string
+	// TenantRole; TenantRoleAggregate when empty.
+	TenantRole TenantRole
 }
 
 // Objects returns every object pxb installs, in the order they must be applied.
@@ -52,12 +76,19 @@ func Objects(o Options) ([]*unstructured.Unstructured, error) {
 	if o.Version == "" {
 		o.Version = version.Version
 	}
+	role, err := ParseTenantRole(string(o.TenantRole))
+	if err != nil {
+		return nil, err
+	}
 	files, err := manifests.Files()
 	if err != nil {
 		return nil, fmt.Errorf("list manifests: %w", err)
 	}
 	var objs []*unstructured.Unstructured
 	for _, name := range files {
+		if name == manifests.TenantFile && role == TenantRoleNone {
+			continue
+		}
 		data, err := manifests.FS.ReadFile(name)
 		if err != nil {
 			return nil, fmt.Errorf("read manifest %s: %w", name, err)

@@ -1,7 +1,9 @@
 package install
 
 import (
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,7 +31,12 @@ func TestObjectsOrderLabelsAndConfig(t *testing.T) {
 		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
 		"ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRole", "Role",
 		"ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "RoleBinding",
-		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ConfigMap"}
+		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding",
+		"ClusterRole", "ClusterRole",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+		"ConfigMap"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("kinds in order = %v\nwant %v", kinds, want)
 	}
@@ -101,6 +108,55 @@ func TestRBACGrantsNoEscapeHatch(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestTenantRole checks the roles teams get: aggregated into admin and edit (pxb-tenant) and view
+// (pxb-tenant-view), never a status subresource, and none with --tenant-role=none.
+func TestTenantRole(t *testing.T) {
+	aggregated := map[string]string{}
+	objs, err := Objects(Options{TenantRole: TenantRoleAggregate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRole" || !strings.HasPrefix(o.GetName(), "pxb-tenant") {
+			continue
+		}
+		var to []string
+		for _, role := range []string{"admin", "edit", "view"} {
+			if o.GetLabels()["rbac.authorization.k8s.io/aggregate-to-"+role] == "true" {
+				to = append(to, role)
+			}
+		}
+		aggregated[o.GetName()] = strings.Join(to, ",")
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		for _, r := range rules {
+			resources, _, _ := unstructured.NestedStringSlice(r.(map[string]any), "resources")
+			for _, res := range resources {
+				if strings.Contains(res, "/") || res == "backuplocations" || res == "schedulepolicies" {
+					t.Errorf("%s grants %s", o.GetName(), res)
+				}
+			}
+		}
+	}
+	if want := map[string]string{"pxb-tenant": "admin,edit", "pxb-tenant-view": "view"}; !maps.Equal(aggregated, want) {
+		t.Errorf("tenant roles aggregated into %v, want %v", aggregated, want)
+	}
+	none, err := Objects(Options{TenantRole: TenantRoleNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(none) != len(objs)-2 {
+		t.Errorf("--tenant-role=none renders %d objects, want the %d of aggregate but the two roles", len(none), len(objs))
+	}
+	for _, o := range none {
+		if strings.HasPrefix(o.GetName(), "pxb-tenant") {
+			t.Errorf("--tenant-role=none renders %s %s", o.GetKind(), o.GetName())
+		}
+	}
+	if _, err := Objects(Options{TenantRole: "bind"}); err == nil || !strings.Contains(err.Error(), "want aggregate or none") {
+		t.Errorf("tenant role bind: %v, want a refusal", err)
 	}
 }
 
