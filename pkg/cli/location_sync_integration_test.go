@@ -330,7 +330,7 @@ func TestLocationSync(t *testing.T) {
 		wantLines(t, mustPxb(t, c, "location", "sync", "timed", "--unschedule"), "Location timed was not synced on a schedule.")
 		wantStatus(t, mustPxb(t, c, "location", "describe", "timed"), "Sync schedule", "none")
 
-		// Maintenance is scheduled the same way, in a CronJob of its own.
+		// Maintenance is scheduled the same way, in a CronJob of its own, and reads every pack within 30 days.
 		wantLines(t, mustPxb(t, c, "location", "maintain", "timed", "--every", "24h"),
 			"CronJob pxb-system/pxb-maintenance-timed maintains location timed every 24h (0 0 * * *).")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -339,7 +339,7 @@ func TestLocationSync(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(mcj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " "); got != "maintenance --resource backuplocations --namespace pxb-system --name timed" {
+		if got := strings.Join(mcj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " "); got != "maintenance --resource backuplocations --namespace pxb-system --name timed --read-data-period 720h0m0s" {
 			t.Errorf("maintenance CronJob runs %q", got)
 		}
 		desc := mustPxb(t, c, "location", "describe", "timed")
