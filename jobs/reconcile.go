@@ -93,7 +93,9 @@ func Reconcile(ctx context.Context, cfg *rest.Config) (*ReconcileResult, error) 
 	}
 	for i := range backups {
 		b := &backups[i]
-		if b.DeletionTimestamp != nil || b.Status.Phase.Final() || b.Status.Phase == v1alpha1.BackupDeleting {
+		// A synced Backup's data is already in its location: sync writes its status right after making it,
+		// and a Job would back the namespace up again under its name.
+		if b.DeletionTimestamp != nil || b.Status.Phase.Final() || b.Status.Phase == v1alpha1.BackupDeleting || b.Labels[v1alpha1.SyncedLabel] == "true" {
 			continue
 		}
 		t := jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name, UID: b.UID}
@@ -275,4 +277,3 @@ func ptrNow() *metav1.Time {
 	now := metav1.Now()
 	return &now
 }
-

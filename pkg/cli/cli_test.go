@@ -27,7 +27,7 @@ func TestInstallClientDryRunPrintsEveryObject(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install --dry-run=client: %v\n%s", err, out)
 	}
-	want, err := install.Objects(install.Options{Image: "example.com/pxb-job:v1"})
+	want, err := installObjects(install.Options{Image: "example.com/pxb-job:v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +44,13 @@ func TestInstallClientDryRunPrintsEveryObject(t *testing.T) {
 			t.Errorf("document %d is %s %s, want %s %s", i, got.GetKind(), got.GetName(), want[i].GetKind(), want[i].GetName())
 		}
 	}
-	if !strings.Contains(docs[len(docs)-1], "jobImage: example.com/pxb-job:v1\n") {
-		t.Errorf("pxb-config lacks the image:\n%s", docs[len(docs)-1])
+	if !strings.Contains(docs[len(docs)-2], "jobImage: example.com/pxb-job:v1\n") {
+		t.Errorf("pxb-config lacks the image:\n%s", docs[len(docs)-2])
+	}
+	// The reconciler runs the same image, every minute, as its own ServiceAccount.
+	if last := docs[len(docs)-1]; !strings.Contains(last, "kind: CronJob\n") || !strings.Contains(last, "image: example.com/pxb-job:v1\n") ||
+		!strings.Contains(last, "schedule: '* * * * *'\n") || !strings.Contains(last, "serviceAccountName: pxb-reconciler\n") {
+		t.Errorf("the reconciler's CronJob:\n%s", last)
 	}
 }
 

@@ -44,8 +44,9 @@ func NewCmdInstall(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 		Short: "Install or upgrade pxb in the cluster",
 		Long: `Install or upgrade pxb in the cluster of the current context: the pxb-system namespace, the pxb.dev
 custom resource definitions, the pxb-job ServiceAccount with its RBAC, the admission policies that keep
-each team's backups and restores to its own namespace, the roles of teams (--tenant-role), and the
-pxb-config ConfigMap.
+each team's backups and restores to its own namespace, the roles of teams (--tenant-role), the
+pxb-config ConfigMap, and the reconciler: a CronJob that every minute launches the Jobs of Backups and
+Restores applied without kubectl pxb and keeps BackupSchedules' CronJobs in step with their policies.
 
 Objects are applied server-side with the field manager "pxb", so running install again is harmless and
 upgrades an older installation. Install waits until the definitions are established.`,
@@ -121,7 +122,7 @@ func (o *InstallOptions) Validate() error {
 
 // Run applies the objects, or prints them for a client dry run, and waits for the CRDs.
 func (o *InstallOptions) Run(ctx context.Context) error {
-	objs, err := install.Objects(install.Options{Image: o.Image, TenantRole: install.TenantRole(o.TenantRole)})
+	objs, err := installObjects(install.Options{Image: o.Image, TenantRole: install.TenantRole(o.TenantRole)})
 	if err != nil {
 		return err
 	}

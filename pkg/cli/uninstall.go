@@ -65,7 +65,7 @@ func (o *UninstallOptions) Validate() error {
 
 // Run deletes what install applied.
 func (o *UninstallOptions) Run(ctx context.Context) error {
-	objs, err := install.Objects(install.Options{})
+	objs, err := installObjects(install.Options{})
 	if err != nil {
 		return err
 	}
