@@ -51,7 +51,9 @@ func TestBackupDeleteThroughJob(t *testing.T) {
 		}
 		return apierrors.IsNotFound(err)
 	}
-	deleteJob := func(backup string) string { return jobspec.Name(jobspec.Target{Kind: jobspec.KindDelete, Namespace: ns, Name: backup}) }
+	deleteJob := func(backup string) string {
+		return jobspec.Name(jobspec.Target{Kind: jobspec.KindDelete, Namespace: ns, Name: backup})
+	}
 
 	t.Run("nfs", func(t *testing.T) {
 		export := t.TempDir()

@@ -100,7 +100,6 @@ const (
 // DefaultKubeletRootDir is the kubelet's --root-dir by default.
 const DefaultKubeletRootDir = "/var/lib/kubelet"
 
-
 // Config is how Jobs are shaped in this installation.
 type Config struct {
 	Image           string

@@ -142,4 +142,3 @@ func DeleteOrphanScheduleCronJobs(ctx context.Context, kube kubernetes.Interface
 	}
 	return deleted, nil
 }
-
