@@ -67,7 +67,7 @@ func TestBackupDeleteThroughJob(t *testing.T) {
 		opts := jobs.Options{Location: location.Options{NFSMountPath: export}}
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "on-filer", Namespace: ns},
 			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName("filer-" + ns)}})
-		if err := jobs.Backup(ctx, jobIdentity(t, c), ns, "on-filer", opts); err != nil {
+		if err := jobs.Backup(ctx, jobIdentity(t, c, jobspec.KindBackup), ns, "on-filer", opts); err != nil {
 			t.Fatalf("backup onto the export: %v", err)
 		}
 		snapshots := func() []string {
@@ -111,7 +111,7 @@ func TestBackupDeleteThroughJob(t *testing.T) {
 			t.Errorf("delete Job's pod does not mount the export at %s: volumes %+v", jobspec.NFSMountPath, pod.Volumes)
 		}
 
-		d, err := jobs.DeleteBackup(ctx, jobIdentity(t, c), ns, "on-filer", opts)
+		d, err := jobs.DeleteBackup(ctx, jobIdentity(t, c, jobspec.KindDelete), ns, "on-filer", opts)
 		if err != nil {
 			t.Fatalf("the delete Job's work: %v", err)
 		}

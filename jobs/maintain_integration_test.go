@@ -20,6 +20,7 @@ import (
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
@@ -69,7 +70,7 @@ func TestMaintainLocation(t *testing.T) {
 			freeRecent := jobs.Options{FreeRecent: true}
 			maintain := func(opts jobs.Options) (*jobs.MaintenanceResult, metav1.Condition, error) {
 				t.Helper()
-				res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, opts)
+				res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindMaintenance), locName, opts)
 				l, gerr := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
 				if gerr != nil {
 					t.Fatal(gerr)
@@ -289,7 +290,7 @@ func TestMaintainReadData(t *testing.T) {
 
 	maintain := func(opts jobs.Options) (*jobs.MaintenanceResult, metav1.Condition, error) {
 		t.Helper()
-		res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, opts)
+		res, err := jobs.MaintainLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindMaintenance), locName, opts)
 		l, gerr := store.GetLocation(ctxT(t, time.Minute), c.Dynamic(t), locName)
 		if gerr != nil {
 			t.Fatal(gerr)
@@ -410,7 +411,7 @@ func backupNow(t *testing.T, c *testbed.Cluster, locName, ns, name string) {
 	t.Helper()
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-	if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
+	if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindBackup), ns, name, jobs.Options{}); err != nil {
 		t.Fatalf("backup %s/%s: %v", ns, name, err)
 	}
 }

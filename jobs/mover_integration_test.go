@@ -18,6 +18,7 @@ import (
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/repo"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -59,7 +60,7 @@ func TestUploadRetriedAfterItsSnapshot(t *testing.T) {
 	}
 	loc.Close()
 	req := jobs.MoverRequest{Namespace: ns, Name: "vol", Volume: ns + "/data", Path: dir, Method: v1alpha1.VolumeSnapshot}
-	first, err := jobs.Upload(ctxT(t, 2*time.Minute), c.Config, req, jobs.Options{})
+	first, err := jobs.Upload(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindUpload), req, jobs.Options{})
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
@@ -70,7 +71,7 @@ func TestUploadRetriedAfterItsSnapshot(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "db"), bytes.Repeat([]byte{1}, 10), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	again, err := jobs.Upload(ctxT(t, 2*time.Minute), c.Config, req, jobs.Options{})
+	again, err := jobs.Upload(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindUpload), req, jobs.Options{})
 	if err != nil {
 		t.Fatalf("retried upload: %v", err)
 	}
@@ -129,7 +130,7 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: ns},
 			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
 		req := jobs.MoverRequest{Namespace: ns, Name: backup, Volume: ns + "/" + claim, Path: dir, Method: v1alpha1.VolumeSnapshot}
-		return jobs.Upload(ctxT(t, 2*time.Minute), c.Config, req, opts)
+		return jobs.Upload(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindUpload), req, opts)
 	}
 	first, err := upload("small", "logs", 2<<20)
 	if err != nil {

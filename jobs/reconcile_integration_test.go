@@ -109,7 +109,7 @@ func TestReconcileLaunches(t *testing.T) {
 	}
 	job := js[0]
 	spec := job.Spec.Template.Spec
-	if job.Annotations[jobspec.AnnotationOwnerUID] != string(b.UID) || spec.ServiceAccountName != v1alpha1.JobServiceAccount ||
+	if job.Annotations[jobspec.AnnotationOwnerUID] != string(b.UID) || spec.ServiceAccountName != v1alpha1.BackupServiceAccount ||
 		!strings.Contains(strings.Join(spec.Containers[0].Args, " "), "backup --resource backups --namespace "+ns+" --name applied") {
 		t.Errorf("Job %s: owner %q (Backup's UID %s), runs as %q with %q", job.Name, job.Annotations[jobspec.AnnotationOwnerUID], b.UID,
 			spec.ServiceAccountName, spec.Containers[0].Args)

@@ -34,7 +34,7 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	everyTenMinutes(t, c, ns, "nightly", loc)
 	start := time.Now()
 	// As the Job's own identity: only pxb's ServiceAccounts set the labels of a scheduled Backup.
-	job := jobIdentity(t, c)
+	job := jobIdentity(t, c, jobspec.KindSchedule)
 	at := func(d time.Duration) *jobs.ScheduleOutcome {
 		t.Helper()
 		out, err := jobs.Schedule(ctxT(t, time.Minute), job, ns, "nightly", schedule.Interval, jobs.Options{}, start.Add(d))
@@ -135,7 +135,7 @@ func TestScheduleRetentionUnderObjectLock(t *testing.T) {
 	start := time.Now()
 	var made []string
 	for i := range 3 {
-		out, err := jobs.Schedule(ctxT(t, time.Minute), jobIdentity(t, c), ns, "locked", schedule.Interval, jobs.Options{}, start.Add(time.Duration(i)*12*time.Minute))
+		out, err := jobs.Schedule(ctxT(t, time.Minute), jobIdentity(t, c, jobspec.KindSchedule), ns, "locked", schedule.Interval, jobs.Options{}, start.Add(time.Duration(i)*12*time.Minute))
 		if err != nil || out.Backup == "" {
 			t.Fatalf("start %d: %+v, %v", i, out, err)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/collect"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/layout"
 	"github.com/pxb-dev/pxb/pkg/location"
 	"github.com/pxb-dev/pxb/pkg/store"
@@ -41,10 +42,10 @@ type clusterA struct {
 	Backups   []v1alpha1.Backup
 }
 
-// jobIdentity is a client config for the pxb-job ServiceAccount: what it may do is what the installed RBAC
-// grants a Job's pod.
-func jobIdentity(t *testing.T, c *testbed.Cluster) *rest.Config {
-	return c.UserConfig(t, "system:serviceaccount:"+v1alpha1.SystemNamespace+":"+v1alpha1.JobServiceAccount,
+// jobIdentity is a client config for the ServiceAccount Jobs of kind run as: what it may do is what the
+// installed RBAC grants that Job's pod.
+func jobIdentity(t *testing.T, c *testbed.Cluster, kind jobspec.Kind) *rest.Config {
+	return c.UserConfig(t, "system:serviceaccount:"+v1alpha1.SystemNamespace+":"+jobspec.ServiceAccount(kind),
 		"system:serviceaccounts", "system:serviceaccounts:"+v1alpha1.SystemNamespace, "system:authenticated")
 }
 
@@ -154,7 +155,7 @@ func TestSyncBetweenClusters(t *testing.T) {
 	}
 
 	// As the Job's own identity, so that the installed RBAC is what is tested.
-	res, err := jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
+	res, err := jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindSync), locName, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestSyncBetweenClusters(t *testing.T) {
 	checkApp(t, kube, ns, "from-a")
 
 	// Again: nothing new, nothing touched.
-	res, err = jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
+	res, err = jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindSync), locName, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	kube, dyn := c.Clientset(t), c.Dynamic(t)
 	ns := c.Namespace(t)
 
-	res, err := jobs.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c), locName, jobs.Options{})
+	res, err := jobs.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c, jobspec.KindSync), locName, jobs.Options{})
 	if err != nil || res.Backups != 0 || res.Message() != "0 backups, 0 new, 0 already present" {
 		t.Fatalf("sync of an empty location: %+v, %v", res, err)
 	}
@@ -272,10 +273,10 @@ func TestSyncOldAndUnfinishedBackups(t *testing.T) {
 	// stopped sync left without status (only pxb's own identity sets pxb.dev/synced).
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: ns},
 		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-	createAs(t, jobIdentity(t, c), v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "resumed", Namespace: ns,
+	createAs(t, jobIdentity(t, c, jobspec.KindSync), v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "resumed", Namespace: ns,
 		Labels: map[string]string{v1alpha1.SyncedLabel: "true"}}, Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
 
-	res, err = jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c), locName, jobs.Options{})
+	res, err = jobs.SyncLocation(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindSync), locName, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestSyncUnreadableLocation(t *testing.T) {
 	if _, err := kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = jobs.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c), locName, jobs.Options{})
+	_, err = jobs.SyncLocation(ctxT(t, time.Minute), jobIdentity(t, c, jobspec.KindSync), locName, jobs.Options{})
 	if err == nil || !strings.Contains(err.Error(), "access denied") {
 		t.Fatalf("sync with a wrong credential: %v", err)
 	}
@@ -369,7 +370,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 		t.Helper()
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-		if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c), ns, name, jobs.Options{}); err != nil {
+		if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindBackup), ns, name, jobs.Options{}); err != nil {
 			t.Fatalf("backup %s/%s: %v", ns, name, err)
 		}
 		var b v1alpha1.Backup
@@ -426,7 +427,7 @@ func TestJobsSyncTheirLocation(t *testing.T) {
 	forget(ns, "second")
 	create(t, c, v1alpha1.RestoresResource, &v1alpha1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "again", Namespace: ns},
 		Spec: v1alpha1.RestoreSpec{BackupName: "first"}})
-	if err := jobs.Restore(ctxT(t, 3*time.Minute), jobIdentity(t, c), ns, "again", jobs.Options{}); err != nil {
+	if err := jobs.Restore(ctxT(t, 3*time.Minute), jobIdentity(t, c, jobspec.KindRestore), ns, "again", jobs.Options{}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	get(t, c, v1alpha1.BackupsResource, ns, "second", &back)

@@ -258,7 +258,7 @@ func TestLocationOperations(t *testing.T) {
 		}
 		pod := jobs.Items[0].Spec.Template.Spec
 		if got := strings.Join(pod.Containers[0].Args, " "); got != "check --resource backuplocations --namespace pxb-system --name avail" ||
-			pod.ServiceAccountName != v1alpha1.JobServiceAccount {
+			pod.ServiceAccountName != v1alpha1.LocationServiceAccount {
 			t.Fatalf("check Job runs %q as %s", got, pod.ServiceAccountName)
 		}
 		if out, err := pxb(t, c, "location", "check", "avail", "--timeout", "2s"); err == nil || !strings.Contains(err.Error(), "did not finish within 2s") {

@@ -91,10 +91,10 @@ func syncCLI(t *testing.T, c *testbed.Cluster, name string) string {
 	return out
 }
 
-// jobIdentity is a client config for the pxb-job ServiceAccount, the identity of a sync's pod: only pxb's
+// jobIdentity is a client config for the pxb-location ServiceAccount, the identity of a sync's pod: only pxb's
 // ServiceAccounts may mark a Backup as synced.
 func jobIdentity(t *testing.T, c *testbed.Cluster) *rest.Config {
-	return c.UserConfig(t, "system:serviceaccount:"+v1alpha1.SystemNamespace+":"+v1alpha1.JobServiceAccount,
+	return c.UserConfig(t, "system:serviceaccount:"+v1alpha1.SystemNamespace+":"+v1alpha1.LocationServiceAccount,
 		"system:serviceaccounts", "system:serviceaccounts:"+v1alpha1.SystemNamespace, "system:authenticated")
 }
 
@@ -262,7 +262,7 @@ func TestLocationSync(t *testing.T) {
 		}
 		pod := jobs.Items[0].Spec.Template.Spec
 		if got := strings.Join(pod.Containers[0].Args, " "); got != "sync --resource backuplocations --namespace pxb-system --name mirror" ||
-			pod.ServiceAccountName != v1alpha1.JobServiceAccount {
+			pod.ServiceAccountName != v1alpha1.LocationServiceAccount {
 			t.Errorf("sync Job runs %q as %s", got, pod.ServiceAccountName)
 		}
 		if out, err := pxb(t, c, "location", "sync", "mirror", "--timeout", "2s"); err == nil || !strings.Contains(err.Error(), "did not finish within 2s") {
@@ -292,7 +292,7 @@ func TestLocationSync(t *testing.T) {
 		}
 		pod := cj.Spec.JobTemplate.Spec.Template.Spec
 		if got := strings.Join(pod.Containers[0].Args, " "); cj.Spec.Schedule != "0 * * * *" ||
-			got != "sync --resource backuplocations --namespace pxb-system --name timed" || pod.ServiceAccountName != v1alpha1.JobServiceAccount ||
+			got != "sync --resource backuplocations --namespace pxb-system --name timed" || pod.ServiceAccountName != v1alpha1.LocationServiceAccount ||
 			len(cj.OwnerReferences) != 1 || cj.OwnerReferences[0].Name != "timed" {
 			t.Errorf("CronJob schedule %q runs %q as %s, owners %+v", cj.Spec.Schedule, got, pod.ServiceAccountName, cj.OwnerReferences)
 		}

@@ -29,9 +29,14 @@ func TestObjectsOrderLabelsAndConfig(t *testing.T) {
 	want := []string{"Namespace",
 		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
 		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
-		"ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRole", "Role",
-		"ClusterRoleBinding", "ClusterRoleBinding", "ClusterRoleBinding", "RoleBinding",
-		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding",
+		// The roles to read and to write everything, then an identity per kind of Job, then the reconciler's.
+		"ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
+		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-backup
+		"ServiceAccount", "ClusterRole", "ClusterRoleBinding", // pxb-restore
+		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-mover
+		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-location
+		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-schedule
+		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-reconciler
 		"ClusterRole", "ClusterRole",
 		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
 		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",

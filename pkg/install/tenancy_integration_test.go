@@ -260,11 +260,11 @@ func TestBackupsAndRestoresNeedTheirCreatorsRights(t *testing.T) {
 			t.Errorf("%s %s by carol: %v, want it accepted", u.GetKind(), u.GetName(), err)
 		}
 	}
-	// pxb's own identity sets its labels.
-	job := as(t, c, "system:serviceaccount:pxb-system:pxb-job", "system:serviceaccounts", "system:serviceaccounts:pxb-system")
+	// pxb's own identity (a sync's) sets its labels.
+	job := as(t, c, "system:serviceaccount:pxb-system:"+v1alpha1.LocationServiceAccount, "system:serviceaccounts", "system:serviceaccounts:pxb-system")
 	synced := obj("Backup", t1, "synced", spec(map[string]any{}))
 	synced.SetLabels(map[string]string{v1alpha1.SyncedLabel: "true", v1alpha1.ScheduleLabel: "nightly"})
 	if err := createAs(ctx, job, synced, true); err != nil {
-		t.Errorf("a synced Backup by pxb-job: %v, want it accepted", err)
+		t.Errorf("a synced Backup by pxb-location: %v, want it accepted", err)
 	}
 }

@@ -50,7 +50,7 @@ func TestStatusReportsAsTheJobIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env, err := jobenv.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:pxb-job",
+	env, err := jobenv.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:"+v1alpha1.BackupServiceAccount,
 		"system:serviceaccounts", "system:serviceaccounts:pxb-system", "system:authenticated"))
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestCheckUIDRefusesARecreatedObject(t *testing.T) {
 		return u
 	}
 	first := create()
-	env, err := jobenv.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:pxb-job",
+	env, err := jobenv.NewEnvForConfig(c.UserConfig(t, "system:serviceaccount:pxb-system:"+v1alpha1.BackupServiceAccount,
 		"system:serviceaccounts", "system:serviceaccounts:pxb-system", "system:authenticated"))
 	if err != nil {
 		t.Fatal(err)

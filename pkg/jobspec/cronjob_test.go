@@ -21,7 +21,7 @@ func TestLocationCronJob(t *testing.T) {
 	}
 	pod := cj.Spec.JobTemplate.Spec.Template.Spec
 	if got := strings.Join(pod.Containers[0].Args, " "); got != "sync --resource backuplocations --namespace pxb-system --name prod.eu" ||
-		pod.ServiceAccountName != v1alpha1.JobServiceAccount {
+		pod.ServiceAccountName != v1alpha1.LocationServiceAccount {
 		t.Errorf("the CronJob's Jobs run %q as %s", got, pod.ServiceAccountName)
 	}
 	if cj.Spec.ConcurrencyPolicy != "Forbid" {

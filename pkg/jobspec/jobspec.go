@@ -319,8 +319,29 @@ var finalFailure = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRu
 	OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{ExitFinal}},
 }}}
 
-// Job renders the Job for target. The pod runs `pxb-job KIND --resource R --namespace NS --name NAME` as the pxb-job
-// ServiceAccount, unprivileged, with a read-only root file system and a scratch /tmp.
+// ServiceAccount is the identity a Job of kind runs as: manifests/rbac.yaml binds each to what its kind does,
+// so that a Job that only copies bytes or only reads a bucket cannot write to the cluster. An unknown kind
+// gets none, and so runs as pxb-system's default ServiceAccount, which pxb grants nothing.
+func ServiceAccount(kind Kind) string {
+	switch kind {
+	case KindBackup:
+		return v1alpha1.BackupServiceAccount
+	case KindRestore:
+		return v1alpha1.RestoreServiceAccount
+	case KindUpload, KindDownload:
+		return v1alpha1.MoverServiceAccount
+	case KindCheck, KindSync, KindMaintenance, KindDelete:
+		return v1alpha1.LocationServiceAccount
+	case KindSchedule:
+		return v1alpha1.ScheduleServiceAccount
+	case KindReconcile:
+		return v1alpha1.ReconcilerServiceAccount
+	}
+	return ""
+}
+
+// Job renders the Job for target. The pod runs `pxb-job KIND --resource R --namespace NS --name NAME` as the
+// ServiceAccount of its kind, unprivileged, with a read-only root file system and a scratch /tmp.
 func Job(t Target, c Config) *batchv1.Job {
 	labels := Labels(t)
 	var deadline *int64
@@ -343,7 +364,7 @@ func Job(t Target, c Config) *batchv1.Job {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					ServiceAccountName: v1alpha1.JobServiceAccount,
+					ServiceAccountName: ServiceAccount(t.Kind),
 					RestartPolicy:      corev1.RestartPolicyNever,
 					DNSPolicy:          c.DNSPolicy,
 					SecurityContext: &corev1.PodSecurityContext{

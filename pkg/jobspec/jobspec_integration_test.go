@@ -53,7 +53,7 @@ func TestLaunchAndFailureReason(t *testing.T) {
 			Labels: map[string]string{"batch.kubernetes.io/job-name": first.Name}},
 		Spec: first.Spec.Template.Spec,
 	}
-	if _, err := kube.CoreV1().ServiceAccounts(v1alpha1.SystemNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.JobServiceAccount}}, metav1.CreateOptions{}); err != nil {
+	if _, err := kube.CoreV1().ServiceAccounts(v1alpha1.SystemNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.BackupServiceAccount}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pod, err = kube.CoreV1().Pods(v1alpha1.SystemNamespace).Create(ctx, pod, metav1.CreateOptions{})

@@ -64,7 +64,7 @@ func TestJobRendering(t *testing.T) {
 		t.Errorf("backoffLimit %d, activeDeadlineSeconds %d, ttl %d; want 5, 600, 60", *s.BackoffLimit, *s.ActiveDeadlineSeconds, *s.TTLSecondsAfterFinished)
 	}
 	pod := s.Template.Spec
-	if pod.ServiceAccountName != "pxb-job" || pod.RestartPolicy != corev1.RestartPolicyNever || pod.DNSPolicy != corev1.DNSDefault {
+	if pod.ServiceAccountName != "pxb-backup" || pod.RestartPolicy != corev1.RestartPolicyNever || pod.DNSPolicy != corev1.DNSDefault {
 		t.Errorf("pod: serviceAccount %q restartPolicy %q dnsPolicy %q", pod.ServiceAccountName, pod.RestartPolicy, pod.DNSPolicy)
 	}
 	if pod.SecurityContext == nil || !*pod.SecurityContext.RunAsNonRoot {

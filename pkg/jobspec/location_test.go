@@ -50,7 +50,7 @@ func TestLocationJobMountsNFS(t *testing.T) {
 	if job.Labels[LabelLocation] != "filer" || job.Spec.Template.Labels[LabelLocation] != "filer" || job.Labels[LabelJob] != "check" {
 		t.Errorf("labels %v", job.Labels)
 	}
-	if pod.ServiceAccountName != v1alpha1.JobServiceAccount || !*ctr.SecurityContext.ReadOnlyRootFilesystem {
+	if pod.ServiceAccountName != v1alpha1.LocationServiceAccount || !*ctr.SecurityContext.ReadOnlyRootFilesystem {
 		t.Errorf("the check Job is not shaped like the other Jobs: %+v", pod)
 	}
 

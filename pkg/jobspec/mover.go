@@ -64,7 +64,8 @@ func MoverName(m Mover) string {
 	return strings.TrimRight(strings.ReplaceAll(base, ".", "-"), "-") + "-" + suffix
 }
 
-// MoverJob renders the Job of m. Its pod runs as root with only the capabilities the copy needs: reading
+// MoverJob renders the Job of m. Its pod runs as the mover's ServiceAccount, which may write nothing in the
+// cluster but its owner's progress, and as root with only the capabilities the copy needs: reading
 // every file whatever its owner and mode (upload), or writing files with their owners, modes and times
 // (download). It sets no fsGroup, so the kubelet never changes the ownership of the volume's files.
 func MoverJob(m Mover, c Config) *batchv1.Job {
@@ -75,6 +76,7 @@ func MoverJob(m Mover, c Config) *batchv1.Job {
 	}
 	job.Annotations[AnnotationVolume] = m.Volume
 	pod := &job.Spec.Template.Spec
+	pod.ServiceAccountName = ServiceAccount(m.Kind)
 	pod.SecurityContext = &corev1.PodSecurityContext{
 		RunAsNonRoot:   ptr.To(false),
 		RunAsUser:      ptr.To(int64(0)),

@@ -72,6 +72,10 @@ func TestMoverJobFileSystemAndDownload(t *testing.T) {
 	if dl.Labels[LabelRestore] != "r1" || dl.Labels[LabelJob] != "download" {
 		t.Errorf("download labels %v", dl.Labels)
 	}
+	// Movers write nothing in the cluster: not their owner's identity, which may write everything.
+	if a, b := fs.Spec.Template.Spec.ServiceAccountName, dl.Spec.Template.Spec.ServiceAccountName; a != v1alpha1.MoverServiceAccount || b != v1alpha1.MoverServiceAccount {
+		t.Errorf("upload runs as %q, download as %q; want %s", a, b, v1alpha1.MoverServiceAccount)
+	}
 	if MoverName(Mover{Kind: KindUpload, Owner: owner, Volume: "shop/a"}) == MoverName(Mover{Kind: KindUpload, Owner: owner, Volume: "shop/b"}) {
 		t.Error("two volumes of a backup share a Job name")
 	}

@@ -7,8 +7,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-
-	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 )
 
 // ReconcilerName names the reconciler's CronJob in pxb-system.
@@ -23,9 +21,7 @@ func ReconcilerCronJob(c Config) *batchv1.CronJob {
 	job := Job(Target{Kind: KindReconcile}, c)
 	labels := map[string]string{LabelJob: string(KindReconcile), LabelManagedBy: "pxb"}
 	job.Labels, job.Spec.Template.Labels, job.Annotations = labels, labels, nil
-	spec := &job.Spec.Template.Spec
-	spec.ServiceAccountName = v1alpha1.ReconcilerServiceAccount
-	spec.Containers[0].Args = []string{string(KindReconcile)}
+	job.Spec.Template.Spec.Containers[0].Args = []string{string(KindReconcile)}
 	// A failed reconciliation is not retried: the next one, a minute later, does the same work.
 	job.Spec.BackoffLimit, job.Spec.PodFailurePolicy = ptr.To(int32(0)), nil
 	job.Spec.ActiveDeadlineSeconds = ptr.To(int64(reconcileDeadline / time.Second))

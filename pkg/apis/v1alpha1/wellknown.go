@@ -6,8 +6,19 @@ const (
 	SystemNamespace = "pxb-system"
 	// ConfigMapName is the ConfigMap in SystemNamespace with the installation's defaults.
 	ConfigMapName = "pxb-config"
-	// JobServiceAccount is the identity pxb's Jobs run as.
-	JobServiceAccount = "pxb-job"
+	// The identities pxb's Jobs run as, one per kind of work, each bound to what that work needs
+	// (manifests/rbac.yaml).
+	//
+	// BackupServiceAccount runs backup Jobs: it reads whatever is backed up.
+	BackupServiceAccount = "pxb-backup"
+	// RestoreServiceAccount runs restore Jobs: it writes whatever a backup holds, roles and bindings included.
+	RestoreServiceAccount = "pxb-restore"
+	// MoverServiceAccount runs upload and download Jobs: it reports their progress and writes nothing else.
+	MoverServiceAccount = "pxb-mover"
+	// LocationServiceAccount runs the check, sync, maintenance and delete Jobs of a BackupLocation.
+	LocationServiceAccount = "pxb-location"
+	// ScheduleServiceAccount runs the Jobs of BackupSchedules' CronJobs.
+	ScheduleServiceAccount = "pxb-schedule"
 	// ReconcilerServiceAccount is the identity of the reconciler, which launches the Jobs of objects applied
 	// without the plugin.
 	ReconcilerServiceAccount = "pxb-reconciler"
