@@ -79,6 +79,12 @@ func TestReconcileLaunches(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "applied", Namespace: ns},
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
 	})
+	// A synced Backup whose status sync has not written yet: its data is in the location already. Only pxb's
+	// jobs may mark a Backup synced.
+	createAs(t, jobIdentity(t, c, jobspec.KindSync), v1alpha1.BackupsResource, &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "synced", Namespace: ns, Labels: map[string]string{v1alpha1.SyncedLabel: "true"}},
+		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
+	})
 	var b v1alpha1.Backup
 	get(t, c, v1alpha1.BackupsResource, ns, "applied", &b)
 
@@ -106,6 +112,9 @@ func TestReconcileLaunches(t *testing.T) {
 	js := jobsOf(t, kube, jobspec.LabelBackup, "applied")
 	if launched == 0 || len(js) != 1 {
 		t.Fatalf("two reconciliations at once: %d said they launched %s, %d Jobs exist; want one Job", launched, what, len(js))
+	}
+	if synced := jobsOf(t, kube, jobspec.LabelBackup, "synced"); len(synced) != 0 {
+		t.Errorf("a synced Backup got %d Jobs: it would be backed up again under its name", len(synced))
 	}
 	job := js[0]
 	spec := job.Spec.Template.Spec

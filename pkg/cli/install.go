@@ -43,7 +43,7 @@ func NewCmdInstall(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 		Use:   "install [--image IMAGE] [--tenant-role=aggregate|none] [--dry-run=server|client|none]",
 		Short: "Install or upgrade pxb in the cluster",
 		Long: `Install or upgrade pxb in the cluster of the current context: the pxb-system namespace, the pxb.dev
-custom resource definitions, the pxb-job ServiceAccount with its RBAC, the admission policies that keep
+custom resource definitions, the Jobs' ServiceAccounts with their RBAC, the admission policies that keep
 each team's backups and restores to its own namespace, the roles of teams (--tenant-role), the
 pxb-config ConfigMap, and the reconciler: a CronJob that every minute launches the Jobs of Backups and
 Restores applied without kubectl pxb and keeps BackupSchedules' CronJobs in step with their policies.
