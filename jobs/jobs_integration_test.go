@@ -125,13 +125,9 @@ func create(t *testing.T, c *testbed.Cluster, gvr schema.GroupVersionResource, o
 	createAs(t, c.Config, gvr, obj)
 }
 
-// createAs is create with the identity of cfg.
-func createAs(t *testing.T, cfg *rest.Config, gvr schema.GroupVersionResource, obj metav1.Object) {
+// asUnstructured is obj, a pxb object of resource gvr, as the dynamic client sends it.
+func asUnstructured(t *testing.T, gvr schema.GroupVersionResource, obj metav1.Object) *unstructured.Unstructured {
 	t.Helper()
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +135,17 @@ func createAs(t *testing.T, cfg *rest.Config, gvr schema.GroupVersionResource, o
 	u := &unstructured.Unstructured{Object: m}
 	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
 	u.SetKind(kindOf(gvr))
+	return u
+}
+
+// createAs is create with the identity of cfg.
+func createAs(t *testing.T, cfg *rest.Config, gvr schema.GroupVersionResource, obj metav1.Object) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := asUnstructured(t, gvr, obj)
 	unstructured.RemoveNestedField(u.Object, "status")
 	if _, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Create(ctxT(t, 30*time.Second), u, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)

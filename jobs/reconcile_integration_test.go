@@ -12,8 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -33,13 +31,7 @@ func reconcilerIdentity(t *testing.T, c *testbed.Cluster) *rest.Config {
 // update writes obj (read before) back as it is.
 func update(t *testing.T, c *testbed.Cluster, gvr schema.GroupVersionResource, obj metav1.Object) {
 	t.Helper()
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{Object: m}
-	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
-	u.SetKind(kindOf(gvr))
+	u := asUnstructured(t, gvr, obj)
 	if _, err := c.Dynamic(t).Resource(gvr).Namespace(obj.GetNamespace()).Update(ctxT(t, 30*time.Second), u, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("update %s %s: %v", u.GetKind(), u.GetName(), err)
 	}

@@ -88,17 +88,13 @@ func (e *Env) CheckUID(ctx context.Context, t jobspec.Ref) error {
 	if t.UID == "" {
 		return nil
 	}
-	ri, err := e.resource(t)
-	if err != nil {
+	var obj metav1.PartialObjectMetadata
+	if err := e.Get(ctx, t, &obj); err != nil {
 		return err
 	}
-	u, err := ri.Get(ctx, t.Name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("get %s: %w", t, err)
-	}
-	if u.GetUID() != t.UID {
+	if obj.UID != t.UID {
 		return Final(fmt.Errorf("%s is not the object this Job was launched for (UID %s, now %s): it was deleted and made again, and the new one is left to its own Job",
-			t, t.UID, u.GetUID()))
+			t, t.UID, obj.UID))
 	}
 	return nil
 }

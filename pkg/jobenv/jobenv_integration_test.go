@@ -23,12 +23,9 @@ import (
 
 func TestMain(m *testing.M) { testbed.Main(m) }
 
-// TestStatusReportsAsTheJobIdentity reads a Backup and writes its status as the pxb-job ServiceAccount, so
-// that the installed RBAC is what allows it.
-func TestStatusReportsAsTheJobIdentity(t *testing.T) {
-	c := testbed.APIServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// installPxb applies pxb's manifests to c and waits for its CRDs.
+func installPxb(ctx context.Context, t *testing.T, c *testbed.Cluster) install.Client {
+	t.Helper()
 	client := install.Client{Dynamic: c.Dynamic(t), Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Clientset(t).Discovery()))}
 	objs, err := install.Objects(install.Options{})
 	if err != nil {
@@ -40,6 +37,16 @@ func TestStatusReportsAsTheJobIdentity(t *testing.T) {
 	if err := client.WaitForCRDs(ctx, install.CRDNames(objs), time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	return client
+}
+
+// TestStatusReportsAsTheJobIdentity reads a Backup and writes its status as the pxb-job ServiceAccount, so
+// that the installed RBAC is what allows it.
+func TestStatusReportsAsTheJobIdentity(t *testing.T) {
+	c := testbed.APIServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	client := installPxb(ctx, t, c)
 	ns := c.Namespace(t)
 	backup := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "pxb.dev/v1alpha1", "kind": "Backup",
@@ -103,17 +110,7 @@ func TestCheckUIDRefusesARecreatedObject(t *testing.T) {
 	c := testbed.APIServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client := install.Client{Dynamic: c.Dynamic(t), Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Clientset(t).Discovery()))}
-	objs, err := install.Objects(install.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Apply(ctx, objs, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := client.WaitForCRDs(ctx, install.CRDNames(objs), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	client := installPxb(ctx, t, c)
 	ns := c.Namespace(t)
 	backups := client.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(ns)
 	create := func() *unstructured.Unstructured {
