@@ -45,7 +45,8 @@ type clusterA struct {
 // jobIdentity is a client config for the ServiceAccount Jobs of kind run as: what it may do is what the
 // installed RBAC grants that Job's pod.
 func jobIdentity(t *testing.T, c *testbed.Cluster, kind jobspec.Kind) *rest.Config {
-	return c.UserConfig(t, "system:serviceaccount:"+v1alpha1.SystemNamespace+":"+jobspec.ServiceAccount(kind),
+	// A restore runs as a team's restore identity: the tests restore in their own namespaces.
+	return c.UserConfig(t, "system:serviceaccount:"+v1alpha1.SystemNamespace+":"+jobspec.ServiceAccount(kind, ""),
 		"system:serviceaccounts", "system:serviceaccounts:"+v1alpha1.SystemNamespace, "system:authenticated")
 }
 

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -84,14 +87,28 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("install", func(t *testing.T) {
+		// An earlier version's binding that let restore Jobs write anything is taken away by the upgrade.
+		legacy := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "pxb-job-restore"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: v1alpha1.SystemNamespace, Name: v1alpha1.RestoreServiceAccount}},
+		}
+		if _, err := c.Clientset(t).RbacV1().ClusterRoleBindings().Create(ctx, legacy, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		out := mustPxb(t, c, "install", "--image", "pxb-job:it")
+		retired := "clusterrolebinding.rbac.authorization.k8s.io/pxb-job-restore deleted\n"
 		wantLines(t, out,
 			"namespace/pxb-system serverside-applied\n",
 			"customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev serverside-applied\n",
 			"clusterrole.rbac.authorization.k8s.io/pxb-job-read serverside-applied\n",
-			"configmap/pxb-config serverside-applied\n")
+			"configmap/pxb-config serverside-applied\n",
+			retired)
+		if _, err := c.Clientset(t).RbacV1().ClusterRoleBindings().Get(ctx, legacy.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("ClusterRoleBinding pxb-job-restore after install: %v, want NotFound", err)
+		}
 		// Idempotent: the same objects again, no error.
-		if again := mustPxb(t, c, "install", "--image", "pxb-job:it"); again != out {
+		if again := mustPxb(t, c, "install", "--image", "pxb-job:it"); again != strings.Replace(out, retired, "", 1) {
 			t.Errorf("second install printed\n%s\nfirst printed\n%s", again, out)
 		}
 	})
@@ -195,8 +212,14 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("uninstall --force", func(t *testing.T) {
+		// The writer a team's first restore makes in its namespace goes with pxb.
+		writer := metav1.ObjectMeta{Name: v1alpha1.RestoreWriterServiceAccount, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": "pxb"}}
+		if _, err := c.Clientset(t).CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: writer}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		out := mustPxb(t, c, "uninstall", "--force", "--timeout", "2m")
-		wantLines(t, out, "customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev deleted\n", "namespace/pxb-system deleted\n")
+		wantLines(t, out, "customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev deleted\n", "namespace/pxb-system deleted\n",
+			"serviceaccount/"+v1alpha1.RestoreWriterServiceAccount+" deleted\n")
 		wantStatus(t, mustPxb(t, c, "status"), "Installed version", "not installed (run: kubectl pxb install)",
 			"Namespace pxb-system", "absent", "CRDs", "0/6 established", "VolumeSnapshotClasses", "hostpath (hostpath.csi.k8s.io, default)")
 	})

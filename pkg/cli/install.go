@@ -145,6 +145,16 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if o.DryRunStrategy == cmdutil.DryRunNone {
+		// An upgrade takes away what earlier versions granted and this one does not.
+		retired, err := o.Client.Uninstall(ctx, install.Retired(), true)
+		if perr := printDeleted(o.Out, retired); perr != nil {
+			return perr
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if o.Wait && o.DryRunStrategy == cmdutil.DryRunNone {
 		return o.Client.WaitForCRDs(ctx, install.CRDNames(objs), o.Timeout)
 	}

@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
@@ -71,18 +73,32 @@ func (o *UninstallOptions) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	writers, err := o.Client.RestoreWriters(ctx)
+	if err != nil {
+		return err
+	}
+	// Deleted last to first: the manifests, then what teams' restores made, then what earlier versions left.
+	objs = append(append(install.Retired(), writers...), objs...)
 	deleted, err := o.Client.Uninstall(ctx, objs, o.Force)
-	printer := &printers.NamePrinter{Operation: "deleted"}
-	for _, obj := range deleted {
-		if perr := printer.PrintObj(obj, o.Out); perr != nil {
-			return perr
-		}
+	if perr := printDeleted(o.Out, deleted); perr != nil {
+		return perr
 	}
 	if err != nil {
 		return err
 	}
 	if o.Wait {
 		return o.Client.WaitForDeletion(ctx, deleted, o.Timeout)
+	}
+	return nil
+}
+
+// printDeleted names each object deleted, as kubectl delete does.
+func printDeleted(out io.Writer, objs []*unstructured.Unstructured) error {
+	printer := &printers.NamePrinter{Operation: "deleted"}
+	for _, obj := range objs {
+		if err := printer.PrintObj(obj, out); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -29,10 +29,12 @@ func TestObjectsOrderLabelsAndConfig(t *testing.T) {
 	want := []string{"Namespace",
 		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
 		"CustomResourceDefinition", "CustomResourceDefinition", "CustomResourceDefinition",
-		// The roles to read and to write everything, then an identity per kind of Job, then the reconciler's.
-		"ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding",
+		// The role to read everything, then an identity per kind of Job, then the reconciler's.
+		"ClusterRole", "ClusterRoleBinding",
 		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-backup
-		"ServiceAccount", "ClusterRole", "ClusterRoleBinding", // pxb-restore
+		"ServiceAccount", "ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-restore, pxb-cluster-restore
+		"ClusterRole", "ClusterRoleBinding", // teams' restore writers
+		"ServiceAccount", "ClusterRoleBinding", "Role", "RoleBinding", // pxb-cluster-writer
 		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-mover
 		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-location
 		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-schedule
@@ -41,6 +43,7 @@ func TestObjectsOrderLabelsAndConfig(t *testing.T) {
 		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
 		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
 		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
 		"ConfigMap"}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("kinds in order = %v\nwant %v", kinds, want)
@@ -86,13 +89,16 @@ func TestCRDNamesCoverTheAPI(t *testing.T) {
 	}
 }
 
-// TestRBACGrantsNoEscapeHatch guards the least-privilege promise of manifests/rbac.yaml: no rule lets the
-// job act as someone else, touch non-resource URLs, or wipe collections.
+// TestRBACGrantsNoEscapeHatch guards the least-privilege promise of manifests/rbac.yaml: no rule writes
+// objects of every type, touches non-resource URLs or wipes collections; impersonation is of the two restore
+// writers alone, by name, and bind of `edit` alone. (What pxb-cluster-writer may do comes from its binding to
+// cluster-admin, which TestEachIdentityMayDoOnlyItsWork shows no Job identity reaches but pxb-cluster-restore.)
 func TestRBACGrantsNoEscapeHatch(t *testing.T) {
 	objs, err := Objects(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	writers := []string{v1alpha1.RestoreWriterServiceAccount, v1alpha1.ClusterWriterServiceAccount}
 	for _, o := range objs {
 		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
 			continue
@@ -107,9 +113,18 @@ func TestRBACGrantsNoEscapeHatch(t *testing.T) {
 				t.Errorf("%s %s rule %d grants nonResourceURLs", o.GetKind(), o.GetName(), i)
 			}
 			verbs, _, _ := unstructured.NestedStringSlice(rule, "verbs")
+			resources, _, _ := unstructured.NestedStringSlice(rule, "resources")
+			names, _, _ := unstructured.NestedStringSlice(rule, "resourceNames")
 			for _, v := range verbs {
-				if v == "*" || v == "impersonate" || v == "deletecollection" {
+				switch {
+				case v == "*" || v == "deletecollection" || v == "escalate":
 					t.Errorf("%s %s rule %d grants %q", o.GetKind(), o.GetName(), i, v)
+				case v == "impersonate" && (!slices.Equal(resources, []string{"serviceaccounts"}) || len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(writers, n) })):
+					t.Errorf("%s %s rule %d impersonates %v %v, not a restore writer by name", o.GetKind(), o.GetName(), i, resources, names)
+				case v == "bind" && !slices.Equal(names, []string{"edit"}):
+					t.Errorf("%s %s rule %d binds %v, not edit alone", o.GetKind(), o.GetName(), i, names)
+				case v != "get" && v != "list" && v != "watch" && slices.Contains(resources, "*"):
+					t.Errorf("%s %s rule %d grants %q on every resource", o.GetKind(), o.GetName(), i, v)
 				}
 			}
 		}

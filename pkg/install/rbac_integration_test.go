@@ -11,7 +11,10 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -21,7 +24,7 @@ import (
 
 // identities are the ServiceAccounts pxb's Jobs and the reconciler run as.
 var identities = []string{
-	v1alpha1.BackupServiceAccount, v1alpha1.RestoreServiceAccount, v1alpha1.MoverServiceAccount,
+	v1alpha1.BackupServiceAccount, v1alpha1.RestoreServiceAccount, v1alpha1.ClusterRestoreServiceAccount, v1alpha1.MoverServiceAccount,
 	v1alpha1.LocationServiceAccount, v1alpha1.ScheduleServiceAccount, v1alpha1.ReconcilerServiceAccount,
 }
 
@@ -80,67 +83,78 @@ func TestEachIdentityMayDoOnlyItsWork(t *testing.T) {
 	const (
 		backup, restore, mover = v1alpha1.BackupServiceAccount, v1alpha1.RestoreServiceAccount, v1alpha1.MoverServiceAccount
 		location, sched, rec   = v1alpha1.LocationServiceAccount, v1alpha1.ScheduleServiceAccount, v1alpha1.ReconcilerServiceAccount
+		crestore               = v1alpha1.ClusterRestoreServiceAccount
 		sys, rbac, app         = v1alpha1.SystemNamespace, "rbac.authorization.k8s.io", "shop"
 		snap, pxb              = "snapshot.storage.k8s.io", "pxb.dev"
+		writer, cwriter        = v1alpha1.RestoreWriterServiceAccount, v1alpha1.ClusterWriterServiceAccount
 	)
-	// A restore recreates objects of any type, roles and bindings included: pxb-restore is the one identity
-	// that may grant permissions (escalate, bind), mint tokens and write anywhere.
+	// No Job identity writes restored objects: restores impersonate a writer, a team's restore the writer of
+	// its namespace (bound there to edit by the first restore), an administrator's pxb-cluster-writer.
 	rows := []struct {
 		access
 		allowed []string
 	}{
 		// Taking over the cluster.
-		{access{"bind", rbac, "clusterroles", "", ""}, []string{restore}},
-		{access{"escalate", rbac, "clusterroles", "", ""}, []string{restore}},
-		{access{"create", rbac, "clusterrolebindings", "", ""}, []string{restore}},
+		{access{"bind", rbac, "clusterroles", "", ""}, nil},
+		{access{"bind", rbac, "clusterroles", "", "cluster-admin"}, nil},
+		{access{"bind", rbac, "clusterroles", "", "edit"}, []string{restore}},
+		{access{"escalate", rbac, "clusterroles", "", ""}, nil},
+		{access{"create", rbac, "clusterrolebindings", "", ""}, nil},
+		// RBAC cannot say where; admission keeps it to writers' bindings (TestTeamRestoreBindsOnlyItsWriter).
 		{access{"create", rbac, "rolebindings", sys, ""}, []string{restore}},
-		{access{"create", "", "serviceaccounts/token", "kube-system", ""}, []string{restore}},
+		{access{"create", "", "serviceaccounts", app, ""}, []string{restore}},
+		{access{"create", "", "serviceaccounts/token", "kube-system", ""}, nil},
 		{access{"impersonate", "", "users", "", ""}, nil},
 		{access{"impersonate", "", "serviceaccounts", "kube-system", ""}, nil},
 		{access{"impersonate", "", "groups", "", ""}, nil},
+		{access{"impersonate", "", "serviceaccounts", app, writer}, []string{restore}},
+		{access{"impersonate", "", "serviceaccounts", sys, cwriter}, []string{crestore}},
+		{access{"impersonate", "", "serviceaccounts", app, cwriter}, nil},
 		{access{"deletecollection", "", "secrets", app, ""}, nil},
-		{access{"create", "", "pods/exec", app, ""}, []string{backup, restore}},
-		{access{"get", "", "secrets", "kube-system", ""}, []string{backup, restore}},
+		{access{"create", "", "pods/exec", app, ""}, []string{backup}},
+		{access{"get", "", "secrets", "kube-system", ""}, []string{backup, restore, crestore}},
 		// Writing what is not pxb's own work.
-		{access{"create", "", "pods", app, ""}, []string{restore}},
-		{access{"delete", "apps", "deployments", app, ""}, []string{restore}},
-		{access{"create", "", "secrets", sys, ""}, []string{restore}},
-		{access{"update", "", "configmaps", sys, v1alpha1.ConfigMapName}, []string{restore}},
-		{access{"update", "", "nodes", "", ""}, []string{restore}},
-		{access{"delete", "", "namespaces", "", ""}, []string{restore}},
-		{access{"update", pxb, "backuplocations", sys, ""}, []string{restore}},
-		{access{"create", pxb, "restores", app, ""}, []string{restore}},
-		{access{"create", "batch", "cronjobs", sys, ""}, []string{restore, rec}},
-		{access{"create", "", "persistentvolumeclaims", app, ""}, []string{restore}},
+		{access{"create", "", "pods", app, ""}, nil},
+		{access{"delete", "apps", "deployments", app, ""}, nil},
+		{access{"create", "", "secrets", sys, ""}, nil},
+		{access{"update", "", "configmaps", sys, v1alpha1.ConfigMapName}, nil},
+		{access{"update", "", "nodes", "", ""}, nil},
+		{access{"delete", "", "namespaces", "", ""}, nil},
+		{access{"update", pxb, "backuplocations", sys, ""}, nil},
+		{access{"create", pxb, "restores", app, ""}, nil},
+		{access{"create", "batch", "cronjobs", sys, ""}, []string{rec}},
+		{access{"create", "", "persistentvolumeclaims", app, ""}, nil},
 		// NFS locations with mount options are mounted through a PersistentVolume made by whoever launches a Job.
-		{access{"create", "", "persistentvolumes", "", ""}, []string{backup, restore, sched, rec}},
+		{access{"create", "", "persistentvolumes", "", ""}, []string{backup, restore, crestore, sched, rec}},
+		// A restored volume is handed over to its claim.
+		{access{"update", "", "persistentvolumes", "", ""}, []string{restore, crestore}},
 		// Reading.
-		{access{"list", "", "secrets", "", ""}, []string{backup, restore}},
-		{access{"get", "", "secrets", sys, ""}, []string{backup, restore, mover, location, sched}},
-		{access{"get", "", "configmaps", sys, v1alpha1.ConfigMapName}, []string{backup, restore, sched, rec}},
-		{access{"get", "", "persistentvolumeclaims", app, ""}, []string{backup, restore, mover}},
-		{access{"list", "", "events", sys, ""}, []string{backup, restore}},
-		{access{"list", "", "nodes", "", ""}, []string{backup, restore}},
-		{access{"get", pxb, "backups", app, ""}, []string{backup, restore, mover, location, sched, rec}},
-		{access{"get", pxb, "restores", app, ""}, []string{backup, restore, mover, rec}},
-		{access{"get", pxb, "backuplocations", sys, ""}, []string{backup, restore, mover, location, sched, rec}},
-		{access{"get", pxb, "backupschedules", app, ""}, []string{backup, restore, sched, rec}},
+		{access{"list", "", "secrets", "", ""}, []string{backup, restore, crestore}},
+		{access{"get", "", "secrets", sys, ""}, []string{backup, restore, crestore, mover, location, sched}},
+		{access{"get", "", "configmaps", sys, v1alpha1.ConfigMapName}, []string{backup, restore, crestore, sched, rec}},
+		{access{"get", "", "persistentvolumeclaims", app, ""}, []string{backup, restore, crestore, mover}},
+		{access{"list", "", "events", sys, ""}, []string{backup, restore, crestore}},
+		{access{"list", "", "nodes", "", ""}, []string{backup, restore, crestore}},
+		{access{"get", pxb, "backups", app, ""}, []string{backup, restore, crestore, mover, location, sched, rec}},
+		{access{"get", pxb, "restores", app, ""}, []string{backup, restore, crestore, mover, rec}},
+		{access{"get", pxb, "backuplocations", sys, ""}, []string{backup, restore, crestore, mover, location, sched, rec}},
+		{access{"get", pxb, "backupschedules", app, ""}, []string{backup, restore, crestore, sched, rec}},
 		// pxb's own work.
-		{access{"update", pxb, "backups/status", app, ""}, []string{backup, restore, mover, location, rec}},
-		{access{"update", pxb, "restores/status", app, ""}, []string{restore, mover, rec}},
-		{access{"update", pxb, "backuplocations/status", sys, ""}, []string{backup, restore, location}},
-		{access{"update", pxb, "backupschedules/status", app, ""}, []string{restore, sched, rec}},
-		{access{"create", pxb, "backups", app, ""}, []string{backup, restore, location, sched}},
-		{access{"delete", pxb, "backups", app, ""}, []string{restore, location, sched}},
-		{access{"create", "", "namespaces", "", ""}, []string{backup, restore, location}},
-		{access{"create", "batch", "jobs", sys, ""}, []string{backup, restore, sched, rec}},
-		{access{"delete", "batch", "jobs", sys, ""}, []string{backup, restore, location, sched, rec}},
-		{access{"create", "", "persistentvolumeclaims", sys, ""}, []string{backup, restore, sched, rec}},
-		{access{"delete", "", "persistentvolumeclaims", sys, ""}, []string{backup, restore, location, sched}},
-		{access{"create", snap, "volumesnapshots", app, ""}, []string{backup, restore}},
-		{access{"delete", snap, "volumesnapshots", app, ""}, []string{backup, restore, location, sched}},
-		{access{"delete", snap, "volumesnapshotcontents", "", ""}, []string{backup, restore, location, sched}},
-		{access{"update", "subresources.kubevirt.io", "virtualmachineinstances/freeze", app, ""}, []string{backup, restore}},
+		{access{"update", pxb, "backups/status", app, ""}, []string{backup, restore, crestore, mover, location, rec}},
+		{access{"update", pxb, "restores/status", app, ""}, []string{restore, crestore, mover, rec}},
+		{access{"update", pxb, "backuplocations/status", sys, ""}, []string{backup, restore, crestore, location}},
+		{access{"update", pxb, "backupschedules/status", app, ""}, []string{sched, rec}},
+		{access{"create", pxb, "backups", app, ""}, []string{backup, restore, crestore, location, sched}},
+		{access{"delete", pxb, "backups", app, ""}, []string{location, sched}},
+		{access{"create", "", "namespaces", "", ""}, []string{backup, restore, crestore, location}},
+		{access{"create", "batch", "jobs", sys, ""}, []string{backup, restore, crestore, sched, rec}},
+		{access{"delete", "batch", "jobs", sys, ""}, []string{backup, restore, crestore, location, sched, rec}},
+		{access{"create", "", "persistentvolumeclaims", sys, ""}, []string{backup, restore, crestore, sched, rec}},
+		{access{"delete", "", "persistentvolumeclaims", sys, ""}, []string{backup, restore, crestore, location, sched}},
+		{access{"create", snap, "volumesnapshots", app, ""}, []string{backup}},
+		{access{"delete", snap, "volumesnapshots", app, ""}, []string{backup, location, sched}},
+		{access{"delete", snap, "volumesnapshotcontents", "", ""}, []string{backup, location, sched}},
+		{access{"update", "subresources.kubevirt.io", "virtualmachineinstances/freeze", app, ""}, []string{backup}},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -156,5 +170,63 @@ func TestEachIdentityMayDoOnlyItsWork(t *testing.T) {
 		if len(wrong) > 0 {
 			t.Errorf("%s:\n  %s", sa, strings.Join(wrong, "\n  "))
 		}
+	}
+}
+
+// TestTeamRestoreBindsOnlyItsWriter shows where the one binding pxb-restore may make is kept in bounds: RBAC
+// lets it create RoleBindings of edit anywhere, and the admission policy pxb-restore-writer-binding refuses
+// every one but that of pxb-restore-writer to edit in a team's namespace.
+func TestTeamRestoreBindsOnlyItsWriter(t *testing.T) {
+	c, _ := installed(t)
+	app := c.Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const writer = v1alpha1.RestoreWriterServiceAccount
+	job := identity(t, c, v1alpha1.RestoreServiceAccount)
+	kube, err := kubernetes.NewForConfig(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binding := func(ns, name, role string, subject rbacv1.Subject) *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{subject},
+		}
+	}
+	sa := func(ns, name string) rbacv1.Subject {
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}
+	}
+	create := func(rb *rbacv1.RoleBinding) error {
+		_, err := kube.RbacV1().RoleBindings(rb.Namespace).Create(ctx, rb, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	// The first refusal waits for the policy to reach admission; RBAC allowed it all along.
+	inSystem := binding(v1alpha1.SystemNamespace, writer, "edit", sa(v1alpha1.SystemNamespace, writer))
+	if !canI(ctx, t, job, access{"create", rbacv1.GroupName, "rolebindings", v1alpha1.SystemNamespace, writer}) {
+		t.Fatal("RBAC denies pxb-restore RoleBindings in pxb-system; this test wants admission to be what refuses them")
+	}
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		last = create(inSystem)
+		return last != nil && strings.Contains(last.Error(), "ValidatingAdmissionPolicy 'pxb-restore-writer-binding'"), nil
+	})
+	if err != nil {
+		t.Fatalf("a binding of edit in pxb-system was never refused by pxb-restore-writer-binding; last answer: %v", last)
+	}
+	refusedBy(t, "edit in pxb-system", last, "pxb-restore-writer-binding", "not edit as RoleBinding pxb-system/"+writer)
+	refusedBy(t, "edit for another subject", create(binding(app, writer, "edit", rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "mallory"})),
+		"pxb-restore-writer-binding", "RoleBinding "+app+"/"+writer)
+	refusedBy(t, "edit under another name", create(binding(app, "mallory-edit", "edit", sa(app, writer))),
+		"pxb-restore-writer-binding", "RoleBinding "+app+"/mallory-edit")
+	refusedBy(t, "another namespace's writer", create(binding(app, writer, "edit", sa(v1alpha1.SystemNamespace, writer))),
+		"pxb-restore-writer-binding", "RoleBinding "+app+"/"+writer)
+	// RBAC, not admission, refuses a binding of any other role.
+	err = create(binding(app, writer, "admin", sa(app, writer)))
+	if !apierrors.IsForbidden(err) || strings.Contains(err.Error(), "ValidatingAdmissionPolicy") {
+		t.Errorf("binding the writer to admin: %v, want RBAC to forbid it", err)
+	}
+	if err := create(binding(app, writer, "edit", sa(app, writer))); err != nil {
+		t.Errorf("the writer's own binding: %v", err)
 	}
 }

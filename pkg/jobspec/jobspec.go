@@ -319,14 +319,18 @@ var finalFailure = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRu
 	OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{ExitFinal}},
 }}}
 
-// ServiceAccount is the identity a Job of kind runs as: manifests/rbac.yaml binds each to what its kind does,
-// so that a Job that only copies bytes or only reads a bucket cannot write to the cluster. An unknown kind
+// ServiceAccount is the identity a Job of kind, working for an object in namespace, runs as:
+// manifests/rbac.yaml binds each to what its kind does, so that a Job that only copies bytes or only reads a
+// bucket cannot write to the cluster, and a team's restore cannot act as an administrator's. An unknown kind
 // gets none, and so runs as pxb-system's default ServiceAccount, which pxb grants nothing.
-func ServiceAccount(kind Kind) string {
+func ServiceAccount(kind Kind, namespace string) string {
 	switch kind {
 	case KindBackup:
 		return v1alpha1.BackupServiceAccount
 	case KindRestore:
+		if namespace == v1alpha1.SystemNamespace {
+			return v1alpha1.ClusterRestoreServiceAccount
+		}
 		return v1alpha1.RestoreServiceAccount
 	case KindUpload, KindDownload:
 		return v1alpha1.MoverServiceAccount
@@ -364,7 +368,7 @@ func Job(t Target, c Config) *batchv1.Job {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					ServiceAccountName: ServiceAccount(t.Kind),
+					ServiceAccountName: ServiceAccount(t.Kind, t.Namespace),
 					RestartPolicy:      corev1.RestartPolicyNever,
 					DNSPolicy:          c.DNSPolicy,
 					SecurityContext: &corev1.PodSecurityContext{

@@ -76,7 +76,7 @@ func MoverJob(m Mover, c Config) *batchv1.Job {
 	}
 	job.Annotations[AnnotationVolume] = m.Volume
 	pod := &job.Spec.Template.Spec
-	pod.ServiceAccountName = ServiceAccount(m.Kind)
+	pod.ServiceAccountName = ServiceAccount(m.Kind, "")
 	pod.SecurityContext = &corev1.PodSecurityContext{
 		RunAsNonRoot:   ptr.To(false),
 		RunAsUser:      ptr.To(int64(0)),

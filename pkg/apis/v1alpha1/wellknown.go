@@ -11,8 +11,18 @@ const (
 	//
 	// BackupServiceAccount runs backup Jobs: it reads whatever is backed up.
 	BackupServiceAccount = "pxb-backup"
-	// RestoreServiceAccount runs restore Jobs: it writes whatever a backup holds, roles and bindings included.
+	// RestoreServiceAccount runs the restore Jobs of teams' Restores, which write as RestoreWriterServiceAccount
+	// of the Restore's namespace.
 	RestoreServiceAccount = "pxb-restore"
+	// ClusterRestoreServiceAccount runs the restore Jobs of Restores in SystemNamespace, which write as
+	// ClusterWriterServiceAccount.
+	ClusterRestoreServiceAccount = "pxb-cluster-restore"
+	// RestoreWriterServiceAccount, in a team's namespace, is who a team's restore writes as: it holds `edit`
+	// there (or what the namespace's admin bound it to), so the API server refuses what that does not allow.
+	RestoreWriterServiceAccount = "pxb-restore-writer"
+	// ClusterWriterServiceAccount, in SystemNamespace, is who an administrator's restore writes as: it may
+	// write anything. No pod runs as it.
+	ClusterWriterServiceAccount = "pxb-cluster-writer"
 	// MoverServiceAccount runs upload and download Jobs: it reports their progress and writes nothing else.
 	MoverServiceAccount = "pxb-mover"
 	// LocationServiceAccount runs the check, sync, maintenance and delete Jobs of a BackupLocation.
