@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,10 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 		if out != nil && out.lastSuccessful != "" {
 			s.LastSuccessfulBackupName = v1alpha1.ObjectName(out.lastSuccessful)
 		}
+		if out != nil {
+			forget := append(slices.Clone(out.Deleted), out.gone...)
+			s.Backups = slices.DeleteFunc(s.Backups, func(r v1alpha1.ScheduledBackup) bool { return slices.Contains(forget, string(r.Name)) })
+		}
 		s.Message = ""
 		if err != nil {
 			s.Message = truncate(fmt.Sprintf("%s: %v", kind, err), 4096)
@@ -75,6 +80,8 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 type scheduleOutcome struct {
 	ScheduleOutcome
 	lastSuccessful string
+	// gone are the recorded Backups that no longer exist.
+	gone []string
 }
 
 func (o *scheduleOutcome) public() *ScheduleOutcome {
@@ -98,10 +105,11 @@ func runSchedule(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedu
 	if err != nil {
 		return out, fmt.Errorf("SchedulePolicy %s: timeZone %q: %w", policy.Name, policy.Spec.TimeZone, err)
 	}
-	items, err := scheduledBackups(ctx, env, bs, kind)
+	items, gone, err := scheduledBackups(ctx, env, bs, kind, now)
 	if err != nil {
 		return out, err
 	}
+	out.gone = gone
 	var last, lastOK time.Time
 	for _, it := range items {
 		if it.Created.After(last) {
@@ -153,27 +161,36 @@ func runSchedule(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedu
 	return out, errors.Join(errs...)
 }
 
-// scheduledBackups are the Backups BackupSchedule bs created for kind.
-func scheduledBackups(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind) ([]schedule.Item, error) {
+// forgetAfter is how long a recorded Backup may be missing before the record goes: a run records its
+// Backup before it creates it.
+const forgetAfter = 10 * time.Minute
+
+// scheduledBackups are the Backups BackupSchedule bs created for kind, as its status records them, each at
+// the time recorded there; gone are the records whose Backups no longer exist. A Backup that only carries
+// the schedule's labels is not one of them, nor is one synced from another cluster's location.
+func scheduledBackups(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, now time.Time) (items []schedule.Item, gone []string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	// A synced Backup's data belongs to the cluster that made it: retention here never deletes it.
-	sel := v1alpha1.ScheduleLabel + "=" + jobspec.LabelValue(bs.Name) + "," + v1alpha1.ScheduleKindLabel + "=" + string(kind) +
-		"," + v1alpha1.SyncedLabel + "!=true"
+	sel := v1alpha1.ScheduleLabel + "=" + jobspec.LabelValue(bs.Name) + "," + v1alpha1.SyncedLabel + "!=true"
 	list, err := env.Dynamic.Resource(v1alpha1.BackupsResource).Namespace(bs.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return nil, fmt.Errorf("list the schedule's Backups: %w", err)
+		return nil, nil, fmt.Errorf("list the schedule's Backups: %w", err)
 	}
-	items := make([]schedule.Item, 0, len(list.Items))
+	phases := make(map[string]v1alpha1.BackupPhase, len(list.Items))
 	for _, u := range list.Items {
 		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
-		created := u.GetCreationTimestamp().Time
-		if t, err := time.Parse(time.RFC3339Nano, u.GetAnnotations()[v1alpha1.ScheduledTimeAnnotation]); err == nil {
-			created = t
-		}
-		items = append(items, schedule.Item{Name: u.GetName(), Created: created, Phase: v1alpha1.BackupPhase(phase)})
+		phases[u.GetName()] = v1alpha1.BackupPhase(phase)
 	}
-	return items, nil
+	for _, r := range bs.Status.Backups {
+		phase, ok := phases[string(r.Name)]
+		switch {
+		case !ok && now.Sub(r.StartTime.Time) > forgetAfter:
+			gone = append(gone, string(r.Name))
+		case ok && r.Kind == string(kind):
+			items = append(items, schedule.Item{Name: string(r.Name), Created: r.StartTime.Time, Phase: phase})
+		}
+	}
+	return items, gone, nil
 }
 
 // running is a scheduled backup that has not ended, if any.
@@ -200,9 +217,21 @@ func ScheduledBackupName(schedule string, kind schedule.Kind, t time.Time) strin
 // startScheduledBackup creates the Backup of bs's template for kind and launches its Job, as `kubectl pxb
 // backup create` would.
 func startScheduledBackup(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedule, kind schedule.Kind, now time.Time) (string, error) {
+	name := ScheduledBackupName(bs.Name, kind, now)
+	// Recorded first, so that no Backup of the schedule escapes retention.
+	target := jobspec.Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: bs.Namespace, Name: bs.Name}
+	err := jobenv.UpdateStatusOf(ctx, env, target, func(cur *v1alpha1.BackupSchedule) error {
+		if !slices.ContainsFunc(cur.Status.Backups, func(r v1alpha1.ScheduledBackup) bool { return string(r.Name) == name }) {
+			cur.Status.Backups = append(cur.Status.Backups, v1alpha1.ScheduledBackup{Name: v1alpha1.ObjectName(name), Kind: string(kind), StartTime: metav1.Time{Time: now}})
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("record Backup %s/%s in the schedule's status: %w", bs.Namespace, name, err)
+	}
 	b := &v1alpha1.Backup{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Backup"},
-		ObjectMeta: metav1.ObjectMeta{Name: ScheduledBackupName(bs.Name, kind, now), Namespace: bs.Namespace,
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace,
 			Labels:      map[string]string{v1alpha1.ScheduleLabel: jobspec.LabelValue(bs.Name), v1alpha1.ScheduleKindLabel: string(kind)},
 			Annotations: map[string]string{v1alpha1.ScheduledTimeAnnotation: now.UTC().Format(time.RFC3339Nano)}},
 		Spec: *bs.Spec.Template.DeepCopy(),

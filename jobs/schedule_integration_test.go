@@ -3,6 +3,7 @@
 package jobs_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,72 @@ func TestScheduleRetentionUnderObjectLock(t *testing.T) {
 	}
 	if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctxT(t, 30*time.Second), made[0], metav1.GetOptions{}); err != nil {
 		t.Errorf("Backup %s under object lock: %v", made[0], err)
+	}
+}
+
+// TestScheduleRetentionIgnoresForgedBackups: with the admission policy that keeps the schedule's labels to
+// pxb gone (as an administrator might delete it), a completed Backup given the schedule's labels and a
+// scheduled time an hour ahead is neither counted by retention nor deleted by it; the schedule's own
+// Backups are, in the order of the times its status records.
+func TestScheduleRetentionIgnoresForgedBackups(t *testing.T) {
+	c := testbed.APIServer(t)
+	loc := setup(t, c)
+	ns := c.Namespace(t)
+	everyTenMinutes(t, c, ns, "nightly", loc)
+	withoutBinding(t, c, "pxb-backup-marks")
+	start := time.Now()
+	job := jobIdentity(t, c, jobspec.KindSchedule)
+	at := func(d time.Duration) *jobs.ScheduleOutcome {
+		t.Helper()
+		out, err := jobs.Schedule(ctxT(t, time.Minute), job, ns, "nightly", schedule.Interval, jobs.Options{}, start.Add(d))
+		if err != nil || out.Backup == "" {
+			t.Fatalf("start at +%s: %+v, %v", d, out, err)
+		}
+		return out
+	}
+	complete := func(name string) {
+		t.Helper()
+		if err := jobs.Backup(ctxT(t, 2*time.Minute), c.Config, ns, name, jobs.Options{}); err != nil {
+			t.Fatalf("backup %s: %v", name, err)
+		}
+	}
+	exists := func(name string) bool {
+		t.Helper()
+		_, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctxT(t, 30*time.Second), name, metav1.GetOptions{})
+		return err == nil
+	}
+
+	first := at(0).Backup
+	complete(first)
+	// A forgery that admission no longer refuses: "newer" than anything the schedule made, and completed.
+	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "forged", Namespace: ns,
+			Labels:      map[string]string{v1alpha1.ScheduleLabel: "nightly", v1alpha1.ScheduleKindLabel: string(schedule.Interval)},
+			Annotations: map[string]string{v1alpha1.ScheduledTimeAnnotation: start.Add(time.Hour).Format(time.RFC3339)}},
+		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)},
+	})
+	complete("forged")
+
+	second := at(12 * time.Minute)
+	if len(second.Deleted) != 0 || !exists(first) {
+		t.Fatalf("second start deleted %q; want nothing deleted: %s is the one completed backup of the schedule", second.Deleted, first)
+	}
+	complete(second.Backup)
+	third := at(24 * time.Minute)
+	if len(third.Deleted) != 1 || third.Deleted[0] != first || exists(first) {
+		t.Errorf("third start deleted %q; want %s (retain 1)", third.Deleted, first)
+	}
+	if !exists("forged") {
+		t.Error("retention deleted the forged Backup, which the schedule did not make")
+	}
+	var bs v1alpha1.BackupSchedule
+	get(t, c, v1alpha1.BackupSchedulesResource, ns, "nightly", &bs)
+	var recorded []string
+	for _, r := range bs.Status.Backups {
+		recorded = append(recorded, string(r.Name))
+	}
+	if want := []string{second.Backup, third.Backup}; !slices.Equal(recorded, want) {
+		t.Errorf("the schedule's recorded Backups = %v, want %v", recorded, want)
 	}
 }
 

@@ -28,6 +28,14 @@ type BackupScheduleStatus struct {
 	// lastSuccessfulBackupName names the newest Backup that completed.
 	// +optional
 	LastSuccessfulBackupName ObjectName `json:"lastSuccessfulBackupName,omitempty"`
+	// backups are the Backups this schedule created, each with the time it was started, recorded before the
+	// Backup is created. Retention counts and deletes these alone, newest first by that time: a Backup that
+	// merely carries the schedule's labels or annotations is never counted, nor deleted.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=2048
+	Backups []ScheduledBackup `json:"backups,omitempty"`
 	// message explains the last failure to schedule or to apply retention.
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
@@ -38,6 +46,20 @@ type BackupScheduleStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ScheduledBackup is a Backup a BackupSchedule created.
+type ScheduledBackup struct {
+	// name of the Backup, in the schedule's namespace.
+	// +required
+	Name ObjectName `json:"name"`
+	// kind of run that created it: interval, daily, weekly or monthly.
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	Kind string `json:"kind"`
+	// startTime is when the run started it.
+	// +required
+	StartTime metav1.Time `json:"startTime"`
 }
 
 // BackupSchedule takes Backups from a template at the times of a SchedulePolicy and deletes those past the

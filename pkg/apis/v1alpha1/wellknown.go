@@ -76,7 +76,8 @@ const (
 	ScheduleLabel = "pxb.dev/schedule"
 	// ScheduleKindLabel is the policy's schedule that took the backup: interval, daily, weekly or monthly.
 	ScheduleKindLabel = "pxb.dev/schedule-kind"
-	// ScheduledTimeAnnotation is when the schedule's job started the backup (RFC 3339): the time retention
-	// orders backups by, and from which the next backup is due.
+	// ScheduledTimeAnnotation is when the schedule's job started the backup (RFC 3339), for those who read the
+	// Backup. Retention and the next due time go by the time the schedule's status records instead, which
+	// only pxb writes.
 	ScheduledTimeAnnotation = "pxb.dev/scheduled-time"
 )
