@@ -125,6 +125,9 @@ type server struct {
 	err      error
 	proc     *process
 	endpoint string
+	// readyPath, if set, must answer 200 before the server counts as ready: some answer HTTP while still
+	// initializing, and refuse requests then.
+	readyPath string
 }
 
 // get starts the server on first use; a failed start fails every later caller too.
@@ -174,6 +177,9 @@ func (s *server) startEnv(name string, env []string, args func(port int, dir str
 			return nil, err
 		}
 		return p, waitReady(p, 60*time.Second, func(ctx context.Context) error {
+			if s.readyPath != "" {
+				return httpOK(ctx, http.DefaultClient, s.endpoint+s.readyPath)
+			}
 			return httpAnswers(ctx, s.endpoint)
 		})
 	})
@@ -250,6 +256,9 @@ func newMinIOBucket(t testing.TB, lock bool) *Store {
 	srv := minioSrv.get(t, func(s *server) error {
 		env := []string{"MINIO_ROOT_USER=" + s3AccessKeyID, "MINIO_ROOT_PASSWORD=" + s3SecretAccessKey,
 			"MINIO_REGION=" + s3Region, "MINIO_BROWSER=off", "MINIO_UPDATE=off"}
+		// MinIO answers 503 "Server not initialized yet" for a while after it listens; this answers 200 once
+		// it can take writes.
+		s.readyPath = "/minio/health/cluster"
 		return s.startEnv("minio", env, func(port int, dir string) ([]string, error) {
 			return []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), dir}, nil
 		})
