@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -56,7 +57,9 @@ func newCmdScheduleCreate(f cmdutil.Factory, streams genericiooptions.IOStreams)
 		Use:   "create NAME --policy POLICY [backup create flags]",
 		Short: "Create or update a schedule of backups",
 		Long: `Create a BackupSchedule and the CronJobs that carry out its SchedulePolicy, or update them when the
-schedule exists (after the policy changed, too). The template takes the flags of kubectl pxb backup create.`,
+schedule exists (after the policy changed, too). The template takes the flags of kubectl pxb backup create.
+A user who may not read the SchedulePolicy or write CronJobs in pxb-system (a team member with edit in the
+namespace) creates the schedule alone, and the reconciler makes its CronJobs within a minute.`,
 		Example: `  # A SchedulePolicy: every 4 hours, keep 6; daily at 01:30 Berlin time, keep 7
   kubectl apply -f - <<EOF
   apiVersion: pxb.dev/v1alpha1
@@ -115,8 +118,10 @@ func (o *ScheduleCreateOptions) Schedule() (*v1alpha1.BackupSchedule, error) {
 }
 
 // Run prints the schedule (--dry-run=client), or checks it against the cluster, creates or updates it, and
-// sets up a CronJob per schedule of its policy. With --dry-run=server the API server checks the schedule
-// without storing it and no CronJob is touched; with -o the saved schedule is printed instead of a report.
+// sets up a CronJob per schedule of its policy. A user who may not read the policy or write CronJobs in
+// pxb-system (a team member) leaves the CronJobs to the reconciler, which makes them within a minute. With
+// --dry-run=server the API server checks the schedule without storing it and no CronJob is touched; with -o
+// the saved schedule is printed instead of a report.
 func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 	bs, err := o.Schedule()
 	if err != nil {
@@ -126,12 +131,19 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 		return o.Create.print(bs, "created", o.Out)
 	}
 	c := o.clients
+	// SchedulePolicies are cluster-scoped and a team may not read them: the reconciler checks the policy
+	// then, and reports a bad one in the schedule's Scheduled condition.
 	policy, err := getPolicy(ctx, c, o.Policy)
+	if apierrors.IsForbidden(err) {
+		policy, err = nil, nil
+	}
 	if err != nil {
 		return err
 	}
-	if _, err := schedule.Runs(policy.Spec); err != nil {
-		return fmt.Errorf("SchedulePolicy %s: %w", policy.Name, err)
+	if policy != nil {
+		if _, err := schedule.Runs(policy.Spec); err != nil {
+			return fmt.Errorf("SchedulePolicy %s: %w", policy.Name, err)
+		}
 	}
 	if err := o.checkSpec(ctx, bs.Namespace, &bs.Spec.Template); err != nil {
 		return err
@@ -147,22 +159,19 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 	if o.Create.printing() {
 		out = io.Discard
 	}
-	loc, err := store.GetLocation(ctx, c.Dynamic, string(saved.Spec.Template.Location))
+	runs, cronJobs, made, err := applyCronJobs(ctx, c, saved, policy)
 	if err != nil {
-		return err
-	}
-	cfg, err := jobspec.LoadConfig(ctx, c.Kube)
-	if err != nil {
-		return err
+		return fmt.Errorf("BackupSchedule %s/%s %s, but its CronJobs were not: %w", saved.Namespace, saved.Name, verb, err)
 	}
 	fmt.Fprintf(out, "BackupSchedule %s/%s %s", saved.Namespace, saved.Name, verb)
 	if saved.Spec.Suspend {
 		fmt.Fprint(out, " (suspended)")
 	}
-	fmt.Fprintln(out)
-	runs, cronJobs, err := jobspec.ApplySchedule(ctx, c.Kube, saved, policy, cfg, loc)
-	if err != nil {
-		return err
+	if !made {
+		fmt.Fprintf(out, "; you may not read its SchedulePolicy or write its CronJobs in %s, so the reconciler makes them within a minute.\n", v1alpha1.SystemNamespace)
+		fmt.Fprintf(out, "Its %s condition says when they are made, or why not: kubectl describe backupschedule %s -n %s\n", v1alpha1.ConditionScheduled, saved.Name, saved.Namespace)
+	} else {
+		fmt.Fprintln(out)
 	}
 	for i, r := range runs {
 		fmt.Fprintf(out, "  %s: CronJob %s/%s at %q (%s), keeps %d\n", r.Kind, cronJobs[i].Namespace, cronJobs[i].Name, r.Cron,
@@ -172,6 +181,27 @@ func (o *ScheduleCreateOptions) Run(ctx context.Context) error {
 		return nil
 	}
 	return o.Create.print(saved, verb, o.Out)
+}
+
+// applyCronJobs makes the CronJobs of the saved schedule bs follow policy (nil when the user may not read
+// it), with the user's own rights. It returns made false when the user may not read the schedule's location
+// or pxb's configuration, or write CronJobs in pxb-system, and the reconciler must.
+func applyCronJobs(ctx context.Context, c clients, bs *v1alpha1.BackupSchedule, policy *v1alpha1.SchedulePolicy) (runs []schedule.Run, cronJobs []*batchv1.CronJob, made bool, err error) {
+	if policy == nil {
+		return nil, nil, false, nil
+	}
+	loc, err := store.GetLocation(ctx, c.Dynamic, string(bs.Spec.Template.Location))
+	var cfg jobspec.Config
+	if err == nil {
+		cfg, err = jobspec.LoadConfig(ctx, c.Kube)
+	}
+	if err == nil {
+		runs, cronJobs, err = jobspec.ApplySchedule(ctx, c.Kube, bs, policy, cfg, loc)
+	}
+	if apierrors.IsForbidden(err) {
+		return nil, nil, false, nil
+	}
+	return runs, cronJobs, err == nil, err
 }
 
 // getPolicy reads SchedulePolicy name.
