@@ -185,12 +185,11 @@ func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts 
 		func(s *v1alpha1.RestoreStatus) { s.Stage = v1alpha1.RestoreStageResources }); err != nil {
 		log.Printf("%v", err)
 	}
-	writer, err := restoreWriter(ctx, env, r.Namespace)
-	if err != nil {
+	if ao.WriteAs, err = restoreWriter(ctx, env, r.Namespace); err != nil {
 		return nil, loc, err
 	}
-	log.Printf("restored objects are written as %s", writer.Impersonate.UserName)
-	res, err := apply.Run(ctx, writer, backup, out, ao)
+	log.Printf("restored objects are written as %s", ao.WriteAs.Impersonate.UserName)
+	res, err := apply.Run(ctx, env.Config, backup, out, ao)
 	if err != nil {
 		return nil, loc, errors.New(location.Explain(err))
 	}

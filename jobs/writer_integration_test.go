@@ -22,8 +22,8 @@ import (
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
-// TestTeamRestoreWritesWithTheTeamsRights restores, as a team, a backup holding a RoleBinding, which `edit`
-// may not create. The restore job runs as its own identity and writes as pxb-restore-writer of the team's
+// TestTeamRestoreWritesWithTheTeamsRights restores, as a team, a backup holding two RoleBindings, which `edit`
+// may neither create nor read: the one that still exists is retained, the lost one is not restored. The restore job runs as its own identity and writes as pxb-restore-writer of the team's
 // namespace, which it binds to edit: the API server refuses the RoleBinding and the rest is restored. Once
 // the namespace's admin binds the writer to admin instead, the same restore writes the RoleBinding too.
 func TestTeamRestoreWritesWithTheTeamsRights(t *testing.T) {
@@ -44,6 +44,12 @@ func TestTeamRestoreWritesWithTheTeamsRights(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := kube.RbacV1().RoleBindings(ns).Create(ctx, readers, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// One the team keeps: the writer may not even read it, and the restore retains it rather than fail.
+	kept := readers.DeepCopy()
+	kept.Name = "kept"
+	if _, err := kube.RbacV1().RoleBindings(ns).Create(ctx, kept, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},

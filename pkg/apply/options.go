@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/pkg/collect"
 )
@@ -71,6 +72,11 @@ type Options struct {
 	ExistingPolicy Policy
 	// DryRun reports what would happen without changing the cluster.
 	DryRun bool
+	// WriteAs, when set, is the client configuration objects are written with: a team's restore writes as
+	// an identity the API server holds to the team's rights. The configuration Run is given still tells an
+	// object that exists from one the writer may not even read (a RoleBinding, for `edit`), which is retained,
+	// not failed.
+	WriteAs *rest.Config
 
 	// Parallelism is how many objects are applied at once (default 32).
 	Parallelism int

@@ -40,16 +40,24 @@ func Run(ctx context.Context, cfg *rest.Config, backup, out collect.Store, opts 
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
-	dyn, err := dynamic.NewForConfig(cfg)
+	reader, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	dyn := reader
+	if opts.WriteAs != nil {
+		wcfg := rest.CopyConfig(opts.WriteAs)
+		wcfg.QPS, wcfg.Burst = opts.QPS, opts.Burst
+		if dyn, err = dynamic.NewForConfig(wcfg); err != nil {
+			return nil, fmt.Errorf("dynamic client as %s: %w", wcfg.Impersonate.UserName, err)
+		}
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
 	}
 	r := &restorer{
-		opts: opts, m: m, dyn: dyn, dc: dc, backup: backup,
+		opts: opts, m: m, dyn: dyn, reader: reader, dc: dc, backup: backup,
 		res:        &Result{DryRun: opts.DryRun, Started: time.Now().UTC(), Counts: map[Outcome]int{}},
 		uids:       map[types.UID]types.UID{},
 		ownerKinds: map[string]bool{},
@@ -91,7 +99,8 @@ func Run(ctx context.Context, cfg *rest.Config, backup, out collect.Store, opts 
 type restorer struct {
 	opts     Options
 	m        *collect.Manifest
-	dyn      dynamic.Interface
+	dyn      dynamic.Interface // writes, and reads what it writes
+	reader   dynamic.Interface // tells what exists (Options.WriteAs)
 	dc       discovery.DiscoveryInterface
 	backup   collect.Store
 	rf       collect.ResourceFilter
