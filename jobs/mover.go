@@ -46,6 +46,18 @@ type MoverRequest struct {
 	Snapshot string
 	// Block says Path is a raw block device, whose bytes move rather than files.
 	Block bool
+	// SecretsDir is where the kubelet mounted the location's Secrets (jobspec.MoverSecretsPath), which the
+	// mover's identity may not read through the API; empty reads them through the API.
+	SecretsDir string
+}
+
+// openMoverLocation opens location name with the Secrets of req.
+func openMoverLocation(ctx context.Context, env *jobenv.Env, req MoverRequest, name string, opts Options) (*store.Location, error) {
+	secrets := store.APISecrets(env.Kube)
+	if req.SecretsDir != "" {
+		secrets = store.DirSecrets(req.SecretsDir)
+	}
+	return store.OpenLocationWith(ctx, secrets, env.Dynamic, name, opts.Location, false)
 }
 
 func splitVolume(v string) (string, string, error) {
@@ -74,7 +86,7 @@ func Upload(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Option
 	if err := get(ctx, env, "Backup", target, &b); err != nil {
 		return nil, err
 	}
-	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	loc, err := openMoverLocation(ctx, env, req, string(b.Spec.Location), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +237,7 @@ func Download(ctx context.Context, cfg *rest.Config, req MoverRequest, opts Opti
 	if err := get(ctx, env, "Backup", jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: rs.Namespace, Name: string(rs.Spec.BackupName)}, &b); err != nil {
 		return nil, err
 	}
-	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
+	loc, err := openMoverLocation(ctx, env, req, string(b.Spec.Location), opts)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,8 @@ func TestUploadRetriedAfterItsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc.Close()
-	req := jobs.MoverRequest{Namespace: ns, Name: "vol", Volume: ns + "/data", Path: dir, Method: v1alpha1.VolumeSnapshot}
+	req := jobs.MoverRequest{Namespace: ns, Name: "vol", Volume: ns + "/data", Path: dir, Method: v1alpha1.VolumeSnapshot,
+		SecretsDir: mountSecrets(t, c, locName)}
 	first, err := jobs.Upload(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindUpload), req, jobs.Options{})
 	if err != nil {
 		t.Fatalf("upload: %v", err)
@@ -111,6 +112,7 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 	}
 	loc.Close()
 
+	secrets := mountSecrets(t, c, locName)
 	upload := func(backup, claim string, size int) (*jobs.MoverResult, error) {
 		t.Helper()
 		pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: claim, Namespace: ns},
@@ -129,7 +131,7 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 		}
 		create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{ObjectMeta: metav1.ObjectMeta{Name: backup, Namespace: ns},
 			Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)}})
-		req := jobs.MoverRequest{Namespace: ns, Name: backup, Volume: ns + "/" + claim, Path: dir, Method: v1alpha1.VolumeSnapshot}
+		req := jobs.MoverRequest{Namespace: ns, Name: backup, Volume: ns + "/" + claim, Path: dir, Method: v1alpha1.VolumeSnapshot, SecretsDir: secrets}
 		return jobs.Upload(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindUpload), req, opts)
 	}
 	first, err := upload("small", "logs", 2<<20)
@@ -159,4 +161,40 @@ func TestUploadIntoAFullLocation(t *testing.T) {
 	if err != nil || len(res.Errors) != 0 {
 		t.Fatalf("check --read-data after the failed upload: %v, %v", err, res.Errors)
 	}
+}
+
+// mountSecrets writes the credential and encryption key Secrets of location locName into a directory as the
+// kubelet mounts them into a mover's pod (each key a link into a timestamped directory, through ..data), and
+// returns it: a mover's identity may not read them through the API.
+func mountSecrets(t *testing.T, c *testbed.Cluster, locName string) string {
+	t.Helper()
+	var loc v1alpha1.BackupLocation
+	get(t, c, v1alpha1.BackupLocationsResource, v1alpha1.SystemNamespace, locName, &loc)
+	names := []string{loc.Spec.EncryptionKey.Name}
+	if loc.Spec.Credential != nil {
+		names = append(names, loc.Spec.Credential.Name)
+	}
+	root := t.TempDir()
+	for _, name := range names {
+		s, err := c.Clientset(t).CoreV1().Secrets(v1alpha1.SystemNamespace).Get(ctxT(t, 30*time.Second), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, stamped := filepath.Join(root, name), "..2026_12_07_00_00_00.000000001"
+		if err := os.MkdirAll(filepath.Join(dir, stamped), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(stamped, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range s.Data {
+			if err := os.WriteFile(filepath.Join(dir, stamped, k), v, 0o400); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join("..data", k), filepath.Join(dir, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
 }

@@ -53,6 +53,7 @@ func newMoverCmd(target *jobspec.Ref, kind jobspec.Kind, resource, short string,
 	fl.StringVar(&req.Volume, "volume", "", "The claim whose data moves, as namespace/name in the backup.")
 	fl.StringVar(&req.Path, "path", jobspec.MoverPath, "Where the volume is mounted (its device, with --block).")
 	fl.BoolVar(&req.Block, "block", false, "The volume is a raw block device: its bytes move, not files.")
+	fl.StringVar(&req.SecretsDir, "secrets-dir", "", "Where the location's Secrets are mounted, one directory each; empty reads them through the API.")
 	if kind == jobspec.KindUpload {
 		fl.StringVar(&method, "method", string(v1alpha1.VolumeSnapshot), "How the volume is mounted: Snapshot (a volume made from a snapshot) or FileSystem (the live volume).")
 		fl.Int64Var(&uploadLimit, "upload-limit", 0, "Bytes per second written into the repository, at most; 0 is no limit.")

@@ -35,7 +35,7 @@ func TestObjectsOrderLabelsAndConfig(t *testing.T) {
 		"ServiceAccount", "ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-restore, pxb-cluster-restore
 		"ClusterRole", "ClusterRoleBinding", // teams' restore writers
 		"ServiceAccount", "ClusterRoleBinding", "Role", "RoleBinding", // pxb-cluster-writer
-		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-mover
+		"ServiceAccount", "ClusterRole", "ClusterRoleBinding", // pxb-mover
 		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-location
 		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-schedule
 		"ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", // pxb-reconciler

@@ -130,7 +130,7 @@ func TestEachIdentityMayDoOnlyItsWork(t *testing.T) {
 		{access{"update", "", "persistentvolumes", "", ""}, []string{restore, crestore}},
 		// Reading.
 		{access{"list", "", "secrets", "", ""}, []string{backup, restore, crestore}},
-		{access{"get", "", "secrets", sys, ""}, []string{backup, restore, crestore, mover, location, sched}},
+		{access{"get", "", "secrets", sys, ""}, []string{backup, restore, crestore, location, sched}},
 		{access{"get", "", "configmaps", sys, v1alpha1.ConfigMapName}, []string{backup, restore, crestore, sched, rec}},
 		{access{"get", "", "persistentvolumeclaims", app, ""}, []string{backup, restore, crestore, mover}},
 		{access{"list", "", "events", sys, ""}, []string{backup, restore, crestore}},

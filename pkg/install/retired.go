@@ -12,7 +12,8 @@ import (
 )
 
 // Retired names what earlier versions installed and this one does not: applying the manifests again would
-// leave it, and with it the rights it granted (pxb-job-restore let restore Jobs write anything). Install and
+// leave it, and with it the rights it granted (pxb-job-restore let restore Jobs write anything, the Role
+// pxb-mover let movers read every Secret of pxb-system). Install and
 // uninstall delete it.
 func Retired() []*unstructured.Unstructured {
 	ref := func(apiVersion, kind, namespace, name string) *unstructured.Unstructured {
@@ -32,6 +33,9 @@ func Retired() []*unstructured.Unstructured {
 		ref(rbac, "ClusterRoleBinding", "", "pxb-job"),
 		ref(rbac, "ClusterRole", "", "pxb-job-restore"),
 		ref(rbac, "ClusterRoleBinding", "", "pxb-job-restore"),
+		// Movers read their location's Secrets from files the kubelet mounts, not through the API.
+		ref(rbac, "Role", v1alpha1.SystemNamespace, "pxb-mover"),
+		ref(rbac, "RoleBinding", v1alpha1.SystemNamespace, "pxb-mover"),
 	}
 }
 

@@ -25,6 +25,10 @@ const (
 	MoverDevice = "/dev/pxb-volume"
 )
 
+// MoverSecretsPath is where a data-mover Job's pod finds its location's Secrets, each in a directory named
+// after it.
+const MoverSecretsPath = "/var/run/pxb/secrets"
+
 // AnnotationVolume on a data-mover Job names the claim ("namespace/name", as in the backup) it moves.
 const AnnotationVolume = "pxb.dev/volume"
 
@@ -127,5 +131,24 @@ func LaunchMover(ctx context.Context, kube kubernetes.Interface, m Mover, c Conf
 		return nil, fmt.Errorf("data-mover Job kind %q: want upload or download", m.Kind)
 	}
 	job := MoverJob(m, c)
+	mountSecrets(&job.Spec.Template.Spec, loc)
 	return launch(ctx, kube, job, m.Owner.UID, loc)
+}
+
+// mountSecrets has the kubelet mount the credential and encryption key Secrets of loc read-only into the
+// pod at MoverSecretsPath/NAME, and tells the mover so: its identity may not read Secrets itself, so that a
+// mover, which runs as root and may mount a node's directory, reaches its own location's Secrets alone.
+func mountSecrets(pod *corev1.PodSpec, loc *v1alpha1.BackupLocation) {
+	names := []string{loc.Spec.EncryptionKey.Name}
+	if ref := loc.Spec.Credential; ref != nil && !slices.Contains(names, ref.Name) {
+		names = append(names, ref.Name)
+	}
+	ctr := &pod.Containers[0]
+	for i, name := range names {
+		vol := "secret-" + strconv.Itoa(i)
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: name, DefaultMode: ptr.To(int32(0o400))}}})
+		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: vol, MountPath: MoverSecretsPath + "/" + name, ReadOnly: true})
+	}
+	ctr.Args = append(ctr.Args, "--secrets-dir", MoverSecretsPath)
 }

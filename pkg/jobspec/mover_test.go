@@ -133,3 +133,46 @@ func TestMoverJobBlockVolume(t *testing.T) {
 		}
 	}
 }
+
+// TestMoverSecretsMounted: a mover's pod gets its location's credential and encryption key as read-only
+// files, once each, and is told where; it is given no other way to read them.
+func TestMoverSecretsMounted(t *testing.T) {
+	for _, tc := range []struct {
+		cred string
+		want []string
+	}{
+		{"s3-cred", []string{"the-key", "s3-cred"}},
+		{"", []string{"the-key"}},
+		{"the-key", []string{"the-key"}}, // one Secret holding both
+	} {
+		loc := &v1alpha1.BackupLocation{Spec: v1alpha1.BackupLocationSpec{EncryptionKey: v1alpha1.SecretReference{Name: "the-key"}}}
+		if tc.cred != "" {
+			loc.Spec.Credential = &v1alpha1.SecretReference{Name: tc.cred}
+		}
+		pod := MoverJob(Mover{Kind: KindUpload, Owner: Target{Kind: KindBackup, Namespace: "shop", Name: "b1"}, Volume: "shop/data", Claim: "c"}, DefaultConfig()).Spec.Template.Spec
+		mountSecrets(&pod, loc)
+		var got []string
+		for _, v := range pod.Volumes {
+			if v.Secret != nil {
+				got = append(got, v.Secret.SecretName)
+				if *v.Secret.DefaultMode != 0o400 {
+					t.Errorf("Secret %s mounted with mode %o", v.Secret.SecretName, *v.Secret.DefaultMode)
+				}
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("credential %q: Secrets mounted %v, want %v", tc.cred, got, tc.want)
+		}
+		ctr := pod.Containers[0]
+		for _, name := range tc.want {
+			if !slices.ContainsFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.MountPath == MoverSecretsPath+"/"+name && m.ReadOnly
+			}) {
+				t.Errorf("credential %q: no read-only mount of %s at %s/%s: %+v", tc.cred, name, MoverSecretsPath, name, ctr.VolumeMounts)
+			}
+		}
+		if i := slices.Index(ctr.Args, "--secrets-dir"); i < 0 || ctr.Args[i+1] != MoverSecretsPath {
+			t.Errorf("args %q lack --secrets-dir %s", ctr.Args, MoverSecretsPath)
+		}
+	}
+}

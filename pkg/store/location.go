@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -122,24 +124,56 @@ func GetLocation(ctx context.Context, dyn dynamic.Interface, name string) (*v1al
 	return &loc, nil
 }
 
-func secretData(ctx context.Context, kube kubernetes.Interface, name, what string) (map[string][]byte, error) {
-	gctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	s, err := kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(gctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("%s Secret %q not found in %s", what, name, v1alpha1.SystemNamespace)
+// Secrets reads the data of Secret name of pxb-system, which holds a location's what (credential, encryption
+// key).
+type Secrets func(ctx context.Context, name, what string) (map[string][]byte, error)
+
+// APISecrets reads Secrets through the API.
+func APISecrets(kube kubernetes.Interface) Secrets {
+	return func(ctx context.Context, name, what string) (map[string][]byte, error) {
+		gctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		s, err := kube.CoreV1().Secrets(v1alpha1.SystemNamespace).Get(gctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%s Secret %q not found in %s", what, name, v1alpha1.SystemNamespace)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get %s Secret %s/%s: %w", what, v1alpha1.SystemNamespace, name, err)
+		}
+		return s.Data, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("get %s Secret %s/%s: %w", what, v1alpha1.SystemNamespace, name, err)
+}
+
+// DirSecrets reads Secrets as the kubelet mounts them into a pod, each in dir/NAME, a file per key: a pod
+// that is given its Secrets this way needs no right to read Secrets.
+func DirSecrets(dir string) Secrets {
+	return func(_ context.Context, name, what string) (map[string][]byte, error) {
+		path := filepath.Join(dir, name)
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s Secret %s is not mounted at %s: %w", what, name, path, err)
+		}
+		data := map[string][]byte{}
+		for _, e := range entries {
+			// The kubelet keeps its own bookkeeping in ..data and ..TIMESTAMP; keys are never dotted twice.
+			if strings.HasPrefix(e.Name(), "..") {
+				continue
+			}
+			v, err := os.ReadFile(filepath.Join(path, e.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("read %s Secret %s: %w", what, name, err)
+			}
+			data[e.Name()] = v
+		}
+		return data, nil
 	}
-	return s.Data, nil
 }
 
 // OpenBucket opens the bucket of loc with its credential (not its repository); the error is in plain words.
 func OpenBucket(ctx context.Context, kube kubernetes.Interface, loc *v1alpha1.BackupLocation, opts location.Options) (*blob.Bucket, error) {
 	var creds location.Credentials
 	if ref := loc.Spec.Credential; ref != nil {
-		data, err := secretData(ctx, kube, ref.Name, "credential")
+		data, err := APISecrets(kube)(ctx, ref.Name, "credential")
 		if err != nil {
 			return nil, err
 		}
@@ -156,17 +190,22 @@ func OpenBucket(ctx context.Context, kube kubernetes.Interface, loc *v1alpha1.Ba
 // in it; create makes the repository when the location holds none yet. opts carries what a Job mounts (an
 // NFS export).
 func OpenLocation(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, name string, opts location.Options, create bool) (*Location, error) {
+	return OpenLocationWith(ctx, APISecrets(kube), dyn, name, opts, create)
+}
+
+// OpenLocationWith is OpenLocation with the location's Secrets read from secrets.
+func OpenLocationWith(ctx context.Context, secrets Secrets, dyn dynamic.Interface, name string, opts location.Options, create bool) (*Location, error) {
 	loc, err := GetLocation(ctx, dyn, name)
 	if err != nil {
 		return nil, err
 	}
 	var creds location.Credentials
 	if ref := loc.Spec.Credential; ref != nil {
-		if creds, err = secretData(ctx, kube, ref.Name, "credential"); err != nil {
+		if creds, err = secrets(ctx, ref.Name, "credential"); err != nil {
 			return nil, err
 		}
 	}
-	key, err := secretData(ctx, kube, loc.Spec.EncryptionKey.Name, "encryption key")
+	key, err := secrets(ctx, loc.Spec.EncryptionKey.Name, "encryption key")
 	if err != nil {
 		return nil, err
 	}
