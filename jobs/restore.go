@@ -91,6 +91,10 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
 		*s = RestoreStatus(res.Result, s.StartTimestamp, &finished)
 		addRestoredVolumes(s, res.Volumes)
+		if res.Held > 0 {
+			// The loudest part of the message: the application is not running on its data.
+			s.Message += fmt.Sprintf("; DATA MISSING: %d objects held back (claims not restored, workloads scaled to 0, suspended or not restored) because their volumes' data did not arrive: see the restore's summary", res.Held)
+		}
 		s.WarningCount += int32(len(res.Warnings))
 		s.Warnings = bounded(append(res.Warnings, s.Warnings...))
 	})
@@ -180,7 +184,7 @@ func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts 
 	if err != nil {
 		return nil, loc, err
 	}
-	ao.ClaimVolumes = vr.claimVolumes()
+	ao.ClaimVolumes, ao.MissingData = vr.claimVolumes(), vr.missingData()
 	if err := setRestoreStatus(ctx, env, jobspec.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: r.Namespace, Name: r.Name},
 		func(s *v1alpha1.RestoreStatus) { s.Stage = v1alpha1.RestoreStageResources }); err != nil {
 		log.Printf("%v", err)

@@ -108,6 +108,18 @@ func restoreVolumes(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, b
 	return vr, ctx.Err()
 }
 
+// missingData are the claims ("namespace/claim" in the target) whose volumes failed, with why: pkg/apply
+// restores neither them nor, running, the workloads that mount them.
+func (vr *volumeRestore) missingData() map[string]string {
+	out := map[string]string{}
+	for _, v := range vr.vols {
+		if v.Phase == v1alpha1.VolumeFailed {
+			out[vr.targets[v]+"/"+v.PVC] = v.Message
+		}
+	}
+	return out
+}
+
 // claimVolumes are the bindings of the claims whose volumes were filled.
 func (vr *volumeRestore) claimVolumes() map[string]string {
 	out := map[string]string{}

@@ -68,6 +68,10 @@ type Options struct {
 	// ClaimVolumes binds restored claims ("namespace/name" in the target cluster) to PersistentVolumes
 	// that already hold their data.
 	ClaimVolumes map[string]string
+	// MissingData names the claims ("namespace/name" in the target) whose volume data did not arrive, with
+	// why: they are not restored, and the workloads that mount them are held (scaled to zero, suspended,
+	// halted, or not restored), so that no application starts on an empty volume.
+	MissingData map[string]string
 	// ExistingPolicy is retain (default), replace or update.
 	ExistingPolicy Policy
 	// DryRun reports what would happen without changing the cluster.

@@ -307,6 +307,14 @@ func (r *restorer) restoreObject(ctx context.Context, t collect.TypeRecord, u *u
 	if skip == "" {
 		skip = r.outside(t, u)
 	}
+	var held string
+	if skip == "" {
+		if skip, held = r.hold(t, u); skip != "" || held != "" {
+			r.mu.Lock()
+			r.res.Held++
+			r.mu.Unlock()
+		}
+	}
 	if skip != "" {
 		e.Namespace = u.GetNamespace()
 		e.Outcome, e.Reason = OutcomeSkipped, skip
@@ -323,6 +331,7 @@ func (r *restorer) restoreObject(ctx context.Context, t collect.TypeRecord, u *u
 	} else {
 		e.Outcome, e.Reason, newUID = r.apply(ctx, t, u)
 	}
+	e.Reason = joinReasons(held, e.Reason)
 	if newUID != "" && oldUID != "" && r.ownerKinds[t.GroupKind()] {
 		r.mu.Lock()
 		r.uids[oldUID] = newUID

@@ -52,6 +52,9 @@ type Result struct {
 	Warnings   []string
 	Errors     []collect.ItemError
 	ErrorCount int
+	// Held is the number of objects held back because a claim's data did not arrive (Options.MissingData):
+	// claims not restored, workloads scaled to zero, suspended, halted or not restored.
+	Held int
 }
 
 const (
