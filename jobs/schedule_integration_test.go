@@ -3,12 +3,16 @@
 package jobs_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
@@ -188,13 +192,25 @@ func TestScheduleRetentionIgnoresForgedBackups(t *testing.T) {
 
 	first := at(0).Backup
 	complete(first)
-	// A forgery that admission no longer refuses: "newer" than anything the schedule made, and completed.
-	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+	// A forgery that admission no longer refuses (once the API server has forgotten the binding): "newer"
+	// than anything the schedule made, and completed.
+	forged, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&v1alpha1.Backup{
+		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "Backup"},
 		ObjectMeta: metav1.ObjectMeta{Name: "forged", Namespace: ns,
 			Labels:      map[string]string{v1alpha1.ScheduleLabel: "nightly", v1alpha1.ScheduleKindLabel: string(schedule.Interval)},
 			Annotations: map[string]string{v1alpha1.ScheduledTimeAnnotation: start.Add(time.Hour).Format(time.RFC3339)}},
 		Spec: v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(loc)},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	if err := wait.PollUntilContextTimeout(ctxT(t, time.Minute), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, last = c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: forged}, metav1.CreateOptions{})
+		return last == nil, nil
+	}); err != nil {
+		t.Fatalf("the API server still refuses the forged Backup: %v", last)
+	}
 	complete("forged")
 
 	second := at(12 * time.Minute)
