@@ -563,16 +563,22 @@ func TestRestoreClusterResources(t *testing.T) {
 	if res.Phase != collect.PhaseCompleted {
 		t.Fatalf("backup phase %s: %v", res.Phase, res.Errors)
 	}
-	clusterScoped := func(f *fixture) []string {
+	// clusterScoped are the cluster-scoped objects of f's restore; mapped into target, the binding of f's
+	// ServiceAccount is restored under a name of its own, beside the original's.
+	clusterScoped := func(f *fixture, target string) []string {
+		binding := f.id + "-reader"
+		if target != "" {
+			binding += "-" + target
+		}
 		return []string{
 			"customresourcedefinitions.apiextensions.k8s.io /widgets." + f.id + ".pxb.test",
 			"storageclasses.storage.k8s.io /" + f.id + "-fast",
 			"persistentvolumes /" + f.id + "-pv",
 			"clusterroles.rbac.authorization.k8s.io /" + f.id + "-reader",
-			"clusterrolebindings.rbac.authorization.k8s.io /" + f.id + "-reader",
+			"clusterrolebindings.rbac.authorization.k8s.io /" + binding,
 		}
 	}
-	ofA, ofB := clusterScoped(a), clusterScoped(b)
+	ofB := clusterScoped(b, "")
 	other := "clusterroles.rbac.authorization.k8s.io /" + unrelated.GetName()
 	restoreA := func(policy collect.ClusterResources, dry bool) (string, map[string]apply.SummaryEntry) {
 		target := fmt.Sprintf("cr-%d", time.Now().UnixNano()%1_000_000_000)
@@ -587,7 +593,8 @@ func TestRestoreClusterResources(t *testing.T) {
 		return target, summary
 	}
 
-	_, summary := restoreA(collect.ClusterResourcesAuto, true)
+	target, summary := restoreA(collect.ClusterResourcesAuto, true)
+	ofA := clusterScoped(a, target)
 	for _, k := range ofA {
 		if _, ok := summary[k]; !ok {
 			t.Errorf("auto: %s, which the restored namespace uses, was left out", k)
@@ -599,15 +606,15 @@ func TestRestoreClusterResources(t *testing.T) {
 		}
 	}
 
-	_, summary = restoreA(collect.ClusterResourcesAll, true)
-	for _, k := range append(append(ofA, ofB...), other) {
+	target, summary = restoreA(collect.ClusterResourcesAll, true)
+	for _, k := range append(append(clusterScoped(a, target), ofB...), other) {
 		_, ok := summary[k]
 		if volumeOfB := k == ofB[2]; ok == volumeOfB {
 			t.Errorf("include: %s restored %v, want %v", k, ok, !volumeOfB)
 		}
 	}
 
-	target, summary := restoreA(collect.ClusterResourcesNone, false)
+	target, summary = restoreA(collect.ClusterResourcesNone, false)
 	for k, e := range summary {
 		if strings.Contains(k, " /") && k != "namespaces /"+target {
 			t.Errorf("exclude: %s was restored (%s)", k, e.Outcome)

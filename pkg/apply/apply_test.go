@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/pxb-dev/pxb/pkg/collect"
 )
@@ -190,9 +191,18 @@ func TestRewrite(t *testing.T) {
 		{"dynamic volumes are skipped", rec("", "persistentvolumes", "PersistentVolume", false, false),
 			`{"kind":"PersistentVolume","metadata":{"name":"pvc-123","annotations":{"pv.kubernetes.io/provisioned-by":"csi"}}}`,
 			"", "dynamically provisioned: its claim is provisioned anew"},
-		{"role binding subjects map", rec("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", false, false),
+		{"cluster binding subjects map, under a name of its own", rec("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", false, false),
 			`{"kind":"ClusterRoleBinding","metadata":{"name":"b"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"src"},{"kind":"User","name":"u"},{"kind":"ServiceAccount","name":"sa","namespace":"keep"}]}`,
-			`{"kind":"ClusterRoleBinding","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"b"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"dst"},{"kind":"User","name":"u"},{"kind":"ServiceAccount","name":"sa","namespace":"keep"}]}`, ""},
+			`{"kind":"ClusterRoleBinding","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"b-dst"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"dst"},{"kind":"User","name":"u"},{"kind":"ServiceAccount","name":"sa","namespace":"keep"}]}`, ""},
+		{"cluster binding of namespaces not mapped keeps its name", rec("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", false, false),
+			`{"kind":"ClusterRoleBinding","metadata":{"name":"b"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"keep"},{"kind":"Group","name":"src"}]}`,
+			`{"kind":"ClusterRoleBinding","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"b"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"keep"},{"kind":"Group","name":"src"}]}`, ""},
+		{"role binding moved with its namespace keeps its name", rec("rbac.authorization.k8s.io", "rolebindings", "RoleBinding", true, false),
+			`{"kind":"RoleBinding","metadata":{"name":"b","namespace":"src"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"src"}]}`,
+			`{"kind":"RoleBinding","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"b","namespace":"dst"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"dst"}]}`, ""},
+		{"role binding left in place while its subjects move gets a name of its own", rec("rbac.authorization.k8s.io", "rolebindings", "RoleBinding", true, false),
+			`{"kind":"RoleBinding","metadata":{"name":"b","namespace":"keep"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"src"}]}`,
+			`{"kind":"RoleBinding","metadata":{"labels":{"pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"b-dst","namespace":"keep"},"subjects":[{"kind":"ServiceAccount","name":"sa","namespace":"dst"}]}`, ""},
 		{"jobs lose their generated selector", rec("batch", "jobs", "Job", true, false),
 			`{"kind":"Job","metadata":{"name":"j","namespace":"x","labels":{"controller-uid":"u","batch.kubernetes.io/controller-uid":"u","job-name":"j"}},"spec":{"selector":{"matchLabels":{"controller-uid":"u"}},"template":{"metadata":{"labels":{"controller-uid":"u","batch.kubernetes.io/controller-uid":"u","job-name":"j"}}}}}`,
 			`{"kind":"Job","metadata":{"labels":{"job-name":"j","pxb.dev/backup":"b1","pxb.dev/restore":"r1"},"name":"j","namespace":"x"},"spec":{"template":{"metadata":{"labels":{"job-name":"j"}}}}}`, ""},
@@ -222,5 +232,22 @@ func TestRewrite(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestDerivedName(t *testing.T) {
+	if got := derivedName("reader", []string{"a-copy", "b-copy"}); got != "reader-a-copy-b-copy" {
+		t.Errorf("derivedName = %q, want reader-a-copy-b-copy", got)
+	}
+	long := strings.Repeat("r", 250)
+	got := derivedName(long, []string{"shop-copy"})
+	if len(got) != 253 || !strings.HasPrefix(got, strings.Repeat("r", 200)) || len(validation.IsDNS1123Subdomain(got)) > 0 {
+		t.Errorf("derivedName of a %d-character name = %q (%d characters), want a valid name of 253 that begins with it", len(long), got, len(got))
+	}
+	if again := derivedName(long, []string{"shop-copy"}); again != got {
+		t.Errorf("derivedName is not deterministic: %q, then %q", got, again)
+	}
+	if other := derivedName(long, []string{"shop-copy2"}); other == got {
+		t.Errorf("derivedName gives %q for two target namespaces", got)
 	}
 }

@@ -57,7 +57,10 @@ type Options struct {
 	// all of them; false none (a target namespace that does not exist is still created, empty). Whatever
 	// the policy, Namespaces and the PersistentVolumes bound to claims follow the namespace filter.
 	ClusterResources collect.ClusterResources
-	// NamespaceMapping maps source namespaces to target namespaces.
+	// NamespaceMapping maps source namespaces to target namespaces. A ClusterRoleBinding, or a RoleBinding of a
+	// namespace not mapped, that binds ServiceAccounts of a mapped namespace is written for their copies under
+	// a name of its own (the original's and the target namespaces, joined by "-"; hashed past 253 characters):
+	// the original's binding is left as it is, whatever ExistingPolicy says.
 	NamespaceMapping map[string]string
 	// Namespace, when set, confines the restore to this one target namespace, as for a team's Restore: it
 	// writes no cluster-scoped object whatever ClusterResources says, creates no namespace, and skips any

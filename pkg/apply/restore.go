@@ -302,7 +302,7 @@ func (r *restorer) selected(t collect.TypeRecord, u *unstructured.Unstructured) 
 func (r *restorer) restoreObject(ctx context.Context, t collect.TypeRecord, u *unstructured.Unstructured) error {
 	e := SummaryEntry{Resource: t.String(), Name: u.GetName()}
 	oldUID := u.GetUID()
-	sourceNS := u.GetNamespace()
+	sourceNS, sourceName := u.GetNamespace(), u.GetName()
 	skip := r.rw.Rewrite(t, u)
 	if skip == "" {
 		skip = r.outside(t, u)
@@ -336,6 +336,11 @@ func (r *restorer) restoreObject(ctx context.Context, t collect.TypeRecord, u *u
 		r.mu.Lock()
 		r.uids[oldUID] = newUID
 		r.mu.Unlock()
+	}
+	// A Namespace takes its mapped name; a binding left beside its original while its subjects moved, one
+	// derived from the original's (Rewriter.Rewrite).
+	if e.Name != sourceName && t.String() != namespaceType {
+		e.Reason = joinReasons(fmt.Sprintf("derived from %[1]s for the mapped ServiceAccounts; %[1]s is left to the original", sourceName), e.Reason)
 	}
 	return r.record(e, t, u)
 }

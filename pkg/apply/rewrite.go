@@ -1,7 +1,13 @@
 package apply
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/pxb-dev/pxb/pkg/collect"
 )
@@ -102,7 +108,12 @@ func (rw *Rewriter) Rewrite(t collect.TypeRecord, u *unstructured.Unstructured) 
 		}
 		rw.volume(u)
 	case "rolebindings.rbac.authorization.k8s.io", clusterRoleBindingType:
-		rw.subjects(u)
+		if targets := rw.subjects(u); len(targets) > 0 && u.GetNamespace() == sourceNS {
+			// The binding stays beside the original (cluster-scoped, or in a namespace not mapped) while its
+			// subjects move: under the original's name it would take the original's permissions away (update,
+			// replace) or be retained and leave the copy without them. It gets a name of its own.
+			u.SetName(derivedName(u.GetName(), targets))
+		}
 	case "datavolumes.cdi.kubevirt.io":
 		rw.dataVolume(u.Object, "spec")
 		// The claim of the DataVolume is restored with its data: CDI is to adopt it, not import again.
@@ -220,21 +231,39 @@ func (rw *Rewriter) volume(u *unstructured.Unstructured) {
 	}
 }
 
-func (rw *Rewriter) subjects(u *unstructured.Unstructured) {
+// subjects maps the namespaces of a binding's ServiceAccount subjects and returns the target namespaces of
+// those it mapped, sorted.
+func (rw *Rewriter) subjects(u *unstructured.Unstructured) (targets []string) {
 	subjects, found, _ := unstructured.NestedSlice(u.Object, "subjects")
 	if !found {
-		return
+		return nil
 	}
 	for _, s := range subjects {
 		m, ok := s.(map[string]any)
 		if !ok || m["kind"] != "ServiceAccount" {
 			continue
 		}
-		if ns, _ := m["namespace"].(string); ns != "" {
+		if ns, _ := m["namespace"].(string); ns != "" && rw.Namespace(ns) != ns {
 			m["namespace"] = rw.Namespace(ns)
+			targets = append(targets, rw.Namespace(ns))
 		}
 	}
 	_ = unstructured.SetNestedSlice(u.Object, subjects, "subjects")
+	slices.Sort(targets)
+	return slices.Compact(targets)
+}
+
+// derivedName is the name a restore gives its copy of the binding name, whose subjects it mapped into the
+// namespaces targets: the name and the targets joined by "-", or, past the 253 characters most object names
+// may have, its beginning and a hash of the whole.
+func derivedName(name string, targets []string) string {
+	n := name + "-" + strings.Join(targets, "-")
+	if len(n) <= validation.DNS1123SubdomainMaxLength {
+		return n
+	}
+	sum := sha256.Sum256([]byte(n))
+	hash := hex.EncodeToString(sum[:8])
+	return strings.TrimRight(n[:validation.DNS1123SubdomainMaxLength-len(hash)-1], "-.") + "-" + hash
 }
 
 // ClaimNamespace is the namespace of the claim a PersistentVolume is bound to, if any.
