@@ -11,6 +11,7 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/install"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -228,5 +231,52 @@ func TestTeamRestoreBindsOnlyItsWriter(t *testing.T) {
 	}
 	if err := create(binding(app, writer, "edit", sa(app, writer))); err != nil {
 		t.Errorf("the writer's own binding: %v", err)
+	}
+}
+
+// TestJobsRunOnlyPxbsImageAsTheirKind: RBAC lets the reconciler create any Job in pxb-system, naming any
+// image and any ServiceAccount there; the admission policy pxb-job-identity admits only pxb-config's job
+// image, run as the ServiceAccount of the Job's kind.
+func TestJobsRunOnlyPxbsImageAsTheirKind(t *testing.T) {
+	c, _ := installed(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cm, err := c.Clientset(t).CoreV1().ConfigMaps(v1alpha1.SystemNamespace).Get(ctx, v1alpha1.ConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := jobspec.DefaultConfig()
+	cfg.Image = cm.Data[install.ConfigJobImage]
+	reconciler := identity(t, c, v1alpha1.ReconcilerServiceAccount)
+	kube, err := kubernetes.NewForConfig(reconciler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !canI(ctx, t, reconciler, access{"create", "batch", "jobs", v1alpha1.SystemNamespace, ""}) {
+		t.Fatal("RBAC denies the reconciler Jobs in pxb-system; this test wants admission to be what refuses them")
+	}
+	create := func(mutate func(*batchv1.Job)) error {
+		job := jobspec.Job(jobspec.Target{Kind: jobspec.KindBackup, Namespace: "shop", Name: "nightly"}, cfg)
+		mutate(job)
+		_, err := kube.BatchV1().Jobs(v1alpha1.SystemNamespace).Create(ctx, job, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		last = create(func(j *batchv1.Job) { j.Spec.Template.Spec.Containers[0].Image = "registry.example/miner:1" })
+		return last != nil && strings.Contains(last.Error(), "ValidatingAdmissionPolicy 'pxb-job-identity'"), nil
+	})
+	if err != nil {
+		t.Fatalf("a Job of another image was never refused by pxb-job-identity; last answer: %v", last)
+	}
+	refusedBy(t, "another image", last, "pxb-job-identity", "may run only the job image of pxb-config ("+cfg.Image+"), not registry.example/miner:1")
+	refusedBy(t, "a backup as the cluster's writer", create(func(j *batchv1.Job) {
+		j.Spec.Template.Spec.ServiceAccountName = v1alpha1.ClusterWriterServiceAccount
+	}), "pxb-job-identity", "serviceAccountName: a Job of kind 'backup' (label pxb.dev/job) may not run as 'pxb-cluster-writer'")
+	refusedBy(t, "a Job of no kind", create(func(j *batchv1.Job) {
+		delete(j.Labels, jobspec.LabelJob)
+	}), "pxb-job-identity", "serviceAccountName: a Job of kind ''")
+	if err := create(func(*batchv1.Job) {}); err != nil {
+		t.Errorf("the backup Job the reconciler launches: %v", err)
 	}
 }
