@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/pxb-dev/pxb/pkg/version.Version=$(VERSION)
 CLUSTER ?= a
 
-.PHONY: all build generate verify unit integration e2e test stress image cluster-up cluster-down demo bench bench-mover bench-objects clean
+.PHONY: all build generate verify unit integration e2e test stress image release-snapshot test-release cluster-up cluster-down demo bench bench-mover bench-objects clean
 
 all: build
 
@@ -40,6 +40,18 @@ stress:
 image:
 	hack/image.sh
 
+# goreleaser, pinned in a module of its own so that its dependencies stay out of pxb's go.mod.
+GORELEASER := $(GO) tool -modfile=$(CURDIR)/hack/tools/goreleaser/go.mod goreleaser
+
+# The release into dist/, built as a tag would build it but with a snapshot version and nothing published (see
+# .goreleaser.yaml); not part of test or CI.
+release-snapshot:
+	$(GORELEASER) release --snapshot --clean --skip=publish
+
+# Installs that snapshot with Krew into a temporary KREW_ROOT and runs the plugin through kubectl.
+test-release: release-snapshot
+	$(GO) test -tags release -count=1 -v ./hack/release/
+
 cluster-up:
 	e2e/cluster.sh up $(CLUSTER)
 
@@ -58,4 +70,4 @@ bench-objects:
 	hack/bench-objects.sh
 
 clean:
-	rm -rf $(BIN) _out
+	rm -rf $(BIN) _out dist

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hack/verify.sh fails when generated files are stale, Go files are not gofmt'ed, or go vet complains
-# (including the integration and e2e test files).
+# (including the integration, e2e and release test files).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -30,7 +30,7 @@ if [ -n "$unformatted" ]; then
   status=1
 fi
 
-if ! go vet -tags integration,e2e ./...; then
+if ! go vet -tags integration,e2e,release ./...; then
   echo "verify: go vet failed" >&2
   status=1
 fi

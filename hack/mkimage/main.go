@@ -32,21 +32,25 @@ func main() {
 	var (
 		out        = flag.String("o", "", "output tarball")
 		tag        = flag.String("tag", "", "image reference, e.g. pxb.local/pxb-job:dev")
+		arch       = flag.String("arch", "amd64", "architecture of the binaries, recorded in the image config (amd64, arm64)")
 		entrypoint = flag.String("entrypoint", "", "entrypoint path inside the image")
 		caCerts    = flag.String("ca-certs", "/etc/ssl/certs/ca-certificates.crt", "CA bundle copied into the image (empty: none)")
 		add        files
 	)
 	flag.Var(&add, "file", "SRC:DST file to add (repeatable); executables keep their mode")
 	flag.Parse()
-	if err := run(*out, *tag, *entrypoint, *caCerts, add); err != nil {
+	if err := run(*out, *tag, *arch, *entrypoint, *caCerts, add); err != nil {
 		fmt.Fprintln(os.Stderr, "mkimage:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, tag, entrypoint, caCerts string, add []string) error {
+func run(out, tag, arch, entrypoint, caCerts string, add []string) error {
 	if out == "" || tag == "" || entrypoint == "" {
 		return errors.New("-o, -tag and -entrypoint are required")
+	}
+	if arch != "amd64" && arch != "arm64" {
+		return fmt.Errorf("-arch %q: want amd64 or arm64", arch)
 	}
 	ref, err := name.NewTag(tag)
 	if err != nil {
@@ -69,7 +73,7 @@ func run(out, tag, entrypoint, caCerts string, add []string) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", "amd64"
+	cfg.OS, cfg.Architecture = "linux", arch
 	cfg.Config = v1.Config{
 		Entrypoint: []string{entrypoint},
 		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "HOME=/tmp"},
