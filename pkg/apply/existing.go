@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -139,61 +140,106 @@ func (r *restorer) replace(ctx context.Context, ri dynamic.ResourceInterface, u 
 	return created, "", err
 }
 
-func (r *restorer) dryRun(ctx context.Context, t collect.TypeRecord, u *unstructured.Unstructured) (Outcome, string) {
+func (r *restorer) dryRun(ctx context.Context, t collect.TypeRecord, u *unstructured.Unstructured) (outcome Outcome, reason, diff string) {
 	ri, reason := r.target(t, u)
 	if ri == nil {
 		if reason == "" {
-			return OutcomeWouldCreate, "its CustomResourceDefinition is created by this restore"
+			return OutcomeWouldCreate, "its CustomResourceDefinition is created by this restore", ""
 		}
-		return OutcomeWouldFail, reason
+		return OutcomeWouldFail, reason, ""
 	}
 	nsExists := true
 	if t.Namespaced {
 		var err error
 		if nsExists, err = r.namespaceExists(ctx, u.GetNamespace()); err != nil {
-			return OutcomeWouldFail, err.Error()
+			return OutcomeWouldFail, err.Error(), ""
 		}
 	}
 	warning := r.checkClaim(ctx, t, u)
 	if !nsExists {
 		// Nothing to check against: the namespace is created by the restore.
-		return OutcomeWouldCreate, joinReasons("namespace "+u.GetNamespace()+" is created by this restore", warning)
+		return OutcomeWouldCreate, joinReasons("namespace "+u.GetNamespace()+" is created by this restore", warning), ""
 	}
-	{
-		gctx, cancel := context.WithTimeout(ctx, callTimeout)
-		_, err := ri.Get(gctx, u.GetName(), metav1.GetOptions{})
-		cancel()
-		if apierrors.IsForbidden(err) && r.exists(ctx, t, u) {
-			err = nil // as in a real restore: it exists, though the writer may not read it
-		}
-		switch {
-		case err == nil:
-			switch r.opts.ExistingPolicy {
-			case PolicyUpdate:
-				if _, err := r.serverSideApply(ctx, ri, u, []string{metav1.DryRunAll}); err != nil {
-					return OutcomeWouldFail, "update: " + reasonOf(err)
-				}
-				return OutcomeWouldUpdate, ""
-			case PolicyReplace:
-				if undeletable(t) {
-					return OutcomeWouldUpdate, "updated, not replaced: deleting it would delete everything it holds"
-				}
-				return OutcomeWouldReplace, ""
-			default:
-				return OutcomeWouldRetain, "already exists"
-			}
-		case !apierrors.IsNotFound(err):
-			return OutcomeWouldFail, reasonOf(err)
-		}
-		// The server validates the object without storing it.
-		cctx, cancel := context.WithTimeout(ctx, callTimeout)
-		_, err = ri.Create(cctx, u, metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
-		cancel()
-		if err != nil {
-			return OutcomeWouldFail, reasonOf(err)
-		}
+	gctx, cancel := context.WithTimeout(ctx, callTimeout)
+	live, err := ri.Get(gctx, u.GetName(), metav1.GetOptions{})
+	cancel()
+	switch {
+	case err == nil:
+		return r.dryRunExisting(ctx, t, ri, live, u, nil)
+	case apierrors.IsForbidden(err) && r.exists(ctx, t, u):
+		// As in a real restore: it exists, though the writer may not read it.
+		return r.dryRunExisting(ctx, t, ri, nil, u, err)
+	case !apierrors.IsNotFound(err):
+		return OutcomeWouldFail, reasonOf(err), ""
 	}
-	return OutcomeWouldCreate, warning
+	// The server validates the object, admission included, without storing it.
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	_, err = ri.Create(cctx, u, metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+	cancel()
+	if err != nil {
+		return OutcomeWouldFail, reasonOf(err), ""
+	}
+	return OutcomeWouldCreate, warning, ""
+}
+
+// dryRunExisting says what the policy would do with an object that exists (live; nil when the writer may
+// not read it, for the reason readErr), has the API server judge each write without storing it, and diffs
+// live against what the server returns.
+func (r *restorer) dryRunExisting(ctx context.Context, t collect.TypeRecord, ri dynamic.ResourceInterface, live, u *unstructured.Unstructured, readErr error) (Outcome, string, string) {
+	policy := r.opts.ExistingPolicy
+	outcome, note := OutcomeWouldUpdate, ""
+	switch {
+	case policy == PolicyRetain:
+		return OutcomeWouldRetain, "already exists", ""
+	case policy == PolicyReplace && undeletable(t):
+		note = "updated, not replaced: deleting it would delete everything it holds"
+	case policy == PolicyReplace:
+		outcome = OutcomeWouldReplace
+	}
+	var written *unstructured.Unstructured
+	var err error
+	if outcome == OutcomeWouldReplace {
+		if live == nil {
+			return OutcomeWouldFail, "replace: " + reasonOf(readErr), ""
+		}
+		written, note, err = dryRunReplace(ctx, ri, live, u)
+	} else {
+		written, err = r.serverSideApply(ctx, ri, u, []string{metav1.DryRunAll})
+	}
+	if err != nil {
+		return OutcomeWouldFail, string(policy) + ": " + reasonOf(err), ""
+	}
+	if live == nil {
+		return outcome, joinReasons(note, "no diff: the live object may not be read"), ""
+	}
+	diff, err := Diff(live, written)
+	if err != nil {
+		return outcome, joinReasons(note, "no diff: "+err.Error()), ""
+	}
+	return outcome, note, diff
+}
+
+// dryRunReplace has the API server judge the deletion of live and u in its place, without storing either,
+// and returns what it would write. u is judged as an update of the whole object, since a dry-run create
+// would find live in the way; a field the server lets only a new object set (an immutable one) cannot be
+// judged so, and the object is then returned as the restore would create it.
+func dryRunReplace(ctx context.Context, ri dynamic.ResourceInterface, live, u *unstructured.Unstructured) (*unstructured.Unstructured, string, error) {
+	uid := live.GetUID()
+	dctx, cancel := context.WithTimeout(ctx, callTimeout)
+	err := ri.Delete(dctx, u.GetName(), metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}, Preconditions: &metav1.Preconditions{UID: &uid}})
+	cancel()
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, "", fmt.Errorf("delete: %w", err)
+	}
+	c := u.DeepCopy()
+	c.SetResourceVersion(live.GetResourceVersion())
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	written, err := ri.Update(cctx, c, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+	cancel()
+	if apierrors.IsInvalid(err) && strings.Contains(err.Error(), "immutable") {
+		return u, "recreated with fields an update may not change; the server judges those only when it is", nil
+	}
+	return written, "", err
 }
 
 // reasonOf is the part of an API error a user acts on.

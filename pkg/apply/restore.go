@@ -327,7 +327,7 @@ func (r *restorer) restoreObject(ctx context.Context, t collect.TypeRecord, u *u
 	r.fixOwners(u)
 	var newUID types.UID
 	if r.opts.DryRun {
-		e.Outcome, e.Reason = r.dryRun(ctx, t, u)
+		e.Outcome, e.Reason, e.Diff = r.dryRun(ctx, t, u)
 	} else {
 		e.Outcome, e.Reason, newUID = r.apply(ctx, t, u)
 	}

@@ -38,6 +38,9 @@ type SummaryEntry struct {
 	SourceNamespace string  `json:"sourceNamespace,omitempty"`
 	Outcome         Outcome `json:"outcome"`
 	Reason          string  `json:"reason,omitempty"`
+	// Diff is, in a dry run that would update or replace the object, the unified diff between the live
+	// object and what would be written (Diff).
+	Diff string `json:"diff,omitempty"`
 }
 
 // Result is what a restore did; it is small enough for a status. The per-object list is in the summary.

@@ -36,6 +36,7 @@
 //	                                               files (VolumesPrefix, VolumeSource)
 //	restores/<namespace>/<name>/                   one Restore (RestorePrefix):
 //	    restore-summary.jsonl                      one entry per object restored (RestoreSummaryKey)
+//	    restore-plan.json                          a dry run's plan: objects, diffs, volumes (RestorePlanKey)
 //	    volumes.json                               its volumes (VolumesKey)
 //	    job.log                                    its job's log (LogKey)
 //
@@ -207,6 +208,8 @@ const (
 	IndexKey = "index.jsonl"
 	// RestoreSummaryKey is where a restore writes one apply.SummaryEntry per object, under its prefix.
 	RestoreSummaryKey = "restore-summary.jsonl"
+	// RestorePlanKey is where a dry-run restore writes its apply.Plan, under its prefix.
+	RestorePlanKey = "restore-plan.json"
 
 	objectsDir = "objects"
 	// clusterDir stands for the namespace of cluster-scoped objects.
