@@ -12,19 +12,23 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/cli"
+	"github.com/pxb-dev/pxb/pkg/install"
 	"github.com/pxb-dev/pxb/pkg/testbed"
+	"github.com/pxb-dev/pxb/pkg/version"
 )
 
 func TestMain(m *testing.M) { testbed.Main(m) }
@@ -32,11 +36,27 @@ func TestMain(m *testing.M) { testbed.Main(m) }
 // pxb runs `kubectl pxb args...` against the test bed's apiserver and returns its output.
 func pxb(t *testing.T, c *testbed.Cluster, args ...string) (string, error) {
 	t.Helper()
+	out, errOut, err := run(t, c, args...)
+	return out + errOut, err
+}
+
+// pxbStreams runs `kubectl pxb args...`, which must succeed, and returns its standard output and error apart.
+func pxbStreams(t *testing.T, c *testbed.Cluster, args ...string) (string, string) {
+	t.Helper()
+	out, errOut, err := run(t, c, args...)
+	if err != nil {
+		t.Fatalf("kubectl pxb %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out, errOut
+}
+
+func run(t *testing.T, c *testbed.Cluster, args ...string) (string, string, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd := cli.NewRootCmd(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	cmd.SetArgs(append(args, "--kubeconfig", c.Kubeconfig, "--cache-dir", filepath.Join(t.TempDir(), "cache")))
 	err := cmd.ExecuteContext(context.Background())
-	return out.String() + errOut.String(), err
+	return out.String(), errOut.String(), err
 }
 
 func mustPxb(t *testing.T, c *testbed.Cluster, args ...string) string {
@@ -114,13 +134,50 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("version", func(t *testing.T) {
-		var v cli.VersionInfo
+		var v install.Versions
+		out, errOut := pxbStreams(t, c, "version", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Plugin != "dev" || v.Installed != "dev" || v.JobImage != "pxb-job:it" || strings.Join(v.CRDs, ",") != "dev" {
+			t.Errorf("version -o json = %+v, want plugin, installation and CRDs dev, job image pxb-job:it", v)
+		}
+		// The image install was given is not tagged with the version: the warning says how to fix that.
+		if want := "WARNING: the job image pxb-job:it is not of version dev: run kubectl pxb install without --image, or with an image tagged dev\n"; errOut != want {
+			t.Errorf("version warned %q, want %q", errOut, want)
+		}
+	})
+
+	t.Run("version skew and downgrade", func(t *testing.T) {
+		defer func(v string) { version.Version = v }(version.Version)
+		// A newer pxb is installed...
+		version.Version = "v0.3.0"
+		mustPxb(t, c, "install", "--image", "pxb-job:v0.3.0")
+		// ...and an older plugin meets it.
+		version.Version = "v0.2.0"
+		out, err := pxb(t, c, "install", "--image", "pxb-job:v0.2.0")
+		if want := "would downgrade pxb's custom resource definitions: CRD backuplocations.pxb.dev is of pxb v0.3.0, this plugin installs v0.2.0; upgrade the plugin (kubectl krew upgrade pxb), or pass --force"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("install of an older version: err = %v, want %q\n%s", err, want, out)
+		}
+		if strings.Contains(out, "serverside-applied") {
+			t.Errorf("a refused downgrade applied objects:\n%s", out)
+		}
+		skew := "the cluster runs pxb v0.3.0, newer than this plugin (v0.2.0): upgrade the plugin (kubectl krew upgrade pxb)"
+		if _, errOut := pxbStreams(t, c, "version"); errOut != "WARNING: "+skew+"\n" {
+			t.Errorf("version warned %q, want %q", errOut, skew)
+		}
+		wantStatus(t, mustPxb(t, c, "status"), "Installed version", "v0.3.0", "Version skew", skew)
+
+		mustPxb(t, c, "install", "--image", "pxb-job:v0.2.0", "--force")
+		var v install.Versions
 		if err := json.Unmarshal([]byte(mustPxb(t, c, "version", "-o", "json")), &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.ClientVersion != "dev" || v.InstalledVersion != "dev" {
-			t.Errorf("version -o json = %+v, want client and installed dev", v)
+		if v.Installed != "v0.2.0" || strings.Join(v.CRDs, ",") != "v0.2.0" || len(v.Skew()) != 0 {
+			t.Errorf("after install --force: %+v (skew %q), want everything at v0.2.0", v, v.Skew())
 		}
+		version.Version = "dev"
+		mustPxb(t, c, "install", "--image", "pxb-job:it")
 	})
 
 	t.Run("status", func(t *testing.T) {
@@ -203,21 +260,75 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 
-	t.Run("uninstall refuses while a Backup exists", func(t *testing.T) {
-		out, err := pxb(t, c, "uninstall")
+	t.Run("uninstall keeps backups", func(t *testing.T) {
+		kube := c.Clientset(t)
+		// A schedule's CronJob, which could not start its Jobs without pxb's identities, and a setting.
+		cronJob := &batchv1.CronJob{
+			ObjectMeta: metav1.ObjectMeta{Name: "pxb-schedule-nightly", Namespace: v1alpha1.SystemNamespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "pxb"}},
+			Spec: batchv1.CronJobSpec{Schedule: "0 1 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+				Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "job", Image: "pxb-job:it"}}}}}}},
+		}
+		if _, err := kube.BatchV1().CronJobs(v1alpha1.SystemNamespace).Create(ctx, cronJob, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cms := kube.CoreV1().ConfigMaps(v1alpha1.SystemNamespace)
+		patch := `{"data":{"defaultLocation":"s3"}}`
+		if _, err := cms.Patch(ctx, v1alpha1.ConfigMapName, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+			t.Fatal(err)
+		}
+
+		out := mustPxb(t, c, "uninstall", "--timeout", "2m")
+		wantLines(t, out, "clusterrole.rbac.authorization.k8s.io/pxb-job-read deleted\n", "cronjob.batch/pxb-reconcile deleted\n",
+			"cronjob.batch/pxb-schedule-nightly suspended\n",
+			"customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev kept\n", "namespace/pxb-system kept\n", "configmap/pxb-config kept\n",
+			"Kept 1 backups.\n")
+		if strings.Contains(out, "customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev deleted") {
+			t.Errorf("uninstall without --purge deleted a CRD:\n%s", out)
+		}
+		if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctx, "nightly", metav1.GetOptions{}); err != nil {
+			t.Errorf("Backup %s/nightly after uninstall: %v", ns, err)
+		}
+		if cj, err := kube.BatchV1().CronJobs(v1alpha1.SystemNamespace).Get(ctx, cronJob.Name, metav1.GetOptions{}); err != nil || cj.Spec.Suspend == nil || !*cj.Spec.Suspend {
+			t.Errorf("schedule CronJob after uninstall: %v, want suspended", err)
+		}
+		if cm, err := cms.Get(ctx, v1alpha1.ConfigMapName, metav1.GetOptions{}); err != nil || len(cm.Data) != 1 || cm.Data["defaultLocation"] != "s3" {
+			t.Errorf("pxb-config after uninstall: %v %v, want only the setting defaultLocation=s3", cm.Data, err)
+		}
+		if _, err := kube.RbacV1().ClusterRoles().Get(ctx, "pxb-job-read", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("ClusterRole pxb-job-read after uninstall: %v, want NotFound", err)
+		}
+		wantStatus(t, mustPxb(t, c, "status"), "Installed version", "not installed (run: kubectl pxb install)",
+			"Namespace pxb-system", "Active", "CRDs", "6/6 established")
+
+		// Installing again brings pxb back with what it kept, and the schedule runs again.
+		wantLines(t, mustPxb(t, c, "install", "--image", "pxb-job:it"), "cronjob.batch/pxb-schedule-nightly resumed\n")
+		if cj, err := kube.BatchV1().CronJobs(v1alpha1.SystemNamespace).Get(ctx, cronJob.Name, metav1.GetOptions{}); err != nil || (cj.Spec.Suspend != nil && *cj.Spec.Suspend) {
+			t.Errorf("schedule CronJob after install: %v, want running", err)
+		}
+		if _, err := c.Dynamic(t).Resource(v1alpha1.BackupsResource).Namespace(ns).Get(ctx, "nightly", metav1.GetOptions{}); err != nil {
+			t.Errorf("Backup %s/nightly after install: %v", ns, err)
+		}
+		wantStatus(t, mustPxb(t, c, "status"), "Installed version", "dev", "Default location", "s3")
+	})
+
+	t.Run("uninstall --purge refuses while a Backup exists", func(t *testing.T) {
+		out, err := pxb(t, c, "uninstall", "--purge")
 		if err == nil || !strings.Contains(err.Error(), "backups exist (for example "+ns+"/nightly)") {
 			t.Fatalf("uninstall: err = %v, want refusal naming %s/nightly\n%s", err, ns, out)
 		}
 		wantStatus(t, mustPxb(t, c, "status"), "CRDs", "6/6 established")
+		if _, err := pxb(t, c, "uninstall", "--force"); err == nil || !strings.Contains(err.Error(), "--force only applies with --purge") {
+			t.Errorf("uninstall --force without --purge: err = %v, want a refusal naming --purge", err)
+		}
 	})
 
-	t.Run("uninstall --force", func(t *testing.T) {
+	t.Run("uninstall --purge --force", func(t *testing.T) {
 		// The writer a team's first restore makes in its namespace goes with pxb.
 		writer := metav1.ObjectMeta{Name: v1alpha1.RestoreWriterServiceAccount, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": "pxb"}}
 		if _, err := c.Clientset(t).CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: writer}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		out := mustPxb(t, c, "uninstall", "--force", "--timeout", "2m")
+		out := mustPxb(t, c, "uninstall", "--purge", "--force", "--timeout", "2m")
 		wantLines(t, out, "customresourcedefinition.apiextensions.k8s.io/backups.pxb.dev deleted\n", "namespace/pxb-system deleted\n",
 			"serviceaccount/"+v1alpha1.RestoreWriterServiceAccount+" deleted\n")
 		wantStatus(t, mustPxb(t, c, "status"), "Installed version", "not installed (run: kubectl pxb install)",

@@ -28,7 +28,7 @@ import (
 func TestClusterList(t *testing.T) {
 	c := testbed.APIServer(t)
 	mustPxb(t, c, "install")
-	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
+	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--purge", "--force") })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

@@ -28,7 +28,7 @@ func TestServerDryRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mustPxb(t, c, "install")
-	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
+	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--purge", "--force") })
 
 	// A location checked by the server is not stored, nor is its key.
 	out := mustPxb(t, c, "location", "create", "dry-lab", "--provider", "nfs", "--nfs-server", "filer", "--nfs-path", "/x", "--dry-run=server")

@@ -13,6 +13,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/pxb-dev/pxb/pkg/install"
+	"github.com/pxb-dev/pxb/pkg/version"
 )
 
 // InstallOptions are the options of `kubectl pxb install`.
@@ -22,6 +23,7 @@ type InstallOptions struct {
 
 	Image          string
 	TenantRole     string
+	Force          bool
 	Wait           bool
 	Timeout        time.Duration
 	DryRunStrategy cmdutil.DryRunStrategy
@@ -49,7 +51,9 @@ pxb-config ConfigMap, and the reconciler: a CronJob that every minute launches t
 Restores applied without kubectl pxb and keeps BackupSchedules' CronJobs in step with their policies.
 
 Objects are applied server-side with the field manager "pxb", so running install again is harmless and
-upgrades an older installation. Install waits until the definitions are established.`,
+upgrades an older installation, keeping every Backup, Restore, schedule, location and Secret. Install
+refuses to replace the definitions of a newer pxb with older ones unless --force, and resumes the CronJobs
+an uninstall without --purge suspended. It waits until the definitions are established.`,
 		Example: `  # Install into the current context
   kubectl pxb install
 
@@ -69,6 +73,7 @@ upgrades an older installation. Install waits until the definitions are establis
 	cmd.Flags().StringVar(&o.Image, "image", install.DefaultImage(), "Image of the pxb-job runner.")
 	cmd.Flags().StringVar(&o.TenantRole, "tenant-role", o.TenantRole,
 		"aggregate: whoever may edit (or view) a namespace may back it up and restore it (or see its backups), through ClusterRoles aggregated into admin, edit and view; none: no such role (one installed before stays).")
+	cmd.Flags().BoolVar(&o.Force, "force", o.Force, "Install even over the custom resource definitions of a newer pxb, which downgrades them.")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the custom resource definitions are established.")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the installation to finish.")
 	return cmd
@@ -136,6 +141,11 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	if !o.Force {
+		if err := o.Client.CheckDowngrade(ctx, version.Version); err != nil {
+			return err
+		}
+	}
 	applied, err := o.Client.Apply(ctx, objs, o.DryRunStrategy == cmdutil.DryRunServer)
 	for _, obj := range applied {
 		if perr := o.PrintObj(obj); perr != nil {
@@ -150,6 +160,14 @@ func (o *InstallOptions) Run(ctx context.Context) error {
 		retired, err := o.Client.Uninstall(ctx, install.Retired(), true)
 		if perr := printDeleted(o.Out, retired); perr != nil {
 			return perr
+		}
+		if err != nil {
+			return err
+		}
+		// What an uninstall without --purge suspended runs again.
+		resumed, err := o.Client.ResumeCronJobs(ctx)
+		for _, name := range resumed {
+			fmt.Fprintf(o.Out, "cronjob.batch/%s resumed\n", name)
 		}
 		if err != nil {
 			return err

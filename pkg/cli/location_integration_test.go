@@ -28,7 +28,7 @@ func TestCredentialsAndLocations(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mustPxb(t, c, "install")
-	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
+	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--purge", "--force") })
 
 	dir := t.TempDir()
 	awsFile := filepath.Join(dir, "credentials")

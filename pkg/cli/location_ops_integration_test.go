@@ -56,7 +56,7 @@ func passphraseOf(t *testing.T, c *testbed.Cluster, location string) []byte {
 func TestLocationOperations(t *testing.T) {
 	c := testbed.APIServer(t)
 	mustPxb(t, c, "install")
-	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
+	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--purge", "--force") })
 
 	// Under object lock the new key slot is locked like everything else: without it, whoever holds the
 	// bucket's credential could delete the only slot and with it every backup.

@@ -184,7 +184,7 @@ func inLocation(t *testing.T, c *testbed.Cluster, loc, ns, name string) bool {
 func TestLocationSync(t *testing.T) {
 	c := testbed.APIServer(t)
 	mustPxb(t, c, "install")
-	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--force") })
+	t.Cleanup(func() { _, _ = pxb(t, c, "uninstall", "--purge", "--force") })
 
 	t.Run("sync and delete", func(t *testing.T) {
 		st := testbed.S3(t)

@@ -40,7 +40,9 @@ type InstallStatus struct {
 	// NamespacePhase is the phase of pxb-system, empty when it does not exist.
 	NamespacePhase string      `json:"namespacePhase,omitempty"`
 	CRDs           []CRDStatus `json:"crds"`
-	Cluster        Cluster     `json:"cluster"`
+	// Skew says where the plugin, the installation, its CRDs and its job image disagree, and the fix.
+	Skew    []string `json:"skew,omitempty"`
+	Cluster Cluster  `json:"cluster"`
 }
 
 // CRDStatus is the state of one of pxb's CustomResourceDefinitions.
@@ -48,6 +50,8 @@ type CRDStatus struct {
 	Name        string `json:"name"`
 	Present     bool   `json:"present"`
 	Established bool   `json:"established"`
+	// Version is the pxb version install labelled the CRD with.
+	Version string `json:"version,omitempty"`
 }
 
 // Cluster holds what the cluster offers to pxb.
@@ -155,11 +159,19 @@ func (o *StatusOptions) gather(ctx context.Context) (*InstallStatus, error) {
 		case err == nil:
 			crd.Present = true
 			crd.Established = install.Established(obj)
+			crd.Version = obj.GetLabels()[install.VersionLabel]
 		case !apierrors.IsNotFound(err):
 			return nil, fmt.Errorf("get CRD %s: %w", crd.Name, err)
 		}
 		st.CRDs = append(st.CRDs, crd)
 	}
+	versions := install.Versions{Plugin: st.ClientVersion, Installed: st.InstalledVersion, JobImage: st.JobImage}
+	for _, crd := range st.CRDs {
+		if crd.Present {
+			versions.AddCRD(crd.Version)
+		}
+	}
+	st.Skew = versions.Skew()
 	if st.Cluster.VolumeSnapshotAPI, err = o.serves(ctx, "snapshot.storage.k8s.io/v1", "volumesnapshots"); err != nil {
 		return nil, err
 	}
@@ -249,6 +261,9 @@ func printStatus(o *StatusOptions, st *InstallStatus) error {
 		crds += "; missing: " + strings.Join(missing, ", ")
 	}
 	fmt.Fprintf(w, "CRDs:\t%s\n", crds)
+	for _, skew := range st.Skew {
+		fmt.Fprintf(w, "Version skew:\t%s\n", skew)
+	}
 	fmt.Fprintf(w, "VolumeSnapshot API:\t%s\n", yesNo(st.Cluster.VolumeSnapshotAPI))
 	var classes []string
 	for _, c := range st.Cluster.VolumeSnapshotClasses {

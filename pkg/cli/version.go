@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,19 +18,13 @@ import (
 // clusterTimeout bounds the reads of commands that only look at the cluster.
 const clusterTimeout = 30 * time.Second
 
-// VersionInfo is what `kubectl pxb version` reports.
-type VersionInfo struct {
-	ClientVersion string `json:"clientVersion"`
-	// InstalledVersion is empty when pxb is not installed in the cluster.
-	InstalledVersion string `json:"installedVersion,omitempty"`
-}
-
 // VersionOptions are the options of `kubectl pxb version`.
 type VersionOptions struct {
 	ClientOnly bool
 	Output     string
 
-	Kube kubernetes.Interface
+	Kube   kubernetes.Interface
+	Client install.Client
 	genericiooptions.IOStreams
 }
 
@@ -38,7 +33,10 @@ func NewCmdVersion(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 	o := &VersionOptions{IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the client version and the version installed in the cluster",
+		Short: "Print the versions of the plugin and of pxb in the cluster, and warn when they differ",
+		Long: `Print the version of this plugin and, from the cluster of the current context, the version pxb was
+installed at, the job image its Jobs run and the version of its custom resource definitions. When they
+differ, a warning on standard error says which command brings them together.`,
 		Example: `  # Versions of the plugin and of the installation in the current context
   kubectl pxb version
 
@@ -52,13 +50,16 @@ func NewCmdVersion(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra
 	return cmd
 }
 
-// Complete builds the cluster client unless only the client version is asked for.
+// Complete builds the cluster clients unless only the client version is asked for.
 func (o *VersionOptions) Complete(f cmdutil.Factory, _ *cobra.Command, _ []string) error {
 	if o.ClientOnly {
 		return nil
 	}
 	var err error
-	o.Kube, err = f.KubernetesClientSet()
+	if o.Kube, err = f.KubernetesClientSet(); err != nil {
+		return err
+	}
+	o.Client, err = installClient(f)
 	return err
 }
 
@@ -67,39 +68,49 @@ func (o *VersionOptions) Validate() error {
 	return validateReportOutput(o.Output)
 }
 
-// Run prints the versions.
+// Run prints the versions, and the skew between them on standard error.
 func (o *VersionOptions) Run(ctx context.Context) error {
-	info := VersionInfo{ClientVersion: version.Version}
+	info := install.Versions{Plugin: version.Version}
 	var clusterErr error
 	if !o.ClientOnly {
-		ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
-		defer cancel()
-		data, err := install.InstalledConfig(ctx, o.Kube)
-		if err != nil {
-			clusterErr = err
-		} else if data != nil {
-			info.InstalledVersion = data[install.ConfigVersion]
-			if info.InstalledVersion == "" {
-				info.InstalledVersion = "unknown"
-			}
-		}
+		info, clusterErr = o.read(ctx)
 	}
 	if o.Output != "" {
 		if err := printReport(o.Out, o.Output, info); err != nil {
 			return err
 		}
-		return clusterErr
+	} else {
+		fmt.Fprintf(o.Out, "Client Version: %s\n", info.Plugin)
+		if clusterErr == nil && !o.ClientOnly {
+			installed := info.Installed
+			if installed == "" {
+				installed = "not installed"
+			}
+			fmt.Fprintf(o.Out, "Installed Version: %s\n", installed)
+			if info.Installed != "" {
+				fmt.Fprintf(o.Out, "Job Image: %s\n", info.JobImage)
+			}
+			if len(info.CRDs) > 0 {
+				fmt.Fprintf(o.Out, "CRD Version: %s\n", strings.Join(info.CRDs, ", "))
+			}
+		}
 	}
-	fmt.Fprintf(o.Out, "Client Version: %s\n", info.ClientVersion)
 	if clusterErr != nil {
 		return clusterErr
 	}
-	if !o.ClientOnly {
-		installed := info.InstalledVersion
-		if installed == "" {
-			installed = "not installed"
-		}
-		fmt.Fprintf(o.Out, "Installed Version: %s\n", installed)
+	for _, w := range info.Skew() {
+		fmt.Fprintf(o.ErrOut, "WARNING: %s\n", w)
 	}
 	return nil
+}
+
+func (o *VersionOptions) read(ctx context.Context) (install.Versions, error) {
+	ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+	defer cancel()
+	info := install.Versions{Plugin: version.Version}
+	data, err := install.InstalledConfig(ctx, o.Kube)
+	if err != nil {
+		return info, err
+	}
+	return o.Client.ReadVersions(ctx, version.Version, data)
 }
