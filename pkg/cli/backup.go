@@ -127,18 +127,25 @@ func (o *BackupCreateOptions) addSpecFlags(fl *pflag.FlagSet) {
 // Complete reads the namespace and, unless only printing, builds the clients.
 func (o *BackupCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, args []string) error {
 	o.Name = args[0]
-	var err error
-	if o.Namespace, o.NamespaceSet, err = namespaceOf(f); err != nil {
+	ns, set, err := namespaceOf(f)
+	if err != nil {
 		return err
 	}
-	if !o.NamespaceSet && o.spansNamespaces() {
-		o.Namespace = v1alpha1.SystemNamespace
-	}
+	o.setNamespace(ns, set)
 	if _, _, err := o.Create.dryRunStrategy(); err != nil || o.Create.clientOnly() {
 		return err
 	}
 	o.clients, err = newClients(f)
 	return err
+}
+
+// setNamespace takes the namespace of the command (set when -n was given): without -n, a selection beyond
+// it puts the Backup in pxb-system, where Backups may span namespaces.
+func (o *BackupCreateOptions) setNamespace(ns string, set bool) {
+	o.Namespace, o.NamespaceSet = ns, set
+	if !set && o.spansNamespaces() {
+		o.Namespace = v1alpha1.SystemNamespace
+	}
 }
 
 // spansNamespaces reports whether the selection reaches beyond the current namespace.

@@ -47,6 +47,7 @@ Start with "kubectl pxb install".`,
 		NewCmdLocation(f, streams),
 		NewCmdCredential(f, streams),
 		NewCmdCluster(f, streams),
+		NewCmdUI(f, streams),
 	)
 	return cmd
 }

@@ -1,0 +1,252 @@
+//go:build integration
+
+package console_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
+	"github.com/pxb-dev/pxb/pkg/cli"
+	"github.com/pxb-dev/pxb/pkg/jobspec"
+	"github.com/pxb-dev/pxb/pkg/testbed"
+)
+
+func TestMain(m *testing.M) { testbed.Main(m) }
+
+const chromium = "/usr/bin/chromium"
+
+// pxb runs `kubectl pxb args...` to its end.
+func pxb(t *testing.T, kubeconfig string, args ...string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := cli.NewRootCmd(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out})
+	cmd.SetArgs(append(args, "--kubeconfig", kubeconfig))
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("kubectl pxb %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+}
+
+// startUI runs `kubectl pxb ui` until ctx ends and returns the URL it prints and the command's outcome.
+func startUI(t *testing.T, ctx context.Context, kubeconfig string) (string, <-chan error) {
+	t.Helper()
+	r, w := io.Pipe()
+	var errOut bytes.Buffer
+	cmd := cli.NewRootCmd(genericiooptions.IOStreams{In: strings.NewReader(""), Out: w, ErrOut: &errOut})
+	cmd.SetArgs([]string{"ui", "--no-browser", "--kubeconfig", kubeconfig, "--timeout", "3s"})
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.ExecuteContext(ctx)
+		_ = w.Close()
+		done <- err
+	}()
+	lines := bufio.NewScanner(r)
+	for lines.Scan() {
+		if url, ok := strings.CutPrefix(lines.Text(), "pxb console: "); ok {
+			go func() { _, _ = io.Copy(io.Discard, r) }()
+			return url, done
+		}
+	}
+	t.Fatalf("kubectl pxb ui printed no URL: %v\n%s", <-done, errOut.String())
+	return "", nil
+}
+
+// TestConsole opens the console in headless Chromium over a kubeconfig of two contexts, the test bed and
+// a server that refuses connections, and uses it as a person would: both clusters are listed, a Backup
+// created through the API appears without a reload, and the form creates a Backup and its Job.
+func TestConsole(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI (apt-get install chromium): %v", chromium, err)
+		}
+		t.Skipf("%s is not installed (apt-get install chromium): the console's browser test needs it", chromium)
+	}
+	c := testbed.APIServer(t)
+	pxb(t, c.Kubeconfig, "install")
+	// The apiserver is this test binary's own and goes with it: pxb is left installed.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dyn := c.Dynamic(t)
+	ns := c.Namespace(t)
+	if _, err := dyn.Resource(v1alpha1.BackupLocationsResource).Namespace(v1alpha1.SystemNamespace).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "BackupLocation",
+		"metadata": map[string]any{"name": "lab", "namespace": v1alpha1.SystemNamespace},
+		"spec":     map[string]any{"provider": "s3", "bucket": "backups", "encryptionKey": map[string]any{"name": "lab-key"}, "allowedNamespaces": []any{ns}},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A port nothing listens on: its context is unreachable.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	_ = l.Close()
+	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bed := cfg.Contexts[cfg.CurrentContext]
+	cfg.Contexts = map[string]*clientcmdapi.Context{"bed": bed, "down": {Cluster: "down", AuthInfo: bed.AuthInfo}}
+	cfg.Clusters["down"] = &clientcmdapi.Cluster{Server: "https://" + closed, InsecureSkipTLSVerify: true}
+	cfg.CurrentContext = "bed"
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+
+	uiCtx, stopUI := context.WithCancel(ctx)
+	defer stopUI()
+	url, done := startUI(t, uiCtx, kubeconfig)
+	base, _, _ := strings.Cut(url, "/?token=")
+
+	t.Run("refused without the token", func(t *testing.T) {
+		for _, path := range []string{"/", "/backups", "/events?page=/"} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("GET %s without the token: %s, want 401", path, resp.Status)
+			}
+		}
+		resp, err := http.Get(base + "/?token=guess")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET / with a wrong token: %s, want 401", resp.Status)
+		}
+	})
+
+	alloc, stopAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()))
+	defer stopAlloc()
+	browser, stopBrowser := chromedp.NewContext(alloc)
+	defer stopBrowser()
+	text := func(t *testing.T, css string) string {
+		t.Helper()
+		s, err := chromedp.Run(browser, chromedp.Text(chromedp.CSS(css)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", css, err)
+		}
+		return s
+	}
+	do := func(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(browser, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+
+	t.Run("clusters", func(t *testing.T) {
+		do(t, "open the console's URL", chromedp.Navigate(url))
+		loc, err := chromedp.Run(browser, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loc != base+"/" {
+			t.Errorf("the page is at %s, want %s/: the token stays out of the address bar", loc, base)
+		}
+		if got := text(t, `[id="cluster/bed"]`); !strings.Contains(got, "reachable") || !strings.Contains(got, "dev") || !strings.Contains(got, "lab") {
+			t.Errorf("the bed's row says %q, want reachable, pxb dev and location lab", got)
+		}
+		if got := text(t, `[id="cluster/down"]`); !strings.Contains(got, "unreachable") || !strings.Contains(got, "connection refused") {
+			t.Errorf("the unreachable context's row says %q, want unreachable: ... connection refused", got)
+		}
+	})
+
+	t.Run("a Backup appears live", func(t *testing.T) {
+		do(t, "open the backups", chromedp.Navigate(base+"/backups"),
+			chromedp.WaitReady(chromedp.CSS(`body[data-live="on"]`)),
+			// Kept until the page reloads.
+			chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := chromedp.Evaluate[any](`window.notReloaded = true`)(ctx, tg)
+				return err
+			}))
+		b, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "Backup",
+			"metadata": map[string]any{"name": "live", "namespace": ns},
+			"spec":     map[string]any{"location": "lab"},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := `[id="backup/bed/` + ns + `/live"]`
+		do(t, "wait for the new Backup's row", chromedp.WaitReady(chromedp.CSS(row)))
+		b.Object["status"] = map[string]any{"phase": "Completed", "size": "1.5 KiB"}
+		if _, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(ns).UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		do(t, "wait for the row to say Completed", chromedp.WaitReady(chromedp.CSS(row+` .phase.Completed`)))
+		if got := text(t, row); !strings.Contains(got, "1.5 KiB") || !strings.Contains(got, "lab") {
+			t.Errorf("the row says %q, want its location and size", got)
+		}
+		still, err := chromedp.Run(browser, chromedp.Evaluate[bool](`window.notReloaded === true`))
+		if err != nil || !still {
+			t.Errorf("the page was reloaded (%v): the row must come without", err)
+		}
+	})
+
+	t.Run("create a backup in the form", func(t *testing.T) {
+		do(t, "fill in and send the form",
+			chromedp.SetValue(chromedp.CSS(`#create select[name=cluster]`), "bed"),
+			chromedp.SetValue(chromedp.CSS(`#create input[name=name]`), "from-form"),
+			chromedp.SetValue(chromedp.CSS(`#create input[name=includeNamespaces]`), ns),
+			chromedp.SetValue(chromedp.CSS(`#create input[name=selector]`), "app=web"),
+			chromedp.SetValue(chromedp.CSS(`#create input[name=location]`), "lab"),
+			chromedp.Click(chromedp.CSS(`#create button`)),
+			chromedp.WaitReady(chromedp.CSS(`#note`)))
+		if got := text(t, "#note"); !strings.Contains(got, "Backup pxb-system/from-form created; Job pxb-system/") {
+			t.Errorf("the page after the form says %q, want what backup create prints", got)
+		}
+		u, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(v1alpha1.SystemNamespace).Get(ctx, "from-form", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the form's Backup: %v", err)
+		}
+		var b v1alpha1.Backup
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
+			t.Fatal(err)
+		}
+		if s := b.Spec; s.Location != "lab" || len(s.IncludeNamespaces) != 1 || string(s.IncludeNamespaces[0]) != ns ||
+			s.LabelSelector == nil || s.LabelSelector.MatchLabels["app"] != "web" || s.ClusterResources != v1alpha1.ClusterResourcesAuto {
+			t.Errorf("the form's Backup spec = %+v, want location lab, includeNamespaces [%s], labelSelector app=web, clusterResources Auto", s, ns)
+		}
+		job := jobspec.Name(jobspec.Target{Kind: jobspec.KindBackup, Namespace: b.Namespace, Name: b.Name})
+		if _, err := c.Clientset(t).BatchV1().Jobs(v1alpha1.SystemNamespace).Get(ctx, job, metav1.GetOptions{}); err != nil {
+			t.Errorf("the Job of the form's Backup: %v", err)
+		}
+		if got := text(t, "#detail"); !strings.Contains(got, "lab") || !strings.Contains(got, ns) {
+			t.Errorf("the Backup's page says %q, want its location and namespace", got)
+		}
+	})
+
+	stopUI()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("kubectl pxb ui after its context ended: %v, want a clean stop", err)
+	}
+}
