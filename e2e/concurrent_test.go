@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -132,10 +131,7 @@ func keySlots(t *testing.T, c *framework.Cluster, loc string) []string {
 	if prefix = strings.Trim(prefix, "/"); prefix != "" {
 		prefix += "/"
 	}
-	client := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(c.S3.Endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(c.S3.AccessKey, c.S3.SecretKey, ""),
-	})
+	client := c.S3.Client()
 	var keys []string
 	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix + layout.KeysPrefix)})
 	for pages.HasMorePages() {

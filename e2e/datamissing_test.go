@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,10 +59,7 @@ data: {mode: prod}
 		if len(vols) != 1 || vols[0].Snapshot == "" {
 			t.Fatalf("backup volumes %+v, want the one of claim data", vols)
 		}
-		client := s3.New(s3.Options{
-			Region: "us-east-1", BaseEndpoint: aws.String(c.S3.Endpoint), UsePathStyle: true,
-			Credentials: credentials.NewStaticCredentialsProvider(c.S3.AccessKey, c.S3.SecretKey, ""),
-		})
+		client := c.S3.Client()
 		if _, err := client.DeleteObject(framework.Context(t, 30*time.Second), &s3.DeleteObjectInput{
 			Bucket: aws.String(loc), Key: aws.String(layout.SnapshotName(vols[0].Snapshot))}); err != nil {
 			t.Fatalf("delete the volume's snapshot from the bucket: %v", err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,10 +25,7 @@ import (
 // is inside, encrypted).
 func snapshotObjects(t *testing.T, c *framework.Cluster, bucket string) map[string]bool {
 	t.Helper()
-	client := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(c.S3.Endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(c.S3.AccessKey, c.S3.SecretKey, ""),
-	})
+	client := c.S3.Client()
 	keys := map[string]bool{}
 	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(layout.SnapshotPrefix)})
 	for pages.HasMorePages() {

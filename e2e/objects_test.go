@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -36,10 +35,7 @@ func kubectlPxb(t *testing.T, c *framework.Cluster, timeout time.Duration, args 
 // s3Bucket creates a fresh bucket on the clusters' shared S3 server.
 func s3Bucket(t *testing.T, c *framework.Cluster, name string) {
 	t.Helper()
-	client := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(c.S3.Endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(c.S3.AccessKey, c.S3.SecretKey, ""),
-	})
+	client := c.S3.Client()
 	if _, err := client.CreateBucket(framework.Context(t, 30*time.Second), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
 	}

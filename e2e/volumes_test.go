@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -92,10 +91,7 @@ func volumeLocation(t *testing.T, c *framework.Cluster, name string) string {
 
 // removeBucket deletes a bucket of the shared S3 server and everything in it.
 func removeBucket(ctx context.Context, c *framework.Cluster, bucket string) error {
-	client := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(c.S3.Endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(c.S3.AccessKey, c.S3.SecretKey, ""),
-	})
+	client := c.S3.Client()
 	pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
