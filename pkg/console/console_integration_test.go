@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -242,6 +243,63 @@ func TestConsole(t *testing.T) {
 		}
 		if got := text(t, "#detail"); !strings.Contains(got, "lab") || !strings.Contains(got, ns) {
 			t.Errorf("the Backup's page says %q, want its location and namespace", got)
+		}
+	})
+
+	t.Run("restores, schedules and locations", func(t *testing.T) {
+		sys := v1alpha1.SystemNamespace
+		if _, err := dyn.Resource(v1alpha1.SchedulePoliciesResource).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "SchedulePolicy",
+			"metadata": map[string]any{"name": "nightly"},
+			"spec":     map[string]any{"daily": map[string]any{"time": "01:30", "retain": int64(7)}},
+		}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dyn.Resource(v1alpha1.BackupSchedulesResource).Namespace(sys).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "BackupSchedule",
+			"metadata": map[string]any{"name": "shop", "namespace": sys},
+			"spec":     map[string]any{"policy": "nightly", "template": map[string]any{"location": "lab", "includeNamespaces": []any{ns}}},
+		}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		do(t, "open the schedules", chromedp.Navigate(base+"/schedules"), chromedp.WaitReady(chromedp.CSS(`[id="schedule/bed/`+sys+`/shop"]`)))
+		if got := text(t, `[id="schedule/bed/`+sys+`/shop"]`); !strings.Contains(got, "nightly") || !strings.Contains(got, "daily, in ") || !strings.Contains(got, "01:30 UTC") {
+			t.Errorf("the schedule's row says %q, want policy nightly and its next daily run at 01:30 UTC", got)
+		}
+
+		do(t, "open the restores", chromedp.Navigate(base+"/restores"), chromedp.WaitReady(chromedp.CSS(`body[data-live="on"]`)))
+		r, err := dyn.Resource(v1alpha1.RestoresResource).Namespace(sys).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "Restore",
+			"metadata": map[string]any{"name": "back", "namespace": sys},
+			"spec":     map[string]any{"backupName": "live"},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Object["status"] = map[string]any{"phase": "Completed", "counts": map[string]any{"created": int64(3), "skipped": int64(1)}}
+		if _, err := dyn.Resource(v1alpha1.RestoresResource).Namespace(sys).UpdateStatus(ctx, r, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		row := `[id="restore/bed/` + sys + `/back"]`
+		do(t, "wait for the Restore's counts", chromedp.WaitReady(chromedp.CSS(row+` .phase.Completed`)))
+		if got := text(t, row); !strings.Contains(got, "3 created, 0 updated, 1 skipped, 0 failed") {
+			t.Errorf("the restore's row says %q, want its counts", got)
+		}
+
+		do(t, "open the locations", chromedp.Navigate(base+"/locations"))
+		if got := text(t, `[id="location/bed/`+sys+`/lab"]`); !strings.Contains(got, "s3 backups") {
+			t.Errorf("the location's row says %q, want its provider and bucket", got)
+		}
+	})
+
+	t.Run("delete a backup", func(t *testing.T) {
+		do(t, "delete the form's Backup from its page", chromedp.Navigate(base+"/backups/bed/"+v1alpha1.SystemNamespace+"/from-form"),
+			chromedp.Click(chromedp.CSS(`form.danger button`)), chromedp.WaitReady(chromedp.CSS(`pre.note`)))
+		if got := text(t, "main"); !strings.Contains(got, "Backup pxb-system/from-form deleted") || strings.Contains(got, "error") {
+			t.Errorf("the page after delete says %q, want what backup delete prints", got)
+		}
+		if _, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(v1alpha1.SystemNamespace).Get(ctx, "from-form", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the deleted Backup: %v, want NotFound", err)
 		}
 	})
 

@@ -40,7 +40,7 @@ func parseTemplates() (map[string]*template.Template, *template.Template, error)
 		return nil, nil, fmt.Errorf("parse console templates: %w", err)
 	}
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"clusters", "backups", "backup", "result"} {
+	for _, p := range []string{"clusters", "backups", "backup", "result", "restores", "schedules", "locations"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/rows.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, nil, fmt.Errorf("parse console page %s: %w", p, err)
@@ -315,14 +315,14 @@ func (s *Server) pageUpdates(path string) (func(c *cluster, kind, key string) []
 			if kind != "backup" {
 				return nil
 			}
-			id := "backup/" + c.Name + "/" + key
-			_, w := c.state()
-			b := get[v1alpha1.Backup](w, kind, key)
+			b, id := object[v1alpha1.Backup](c, kind, key)
 			if b == nil || !f.match(c.Name, b) {
 				return []update{{ID: id, Remove: true}}
 			}
 			return []update{{ID: id, Parent: "backup-rows", HTML: s.fragment("backupRow", backupRow{c.Name, b})}}
 		}, nil
+	case listPages[u.Path].kind != "":
+		return s.listUpdates(listPages[u.Path]), nil
 	case len(parts) == 4 && parts[0] == "backups":
 		for i, p := range parts {
 			if parts[i], err = url.PathUnescape(p); err != nil {

@@ -111,6 +111,9 @@ func New(o Options) (*Server, error) {
 	m.HandleFunc("POST /backups", s.createBackup)
 	m.HandleFunc("GET /backups/{cluster}/{namespace}/{name}", s.backupPage)
 	m.HandleFunc("POST /backups/{cluster}/{namespace}/{name}/delete", s.deleteBackup)
+	for path, p := range listPages {
+		m.HandleFunc("GET "+path, s.listPage(p))
+	}
 	m.HandleFunc("GET /events", s.events)
 	s.mux = m
 	return s, nil

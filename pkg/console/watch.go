@@ -23,6 +23,9 @@ import (
 var watched = map[string]schema.GroupVersionResource{
 	"backup":   v1alpha1.BackupsResource,
 	"location": v1alpha1.BackupLocationsResource,
+	"restore":  v1alpha1.RestoresResource,
+	"schedule": v1alpha1.BackupSchedulesResource,
+	"policy":   v1alpha1.SchedulePoliciesResource,
 }
 
 // watch keeps a cluster's pxb objects through informers: a list, then a watch, never polling.
