@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/pxb-dev/pxb/pkg/version.Version=$(VERSION)
 CLUSTER ?= a
 
-.PHONY: all build generate verify unit integration e2e test stress image release-snapshot test-release cluster-up cluster-down demo bench bench-mover bench-objects clean
+.PHONY: all build generate verify unit integration e2e test stress image release-snapshot test-release test-release-image cluster-up cluster-down demo bench bench-mover bench-objects clean
 
 all: build
 
@@ -51,6 +51,10 @@ release-snapshot:
 # Installs that snapshot with Krew into a temporary KREW_ROOT and runs the plugin through kubectl.
 test-release: release-snapshot
 	$(GO) test -tags release -count=1 -v ./hack/release/
+
+# The snapshot's own job image, imported unchanged into an e2e cluster, installs and runs a backup and a restore.
+test-release-image: release-snapshot
+	hack/release/image-e2e.sh
 
 cluster-up:
 	e2e/cluster.sh up $(CLUSTER)

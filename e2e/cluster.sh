@@ -262,8 +262,11 @@ build_programs() {
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN/" ./e2e/csidriver ./e2e/pause ./hack/mkimage ./e2e/e2etool)
   "$BIN/mkimage" -o "$BIN/pause.tar" -tag "$PAUSE_IMAGE" -entrypoint /pause -ca-certs "" -file "$BIN/pause:/pause"
   "$BIN/mkimage" -o "$BIN/e2etool.tar" -tag "$TOOL_IMAGE" -entrypoint /e2etool -file "$BIN/e2etool:/e2etool"
+  # PXB_JOB_TAR is a pxb-job image built elsewhere (a release's), tagged PXB_IMAGE, imported as it is.
+  if [ -n "${PXB_JOB_TAR:-}" ]; then
+    cp "$PXB_JOB_TAR" "$BIN/pxb-job.tar"
   # The pxb-job image comes from code under active development; a cluster without it is still useful.
-  if ! (cd "$ROOT" && OUT="$BIN/pxb-job.tar" PXB_IMAGE="$PXB_IMAGE" hack/image.sh >/dev/null); then
+  elif ! (cd "$ROOT" && OUT="$BIN/pxb-job.tar" PXB_IMAGE="$PXB_IMAGE" hack/image.sh >/dev/null); then
     log "WARNING: the pxb-job image did not build (see above); the cluster has no $PXB_IMAGE"
     rm -f "$BIN/pxb-job.tar"
   fi
