@@ -218,6 +218,11 @@ func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts 
 			log.Printf("warning: %v", err)
 		}
 	}
+	if r.Spec.DryRun {
+		if err := writePlan(ctx, r, vr, res, out); err != nil {
+			return nil, loc, err
+		}
+	}
 	return &restoreResult{Result: res, Volumes: vols, Warnings: warnings}, loc, nil
 }
 

@@ -55,6 +55,9 @@ type Result struct {
 	Warnings   []string
 	Errors     []collect.ItemError
 	ErrorCount int
+	// Planned is, in a dry run, every entry of the summary, for the restore's plan (Plan); it is not for a
+	// status, which it would outgrow.
+	Planned []SummaryEntry
 	// Held is the number of objects held back because a claim's data did not arrive (Options.MissingData):
 	// claims not restored, workloads scaled to zero, suspended, halted or not restored.
 	Held int
@@ -97,6 +100,9 @@ func (r *restorer) record(e SummaryEntry, t collect.TypeRecord, u *unstructured.
 		case crdType:
 			r.crds[e.Name] = true
 		}
+	}
+	if r.opts.DryRun {
+		r.res.Planned = append(r.res.Planned, e)
 	}
 	if _, err := r.summary.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("write restore summary: %w", err)

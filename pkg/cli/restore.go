@@ -39,6 +39,7 @@ A Restore lives in the namespace of its Backup. Existing objects are kept unless
 		newCmdRestoreCreate(f, streams),
 		newCmdList(f, streams, "restore", "Restore", v1alpha1.RestoresResource),
 		newCmdRestoreDescribe(f, streams),
+		newCmdRestorePlan(f, streams),
 		newCmdRestoreLogs(f, streams),
 		newCmdRestoreDelete(f, streams),
 	)
@@ -61,9 +62,11 @@ type RestoreCreateOptions struct {
 	RestoreVolumes         bool
 	Labels                 map[string]string
 	// Create are --dry-run and -o; a bare --dry-run (plan) sets DryRun.
-	Create  createFlags
-	Wait    bool
-	Timeout time.Duration
+	Create createFlags
+	// planOutput is -o with a bare --dry-run: the plan is waited for and printed as diff, yaml or json.
+	planOutput string
+	Wait       bool
+	Timeout    time.Duration
 
 	clients clients
 	now     func() time.Time
@@ -87,6 +90,12 @@ Completed (or PartiallySucceeded); the selection and mappings are checked before
 
   # See what a restore would do, without changing the cluster: its job plans it and changes nothing
   kubectl pxb restore create --from-backup shop-nightly --dry-run --wait
+
+  # Preview it as diffs of the live objects it would change; exits non-zero when anything would fail
+  kubectl pxb restore create --from-backup shop-nightly --existing-resource-policy update --dry-run -o diff
+
+  # The whole plan: every object's outcome and diff, every volume
+  kubectl pxb restore create --from-backup shop-nightly --dry-run -o yaml
 
   # Print the Restore without creating it
   kubectl pxb restore create --from-backup shop-nightly --dry-run=client -o yaml
@@ -128,6 +137,11 @@ func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, arg
 	}
 	if plan {
 		o.DryRun = true
+		if o.Create.printing() {
+			// -o then asks for the plan, not for the Restore.
+			o.planOutput = *o.Create.PrintFlags.OutputFormat
+			*o.Create.PrintFlags.OutputFormat = ""
+		}
 	}
 	if o.clients, err = newClients(f); err != nil {
 		return err
@@ -158,6 +172,11 @@ func (o *RestoreCreateOptions) Validate() error {
 	}
 	if err := o.Create.Validate(o.Wait); err != nil {
 		return err
+	}
+	if o.planOutput != "" {
+		if err := validatePlanOutput(o.planOutput); err != nil {
+			return fmt.Errorf("%w (with the bare --dry-run)", err)
+		}
 	}
 	if o.Timeout <= 0 {
 		return errors.New("--timeout must be positive")
@@ -239,6 +258,9 @@ func (o *RestoreCreateOptions) Run(ctx context.Context) error {
 	location, err := o.check(ctx, r)
 	if err != nil {
 		return err
+	}
+	if o.planOutput != "" {
+		return o.runPlan(ctx, r, location)
 	}
 	return submit(ctx, o.clients, jobspec.KindRestore, r, location, &o.Create, o.Wait, o.Timeout, o.IOStreams)
 }
