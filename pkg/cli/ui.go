@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -23,6 +24,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
+	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
 	"github.com/pxb-dev/pxb/pkg/console"
 )
 
@@ -231,6 +233,30 @@ func (o *UIOptions) CreateBackup(ctx context.Context, name string, req console.B
 	}
 	err := b.Run(ctx)
 	return out.String(), err
+}
+
+// SuspendSchedule sets spec.suspend of a BackupSchedule in context name, as schedule create --suspend does:
+// its CronJobs go on starting, and their job takes no backup while the schedule is suspended.
+func (o *UIOptions) SuspendSchedule(ctx context.Context, name, namespace, schedule string, suspend bool) (string, error) {
+	c, ok := o.clients[name]
+	if !ok {
+		return "", fmt.Errorf("context %s: no client could be made of it", name)
+	}
+	var cur v1alpha1.BackupSchedule
+	if err := getTyped(ctx, c, v1alpha1.BackupSchedulesResource, "BackupSchedule", namespace, schedule, &cur); err != nil {
+		return "", err
+	}
+	bs := &v1alpha1.BackupSchedule{TypeMeta: cur.TypeMeta, ObjectMeta: metav1.ObjectMeta{Name: cur.Name, Namespace: cur.Namespace, Labels: cur.Labels}, Spec: cur.Spec}
+	bs.Spec.Suspend = suspend
+	saved, verb, err := applySchedule(ctx, c, bs, nil)
+	if err != nil {
+		return "", err
+	}
+	state := "resumed"
+	if saved.Spec.Suspend {
+		state = "suspended"
+	}
+	return fmt.Sprintf("BackupSchedule %s/%s %s (%s)", saved.Namespace, saved.Name, verb, state), nil
 }
 
 // DeleteBackup runs `kubectl pxb backup delete --yes` in context name.

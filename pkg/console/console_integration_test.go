@@ -292,6 +292,27 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("suspend a schedule", func(t *testing.T) {
+		sys := v1alpha1.SystemNamespace
+		row := `[id="schedule/bed/` + sys + `/shop"]`
+		do(t, "suspend the schedule from its row", chromedp.Navigate(base+"/schedules"),
+			chromedp.Click(chromedp.CSS(row+` button`)), chromedp.WaitReady(chromedp.CSS(`pre.note`)))
+		if got := text(t, "main"); !strings.Contains(got, "BackupSchedule pxb-system/shop updated (suspended)") {
+			t.Errorf("the page after suspend says %q", got)
+		}
+		u, err := dyn.Resource(v1alpha1.BackupSchedulesResource).Namespace(sys).Get(ctx, "shop", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if suspended, _, _ := unstructured.NestedBool(u.Object, "spec", "suspend"); !suspended {
+			t.Errorf("the schedule's spec.suspend is false after Suspend")
+		}
+		do(t, "back to the schedules", chromedp.Navigate(base+"/schedules"))
+		if got := text(t, row); !strings.Contains(got, "suspended") || !strings.Contains(got, "Resume") {
+			t.Errorf("the schedule's row says %q, want suspended and a Resume button", got)
+		}
+	})
+
 	t.Run("delete a backup", func(t *testing.T) {
 		do(t, "delete the form's Backup from its page", chromedp.Navigate(base+"/backups/bed/"+v1alpha1.SystemNamespace+"/from-form"),
 			chromedp.Click(chromedp.CSS(`form.danger button`)), chromedp.WaitReady(chromedp.CSS(`pre.note`)))

@@ -297,6 +297,24 @@ func (s *Server) deleteBackup(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, status, "result", "Delete Backup "+ns+"/"+b, res)
 }
 
+func (s *Server) suspendSchedule(w http.ResponseWriter, r *http.Request) {
+	name, ns, bs := r.PathValue("cluster"), r.PathValue("namespace"), r.PathValue("name")
+	if s.find(name) == nil {
+		http.NotFound(w, r)
+		return
+	}
+	suspend := r.PostFormValue("suspend") == "true"
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ActionTimeout)
+	defer cancel()
+	out, err := s.opts.Backend.SuspendSchedule(ctx, name, ns, bs, suspend)
+	res := result{Message: strings.TrimSpace(out), Back: "/schedules"}
+	status := http.StatusOK
+	if err != nil {
+		res.Message, res.Error, status = "", err.Error(), http.StatusUnprocessableEntity
+	}
+	s.render(w, r, status, "result", "BackupSchedule "+ns+"/"+bs, res)
+}
+
 // pageUpdates returns what a change means to the page at path (with its query): the rows to replace, add
 // or remove.
 func (s *Server) pageUpdates(path string) (func(c *cluster, kind, key string) []update, error) {

@@ -58,6 +58,8 @@ type Backend interface {
 	CreateBackup(ctx context.Context, cluster string, req BackupRequest) (string, error)
 	// DeleteBackup deletes a Backup with its data, as `kubectl pxb backup delete --yes`.
 	DeleteBackup(ctx context.Context, cluster, namespace, name string) (string, error)
+	// SuspendSchedule suspends or resumes a BackupSchedule.
+	SuspendSchedule(ctx context.Context, cluster, namespace, name string, suspend bool) (string, error)
 }
 
 // Options configure a Server.
@@ -114,6 +116,7 @@ func New(o Options) (*Server, error) {
 	for path, p := range listPages {
 		m.HandleFunc("GET "+path, s.listPage(p))
 	}
+	m.HandleFunc("POST /schedules/{cluster}/{namespace}/{name}/suspend", s.suspendSchedule)
 	m.HandleFunc("GET /events", s.events)
 	s.mux = m
 	return s, nil

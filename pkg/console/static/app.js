@@ -3,6 +3,18 @@
 (function () {
   "use strict";
   var live = document.getElementById("live");
+  // Forms in rows pushed by the server carry no CSRF token of their own: each POST gets the session's.
+  var csrf = document.querySelector('meta[name="csrf"]').content;
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.method.toLowerCase() === "post" && !form.elements.csrf) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = "csrf";
+      input.value = csrf;
+      form.appendChild(input);
+    }
+  });
   var es = new EventSource("/events?page=" + encodeURIComponent(document.body.dataset.page));
   es.addEventListener("ready", function () {
     live.textContent = "live";
