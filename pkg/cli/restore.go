@@ -128,8 +128,8 @@ func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, arg
 	}
 	if len(args) == 1 {
 		o.Name = args[0]
-	} else if o.FromBackup != "" {
-		o.Name = o.FromBackup + "-" + o.now().UTC().Format("20060102150405")
+	} else {
+		o.defaultName()
 	}
 	_, plan, err := o.Create.dryRunStrategy()
 	if err != nil || o.Create.clientOnly() {
@@ -156,6 +156,13 @@ func (o *RestoreCreateOptions) Complete(f cmdutil.Factory, _ *cobra.Command, arg
 		}
 	}
 	return nil
+}
+
+// defaultName names the Restore BACKUP-TIMESTAMP when no NAME was given.
+func (o *RestoreCreateOptions) defaultName() {
+	if o.Name == "" && o.FromBackup != "" {
+		o.Name = o.FromBackup + "-" + o.now().UTC().Format("20060102150405")
+	}
 }
 
 // Validate checks the flags without the cluster (errors name the flag), and that a Restore outside

@@ -235,6 +235,36 @@ func (o *UIOptions) CreateBackup(ctx context.Context, name string, req console.B
 	return out.String(), err
 }
 
+// RestoreBackup runs `kubectl pxb restore create --from-backup` with the form's values in context name; the
+// Restore lives in its Backup's namespace.
+func (o *UIOptions) RestoreBackup(ctx context.Context, name, namespace, backup string, req console.RestoreRequest) (string, error) {
+	c, ok := o.clients[name]
+	if !ok {
+		return "", fmt.Errorf("context %s: no client could be made of it", name)
+	}
+	var out bytes.Buffer
+	r := &RestoreCreateOptions{
+		Name:                   req.Name,
+		Namespace:              namespace,
+		NamespaceSet:           true,
+		FromBackup:             backup,
+		NamespaceMappings:      req.NamespaceMappings,
+		ExistingResourcePolicy: orDefault(req.ExistingResourcePolicy, "retain"),
+		RestoreVolumes:         true,
+		Create:                 newCreateFlags(),
+		Timeout:                o.ActionTimeout,
+		clients:                c,
+		now:                    time.Now,
+		IOStreams:              genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out},
+	}
+	r.defaultName()
+	if err := r.Validate(); err != nil {
+		return "", err
+	}
+	err := r.Run(ctx)
+	return out.String(), err
+}
+
 // SuspendSchedule sets spec.suspend of a BackupSchedule in context name, as schedule create --suspend does:
 // its CronJobs go on starting, and their job takes no backup while the schedule is suspended.
 func (o *UIOptions) SuspendSchedule(ctx context.Context, name, namespace, schedule string, suspend bool) (string, error) {

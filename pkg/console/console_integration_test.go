@@ -313,6 +313,46 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("restore a backup into another namespace", func(t *testing.T) {
+		sys := v1alpha1.SystemNamespace
+		b, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(sys).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.SchemeGroupVersion.String(), "kind": "Backup",
+			"metadata": map[string]any{"name": "done", "namespace": sys},
+			"spec":     map[string]any{"location": "lab", "includeNamespaces": []any{ns}},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Object["status"] = map[string]any{"phase": "Completed"}
+		if _, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(sys).UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		do(t, "restore from the Backup's page", chromedp.Navigate(base+"/backups/bed/"+sys+"/done"),
+			chromedp.WaitReady(chromedp.CSS(`#detail .phase.Completed`)),
+			chromedp.SetValue(chromedp.CSS(`#restore input[name=name]`), "done-copy"),
+			chromedp.SetValue(chromedp.CSS(`#restore input[name=namespaceMappings]`), ns+":"+ns+"-copy"),
+			chromedp.SetValue(chromedp.CSS(`#restore select[name=existingResourcePolicy]`), "update"),
+			chromedp.Click(chromedp.CSS(`#restore button`)), chromedp.WaitReady(chromedp.CSS(`pre.note`)))
+		if got := text(t, "main"); !strings.Contains(got, "Restore pxb-system/done-copy created; Job pxb-system/") {
+			t.Errorf("the page after restore says %q, want what restore create prints", got)
+		}
+		u, err := dyn.Resource(v1alpha1.RestoresResource).Namespace(sys).Get(ctx, "done-copy", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the form's Restore: %v", err)
+		}
+		var r v1alpha1.Restore
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &r); err != nil {
+			t.Fatal(err)
+		}
+		if s := r.Spec; s.BackupName != "done" || string(s.NamespaceMapping[ns]) != ns+"-copy" || !strings.EqualFold(string(s.ExistingResourcePolicy), "update") {
+			t.Errorf("the form's Restore spec = %+v, want backupName done, namespaceMapping %s: %s-copy, existingResourcePolicy update", s, ns, ns)
+		}
+		job := jobspec.Name(jobspec.Target{Kind: jobspec.KindRestore, Namespace: sys, Name: "done-copy"})
+		if _, err := c.Clientset(t).BatchV1().Jobs(sys).Get(ctx, job, metav1.GetOptions{}); err != nil {
+			t.Errorf("the Job of the form's Restore: %v", err)
+		}
+	})
+
 	t.Run("delete a backup", func(t *testing.T) {
 		do(t, "delete the form's Backup from its page", chromedp.Navigate(base+"/backups/bed/"+v1alpha1.SystemNamespace+"/from-form"),
 			chromedp.Click(chromedp.CSS(`form.danger button`)), chromedp.WaitReady(chromedp.CSS(`pre.note`)))

@@ -297,6 +297,29 @@ func (s *Server) deleteBackup(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, status, "result", "Delete Backup "+ns+"/"+b, res)
 }
 
+func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
+	name, ns, b := r.PathValue("cluster"), r.PathValue("namespace"), r.PathValue("name")
+	if s.find(name) == nil {
+		http.NotFound(w, r)
+		return
+	}
+	req := RestoreRequest{Name: strings.TrimSpace(r.PostFormValue("name")), ExistingResourcePolicy: r.PostFormValue("existingResourcePolicy")}
+	for _, m := range strings.Split(r.PostFormValue("namespaceMappings"), ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			req.NamespaceMappings = append(req.NamespaceMappings, m)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ActionTimeout)
+	defer cancel()
+	out, err := s.opts.Backend.RestoreBackup(ctx, name, ns, b, req)
+	res := result{Message: strings.TrimSpace(out), Back: "/restores"}
+	status := http.StatusOK
+	if err != nil {
+		res.Error, status = err.Error(), http.StatusUnprocessableEntity
+	}
+	s.render(w, r, status, "result", "Restore Backup "+ns+"/"+b, res)
+}
+
 func (s *Server) suspendSchedule(w http.ResponseWriter, r *http.Request) {
 	name, ns, bs := r.PathValue("cluster"), r.PathValue("namespace"), r.PathValue("name")
 	if s.find(name) == nil {

@@ -48,6 +48,15 @@ type BackupRequest struct {
 	Location          string
 }
 
+// RestoreRequest is the restore form: the flags of `kubectl pxb restore create` it offers.
+type RestoreRequest struct {
+	// Name is the Restore's; empty, it is BACKUP-TIMESTAMP.
+	Name string
+	// NamespaceMappings are FROM:TO pairs.
+	NamespaceMappings      []string
+	ExistingResourcePolicy string
+}
+
 // Backend does what the plugin's commands do, in one context, so that the console shows and does
 // exactly what the commands would.
 type Backend interface {
@@ -58,6 +67,8 @@ type Backend interface {
 	CreateBackup(ctx context.Context, cluster string, req BackupRequest) (string, error)
 	// DeleteBackup deletes a Backup with its data, as `kubectl pxb backup delete --yes`.
 	DeleteBackup(ctx context.Context, cluster, namespace, name string) (string, error)
+	// RestoreBackup restores a Backup, as `kubectl pxb restore create --from-backup`.
+	RestoreBackup(ctx context.Context, cluster, namespace, backup string, req RestoreRequest) (string, error)
 	// SuspendSchedule suspends or resumes a BackupSchedule.
 	SuspendSchedule(ctx context.Context, cluster, namespace, name string, suspend bool) (string, error)
 }
@@ -113,6 +124,7 @@ func New(o Options) (*Server, error) {
 	m.HandleFunc("POST /backups", s.createBackup)
 	m.HandleFunc("GET /backups/{cluster}/{namespace}/{name}", s.backupPage)
 	m.HandleFunc("POST /backups/{cluster}/{namespace}/{name}/delete", s.deleteBackup)
+	m.HandleFunc("POST /backups/{cluster}/{namespace}/{name}/restore", s.restoreBackup)
 	for path, p := range listPages {
 		m.HandleFunc("GET "+path, s.listPage(p))
 	}
