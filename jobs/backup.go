@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -54,6 +55,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	if err != nil {
 		return err
 	}
+	env.Events = jobenv.NewRecorder(env.Kube, jobspec.KindBackup)
 	target := jobspec.Ref{Resource: v1alpha1.BackupsResource.Resource, Namespace: namespace, Name: name}
 	var b v1alpha1.Backup
 	if err := get(ctx, env, "Backup", target, &b); err != nil {
@@ -72,6 +74,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 		if err := setBackupStatus(ctx, env, target, func(s *v1alpha1.BackupStatus) { *s = failedBackupStatus(refusal, &now, &now) }); err != nil {
 			return err
 		}
+		recordEnd(ctx, env, &b, actionBackup, string(v1alpha1.BackupFailed), failedStatus(refusal, &now, &now))
 		return jobenv.Final(refusal)
 	}
 	log := newJobLog()
@@ -83,6 +86,7 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 		return err
 	}
 	log.Printf("backup %s/%s: location %s", namespace, name, b.Spec.Location)
+	env.Events.Eventf(ctx, &b, corev1.EventTypeNormal, jobenv.EventStarted, actionBackup, "backup into location %s started", b.Spec.Location)
 
 	res, loc, runErr := runBackup(ctx, env, &b, opts, log)
 	if loc != nil {
@@ -121,8 +125,9 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if runErr != nil {
+		var failed v1alpha1.BackupStatus
 		if err := setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) {
-			failed := failedBackupStatus(runErr, &started, &finished)
+			failed = failedBackupStatus(runErr, &started, &finished)
 			// How far the volumes got stays visible.
 			failed.Volumes, failed.Progress = s.Volumes, s.Progress
 			*s = failed
@@ -130,9 +135,15 @@ func Backup(ctx context.Context, cfg *rest.Config, namespace, name string, opts 
 			log.Printf("%v", err)
 			return runErr
 		}
+		recordLocationError(sctx, env, &b, actionBackup, runErr)
+		recordEnd(sctx, env, &b, actionBackup, string(failed.Phase), failed.OperationStatus)
 		return jobenv.Final(runErr)
 	}
-	return setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) { *s = final })
+	if err := setBackupStatus(sctx, env, target, func(s *v1alpha1.BackupStatus) { *s = final }); err != nil {
+		return err
+	}
+	recordEnd(sctx, env, &b, actionBackup, string(final.Phase), final.OperationStatus)
+	return nil
 }
 
 // failedBackupStatus is the status of a backup that failed with err.
@@ -258,7 +269,7 @@ func runBackup(ctx context.Context, env *jobenv.Env, b *v1alpha1.Backup, opts Op
 	}
 	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, true)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &locationError{name: string(b.Spec.Location), err: err}
 	}
 	syncBeforeWork(ctx, env, loc, log)
 	if sel := b.Spec.VirtualMachines; sel != nil {

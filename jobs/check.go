@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -33,7 +34,7 @@ const checkTimeout = time.Minute
 // and deleted; S3 object lock looked up) and writes the outcome into its status. It returns the status
 // written; an error means the status could not be written (or the location not read).
 func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*v1alpha1.BackupLocationStatus, error) {
-	env, loc, err := locationEnv(ctx, cfg, name)
+	env, loc, err := locationEnv(ctx, cfg, name, jobspec.KindCheck)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +74,9 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 		}
 	}
 	target := jobspec.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
+	var was v1alpha1.LocationPhase
 	err = jobenv.UpdateStatusOf(ctx, env, target, func(l *v1alpha1.BackupLocation) error {
+		was = l.Status.Phase
 		l.Status.Phase, l.Status.Message, l.Status.LastValidationTime = st.Phase, st.Message, st.LastValidationTime
 		for _, c := range st.Conditions {
 			meta.SetStatusCondition(&l.Status.Conditions, c)
@@ -82,6 +85,13 @@ func CheckLocation(ctx context.Context, cfg *rest.Config, name string, opts Opti
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Unavailable is told at every check, as long as it lasts; Available only when it comes back or first.
+	switch {
+	case st.Phase == v1alpha1.LocationUnavailable:
+		env.Events.Eventf(ctx, loc, corev1.EventTypeWarning, jobenv.EventLocationUnavailable, "Check", "%s", st.Message)
+	case was != v1alpha1.LocationAvailable:
+		env.Events.Eventf(ctx, loc, corev1.EventTypeNormal, jobenv.EventLocationAvailable, "Check", "%s", st.Message)
 	}
 	return st, nil
 }
@@ -234,12 +244,13 @@ func unusableRepository(c metav1.Condition) bool {
 	return false
 }
 
-// locationEnv builds the clients of a job that works on BackupLocation name, and reads the location.
-func locationEnv(ctx context.Context, cfg *rest.Config, name string) (*jobenv.Env, *v1alpha1.BackupLocation, error) {
+// locationEnv builds the clients of a job of kind that works on BackupLocation name, and reads the location.
+func locationEnv(ctx context.Context, cfg *rest.Config, name string, kind jobspec.Kind) (*jobenv.Env, *v1alpha1.BackupLocation, error) {
 	env, err := jobenv.NewEnvForConfig(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	env.Events = jobenv.NewRecorder(env.Kube, kind)
 	loc, err := store.GetLocation(ctx, env.Dynamic, name)
 	if err != nil {
 		return nil, nil, err

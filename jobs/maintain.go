@@ -124,7 +124,7 @@ func (m *MaintenanceResult) Message() string {
 // waits for the next maintenance. Damaged packs are named with the backups they break, and each of those
 // Backups gets v1alpha1.ConditionDataVerified False naming the packs.
 func MaintainLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*MaintenanceResult, error) {
-	env, bl, err := locationEnv(ctx, cfg, name)
+	env, bl, err := locationEnv(ctx, cfg, name, jobspec.KindMaintenance)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -28,6 +29,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	if err != nil {
 		return err
 	}
+	env.Events = jobenv.NewRecorder(env.Kube, jobspec.KindRestore)
 	target := jobspec.Ref{Resource: v1alpha1.RestoresResource.Resource, Namespace: namespace, Name: name}
 	var r v1alpha1.Restore
 	if err := get(ctx, env, "Restore", target, &r); err != nil {
@@ -48,6 +50,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 		}); err != nil {
 			return err
 		}
+		recordEnd(ctx, env, &r, actionRestore, string(v1alpha1.RestoreFailed), failedStatus(refusal, &now, &now))
 		return jobenv.Final(refusal)
 	}
 	log := newJobLog()
@@ -59,6 +62,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 		return err
 	}
 	log.Printf("restore %s/%s from backup %s", namespace, name, r.Spec.BackupName)
+	env.Events.Eventf(ctx, &r, corev1.EventTypeNormal, jobenv.EventStarted, actionRestore, "restore from Backup %s started", r.Spec.BackupName)
 
 	res, loc, runErr := runRestore(ctx, env, &r, opts, log)
 	if loc != nil {
@@ -75,6 +79,7 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
+	var end v1alpha1.RestoreStatus
 	if runErr != nil {
 		if err := setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
 			s.Phase = v1alpha1.RestoreFailed
@@ -82,13 +87,16 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 			failed := failedStatus(runErr, s.StartTimestamp, &finished)
 			s.Message, s.CompletionTimestamp, s.Errors = failed.Message, failed.CompletionTimestamp, failed.Errors
 			s.ErrorCount = max(s.ErrorCount, failed.ErrorCount)
+			end = *s
 		}); err != nil {
 			log.Printf("%v", err)
 			return runErr
 		}
+		recordLocationError(sctx, env, &r, actionRestore, runErr)
+		recordEnd(sctx, env, &r, actionRestore, string(end.Phase), end.OperationStatus)
 		return jobenv.Final(runErr)
 	}
-	return setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
+	err = setRestoreStatus(sctx, env, target, func(s *v1alpha1.RestoreStatus) {
 		*s = RestoreStatus(res.Result, s.StartTimestamp, &finished)
 		addRestoredVolumes(s, res.Volumes)
 		if res.Held > 0 {
@@ -97,7 +105,13 @@ func Restore(ctx context.Context, cfg *rest.Config, namespace, name string, opts
 		}
 		s.WarningCount += int32(len(res.Warnings))
 		s.Warnings = bounded(append(res.Warnings, s.Warnings...))
+		end = *s
 	})
+	if err != nil {
+		return err
+	}
+	recordEnd(sctx, env, &r, actionRestore, string(end.Phase), end.OperationStatus)
+	return nil
 }
 
 // restoreResult is what a restore did: its objects, and its volumes.
@@ -175,7 +189,7 @@ func runRestore(ctx context.Context, env *jobenv.Env, r *v1alpha1.Restore, opts 
 	}
 	loc, err := store.OpenLocation(ctx, env.Kube, env.Dynamic, string(b.Spec.Location), opts.Location, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &locationError{name: string(b.Spec.Location), err: err}
 	}
 	syncBeforeWork(ctx, env, loc, log)
 	backup := store.Prefixed(loc.Store, layout.BackupPrefix(b.Namespace, b.Name))

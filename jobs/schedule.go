@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -41,6 +43,7 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 	if err != nil {
 		return nil, err
 	}
+	env.Events = jobenv.NewRecorder(env.Kube, jobspec.KindSchedule)
 	target := jobspec.Ref{Resource: v1alpha1.BackupSchedulesResource.Resource, Namespace: namespace, Name: name}
 	var bs v1alpha1.BackupSchedule
 	if err := get(ctx, env, "BackupSchedule", target, &bs); err != nil {
@@ -62,6 +65,12 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 		}
 		if out != nil && out.lastSuccessful != "" {
 			s.LastSuccessfulBackupName = v1alpha1.ObjectName(out.lastSuccessful)
+			if s.LastSuccessfulBackupTime == nil || out.lastSuccessfulTime.After(s.LastSuccessfulBackupTime.Time) {
+				s.LastSuccessfulBackupTime = &metav1.Time{Time: out.lastSuccessfulTime}
+			}
+		}
+		if out != nil && out.interval > 0 {
+			s.IntervalSeconds = int64(out.interval / time.Second)
 		}
 		if out != nil {
 			forget := append(slices.Clone(out.Deleted), out.gone...)
@@ -73,13 +82,25 @@ func Schedule(ctx context.Context, cfg *rest.Config, namespace, name string, kin
 		}
 		return nil
 	})
+	if out != nil && out.Backup != "" {
+		env.Events.Eventf(ctx, &bs, corev1.EventTypeNormal, jobenv.EventBackupCreated, actionSchedule, "%s run created Backup %s", kind, out.Backup)
+	}
+	if out != nil && len(out.Deleted) > 0 {
+		env.Events.Eventf(ctx, &bs, corev1.EventTypeNormal, jobenv.EventRetentionDeleted, actionSchedule, "retention of the %s run deleted Backups %s", kind, strings.Join(out.Deleted, ", "))
+	}
+	if err != nil {
+		env.Events.Eventf(ctx, &bs, corev1.EventTypeWarning, jobenv.EventFailed, actionSchedule, "%s: %v", kind, err)
+	}
 	return out.public(), errors.Join(err, serr)
 }
 
 // scheduleOutcome is the outcome, with what the status also needs.
 type scheduleOutcome struct {
 	ScheduleOutcome
-	lastSuccessful string
+	lastSuccessful     string
+	lastSuccessfulTime time.Time
+	// interval is the period of the policy's most frequent run.
+	interval time.Duration
 	// gone are the recorded Backups that no longer exist.
 	gone []string
 }
@@ -101,6 +122,8 @@ func runSchedule(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedu
 	if err != nil {
 		return out, fmt.Errorf("SchedulePolicy %s: %w", policy.Name, err)
 	}
+	runs, _ := schedule.Runs(policy.Spec) // RunOf succeeded, so Runs does
+	out.interval = slices.MinFunc(runs, func(a, b schedule.Run) int { return cmp.Compare(a.Period, b.Period) }).Period
 	tz, err := time.LoadLocation(policy.Spec.TimeZone)
 	if err != nil {
 		return out, fmt.Errorf("SchedulePolicy %s: timeZone %q: %w", policy.Name, policy.Spec.TimeZone, err)
@@ -119,6 +142,7 @@ func runSchedule(ctx context.Context, env *jobenv.Env, bs *v1alpha1.BackupSchedu
 			out.lastSuccessful, lastOK = it.Name, it.Created
 		}
 	}
+	out.lastSuccessfulTime = lastOK
 	busy := running(items)
 	switch {
 	case bs.Spec.Suspend:

@@ -78,7 +78,7 @@ func names(list []string) string {
 // (v1alpha1.ConditionSynced, lastSyncTime). An error means the location could not be read or the status not written;
 // backups that could not be synced are reported in the result and the status, not as an error.
 func SyncLocation(ctx context.Context, cfg *rest.Config, name string, opts Options) (*SyncResult, error) {
-	env, bl, err := locationEnv(ctx, cfg, name)
+	env, bl, err := locationEnv(ctx, cfg, name, jobspec.KindSync)
 	if err != nil {
 		return nil, err
 	}
@@ -129,17 +129,32 @@ func recordSync(ctx context.Context, env *jobenv.Env, name string, res *SyncResu
 
 // recordLocationCondition sets cond in BackupLocation name's status, after stamp has set the status's own
 // fields (the time of the sync or maintenance). It writes even when ctx is done: the outcome of work that
-// was cut short must still be told.
+// was cut short must still be told. A False condition is also recorded as a Warning Event on the location
+// each time, a True one only when it was not True before.
 func recordLocationCondition(ctx context.Context, env *jobenv.Env, name string, cond metav1.Condition, stamp func(*v1alpha1.BackupLocationStatus)) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	target := jobspec.Ref{Resource: v1alpha1.BackupLocationsResource.Resource, Namespace: v1alpha1.SystemNamespace, Name: name}
-	return jobenv.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
+	var loc *v1alpha1.BackupLocation
+	wasTrue := false
+	err := jobenv.UpdateStatusOf(sctx, env, target, func(l *v1alpha1.BackupLocation) error {
+		wasTrue = meta.IsStatusConditionTrue(l.Status.Conditions, cond.Type)
 		stamp(&l.Status)
 		cond.ObservedGeneration = l.Generation
 		meta.SetStatusCondition(&l.Status.Conditions, cond)
+		loc = l
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case cond.Status != metav1.ConditionTrue:
+		env.Events.Eventf(sctx, loc, corev1.EventTypeWarning, cond.Reason, cond.Type, "%s", cond.Message)
+	case !wasTrue:
+		env.Events.Eventf(sctx, loc, corev1.EventTypeNormal, cond.Reason, cond.Type, "%s", cond.Message)
+	}
+	return nil
 }
 
 func syncLocation(ctx context.Context, env *jobenv.Env, bl *v1alpha1.BackupLocation, opts Options) (*SyncResult, error) {

@@ -147,6 +147,13 @@ func TestEachIdentityMayDoOnlyItsWork(t *testing.T) {
 		{access{"update", pxb, "restores/status", app, ""}, []string{restore, crestore, mover, rec}},
 		{access{"update", pxb, "backuplocations/status", sys, ""}, []string{backup, restore, crestore, location}},
 		{access{"update", pxb, "backupschedules/status", app, ""}, []string{sched, rec}},
+		// Events on the objects of their work: Backups, Restores and schedules in a team's namespace, locations
+		// in pxb-system.
+		{access{"create", "events.k8s.io", "events", app, ""}, []string{backup, restore, crestore, sched}},
+		{access{"create", "events.k8s.io", "events", sys, ""}, []string{backup, restore, crestore, location, sched}},
+		{access{"update", "events.k8s.io", "events", app, ""}, nil},
+		{access{"delete", "events.k8s.io", "events", sys, ""}, nil},
+		{access{"create", "", "events", app, ""}, nil},
 		{access{"create", pxb, "backups", app, ""}, []string{backup, restore, crestore, location, sched}},
 		{access{"delete", pxb, "backups", app, ""}, []string{location, sched}},
 		{access{"create", "", "namespaces", "", ""}, []string{backup, restore, crestore, location}},

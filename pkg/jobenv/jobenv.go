@@ -25,6 +25,9 @@ type Env struct {
 	Config  *rest.Config
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
+	// Events records Events on the objects the job works for; nil (job kinds that report only to the job
+	// that launched them) records none.
+	Events *Recorder
 }
 
 // NewEnv builds clients from the in-cluster config, or outside a cluster (for development) from the

@@ -28,6 +28,15 @@ type BackupScheduleStatus struct {
 	// lastSuccessfulBackupName names the newest Backup that completed.
 	// +optional
 	LastSuccessfulBackupName ObjectName `json:"lastSuccessfulBackupName,omitempty"`
+	// lastSuccessfulBackupTime is when the newest Backup that completed (or partially succeeded) was started,
+	// of any of the policy's runs.
+	// +optional
+	LastSuccessfulBackupTime *metav1.Time `json:"lastSuccessfulBackupTime,omitempty"`
+	// intervalSeconds is the time between two backups of the policy's most frequent run (a month counts 28
+	// days), as the schedule's last run found it: pxb's alert rules expect a successful backup within two.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	IntervalSeconds int64 `json:"intervalSeconds,omitempty"`
 	// backups are the Backups this schedule created, each with the time it was started, recorded before the
 	// Backup is created. Retention counts and deletes these alone, newest first by that time: a Backup that
 	// merely carries the schedule's labels or annotations is never counted, nor deleted.

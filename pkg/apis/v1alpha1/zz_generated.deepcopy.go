@@ -278,6 +278,10 @@ func (in *BackupScheduleStatus) DeepCopyInto(out *BackupScheduleStatus) {
 		in, out := &in.LastScheduleTime, &out.LastScheduleTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LastSuccessfulBackupTime != nil {
+		in, out := &in.LastSuccessfulBackupTime, &out.LastSuccessfulBackupTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Backups != nil {
 		in, out := &in.Backups, &out.Backups
 		*out = make([]ScheduledBackup, len(*in))
