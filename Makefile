@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/pxb-dev/pxb/pkg/version.Version=$(VERSION)
 CLUSTER ?= a
 
-.PHONY: all build generate verify unit integration e2e test stress image release-snapshot test-release test-release-image cluster-up cluster-down demo bench bench-mover bench-objects clean
+.PHONY: all build generate verify test-rules unit integration e2e test stress image release-snapshot test-release test-release-image cluster-up cluster-down demo bench bench-mover bench-objects clean
 
 all: build
 
@@ -18,8 +18,16 @@ build:
 generate:
 	hack/generate.sh
 
-verify:
+# verify includes test-rules: pxb's alert rules are tested like code.
+verify: test-rules
 	hack/verify.sh
+
+# promtool, pinned in a module of its own (as goreleaser below); built once into GOCACHE.
+PROMTOOL := $(GO) tool -modfile=$(CURDIR)/hack/tools/prometheus/go.mod promtool
+
+# pxb's Prometheus alert rules against their tests (manifests/monitoring).
+test-rules:
+	cd manifests/monitoring && $(PROMTOOL) test rules prometheus-rules_test.yaml
 
 unit:
 	$(GO) test ./...
