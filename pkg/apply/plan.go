@@ -2,6 +2,8 @@ package apply
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -91,7 +93,7 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // Diff is the unified diff, as YAML, between the live object and what a restore would write over it (as the
 // API server's dry run returned it); "" when they differ only in what the diff leaves out: the fields the
 // server sets, status, kubectl's last-applied annotation, and the restore's own labels. A Secret's values are
-// shown as "sha256:" and the first 12 hex digits of their hash, never in clear.
+// shown as "hmac:" and the first 12 hex digits of a keyed hash (see secretKey), never in clear.
 func Diff(live, restored *unstructured.Unstructured) (string, error) {
 	a, err := diffText(live)
 	if err != nil {
@@ -138,8 +140,17 @@ func diffText(u *unstructured.Unstructured) (string, error) {
 	return string(y), nil
 }
 
-// hashValues replaces the values of a Secret's field by their hashes; data's are base64 and hashed decoded,
-// so that the same value hashes alike in data and stringData.
+// secretKey keys the hashes of Secret values, anew in every process: within one plan equal values show alike
+// and a changed value differs, while a short value (a PIN, a word) cannot be found by hashing candidates, as it
+// could from a plain hash.
+var secretKey = func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // crypto/rand.Read does not fail
+	return k
+}()
+
+// hashValues replaces the values of a Secret's field by their keyed hashes; data's are base64 and hashed
+// decoded, so that the same value hashes alike in data and stringData.
 func hashValues(obj map[string]any, field string, encoded bool) {
 	m, ok := obj[field].(map[string]any)
 	if !ok {
@@ -153,7 +164,8 @@ func hashValues(obj map[string]any, field string, encoded bool) {
 				value = d
 			}
 		}
-		sum := sha256.Sum256(value)
-		m[k] = "sha256:" + hex.EncodeToString(sum[:])[:12]
+		mac := hmac.New(sha256.New, secretKey)
+		mac.Write(value)
+		m[k] = "hmac:" + hex.EncodeToString(mac.Sum(nil))[:12]
 	}
 }

@@ -108,7 +108,7 @@ func TestRestorePreview(t *testing.T) {
 		t.Fatalf("preview without the Role: %v, want success\n%s", err, out)
 	}
 	wantLines(t, out, "--- live "+ns+"/ConfigMap/settings\n", "+++ restored "+ns+"/ConfigMap/settings\n",
-		"-  greeting: changed\n", "+  greeting: hello\n", "--- live "+ns+"/Secret/db\n", "-  password: sha256:", "+  password: sha256:")
+		"-  greeting: changed\n", "+  greeting: hello\n", "--- live "+ns+"/Secret/db\n", "-  password: hmac:", "+  password: hmac:")
 	if strings.Count(out, "--- live ") != 2 {
 		t.Errorf("diffs of %d objects, want 2 (the ConfigMap and the Secret):\n%s", strings.Count(out, "--- live "), out)
 	}
