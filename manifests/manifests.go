@@ -13,6 +13,18 @@ const TenantFile = "tenant.yaml"
 //go:embed namespace.yaml crds/*.yaml rbac.yaml tenant.yaml policy.yaml config.yaml
 var FS embed.FS
 
+// Monitoring holds what `kubectl pxb install --monitoring` applies, also usable without it: the
+// kube-state-metrics custom-resource-state configuration and the Prometheus rule file.
+//
+//go:embed monitoring/kube-state-metrics.yaml monitoring/prometheus-rules.yaml
+var Monitoring embed.FS
+
+// Files of Monitoring.
+const (
+	KubeStateMetricsFile = "monitoring/kube-state-metrics.yaml"
+	PrometheusRulesFile  = "monitoring/prometheus-rules.yaml"
+)
+
 // Files lists FS's files in the order they are applied: the namespace first, then the types, then the
 // objects that live in the namespace or refer to the types.
 func Files() ([]string, error) {

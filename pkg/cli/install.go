@@ -23,6 +23,7 @@ type InstallOptions struct {
 
 	Image          string
 	TenantRole     string
+	Monitoring     bool
 	Force          bool
 	Wait           bool
 	Timeout        time.Duration
@@ -60,6 +61,9 @@ an uninstall without --purge suspended. It waits until the definitions are estab
   # Give teams no role for pxb's objects: grant them with roles of your own
   kubectl pxb install --tenant-role=none
 
+  # Also install pxb's alert rules and kube-state-metrics configuration (needs the Prometheus operator)
+  kubectl pxb install --monitoring
+
   # Use a job image of your own registry
   kubectl pxb install --image registry.example.com/pxb-job:v0.1.0
 
@@ -73,6 +77,8 @@ an uninstall without --purge suspended. It waits until the definitions are estab
 	cmd.Flags().StringVar(&o.Image, "image", install.DefaultImage(), "Image of the pxb-job runner.")
 	cmd.Flags().StringVar(&o.TenantRole, "tenant-role", o.TenantRole,
 		"aggregate: whoever may edit (or view) a namespace may back it up and restore it (or see its backups), through ClusterRoles aggregated into admin, edit and view; none: no such role (one installed before stays).")
+	cmd.Flags().BoolVar(&o.Monitoring, "monitoring", o.Monitoring,
+		"Also apply pxb's Prometheus alert rules (PrometheusRule pxb) and kube-state-metrics configuration (ConfigMap pxb-kube-state-metrics) in pxb-system; needs the Prometheus operator's CRDs.")
 	cmd.Flags().BoolVar(&o.Force, "force", o.Force, "Install even over the custom resource definitions of a newer pxb, which downgrades them.")
 	cmd.Flags().BoolVar(&o.Wait, "wait", o.Wait, "Wait until the custom resource definitions are established.")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long to wait for the installation to finish.")
@@ -127,9 +133,15 @@ func (o *InstallOptions) Validate() error {
 
 // Run applies the objects, or prints them for a client dry run, and waits for the CRDs.
 func (o *InstallOptions) Run(ctx context.Context) error {
-	objs, err := installObjects(install.Options{Image: o.Image, TenantRole: install.TenantRole(o.TenantRole)})
+	objs, err := installObjects(install.Options{Image: o.Image, TenantRole: install.TenantRole(o.TenantRole), Monitoring: o.Monitoring})
 	if err != nil {
 		return err
+	}
+	if o.Monitoring && o.DryRunStrategy != cmdutil.DryRunClient {
+		// Before anything is applied: an install that stops half way helps no one.
+		if err := o.Client.CheckMonitoring(); err != nil {
+			return err
+		}
 	}
 	if o.DryRunStrategy == cmdutil.DryRunClient {
 		for _, obj := range objs {

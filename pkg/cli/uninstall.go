@@ -83,7 +83,8 @@ func (o *UninstallOptions) Validate() error {
 
 // Run deletes what install applied: all of it with --purge, otherwise all but what holds the backups.
 func (o *UninstallOptions) Run(ctx context.Context) error {
-	objs, err := installObjects(install.Options{})
+	// What --monitoring installed goes too, when it is there.
+	objs, err := installObjects(install.Options{Monitoring: true})
 	if err != nil {
 		return err
 	}

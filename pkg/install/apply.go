@@ -122,8 +122,9 @@ func (c Client) AnyBackup(ctx context.Context) (string, error) {
 }
 
 // Uninstall deletes objs in reverse order, which removes the CRDs (and with them every pxb object) and the
-// namespace. It refuses while Backups exist unless force is set. Data in the buckets is left alone. It
-// returns the objects it deleted.
+// namespace. It refuses while Backups exist unless force is set. Data in the buckets is left alone. Objects
+// of kinds the cluster does not serve (a PrometheusRule without the Prometheus operator) do not exist, and
+// are passed over. It returns the objects it deleted.
 func (c Client) Uninstall(ctx context.Context, objs []*unstructured.Unstructured, force bool) ([]*unstructured.Unstructured, error) {
 	if !force {
 		backup, err := c.AnyBackup(ctx)
@@ -139,6 +140,9 @@ func (c Client) Uninstall(ctx context.Context, objs []*unstructured.Unstructured
 	for i := len(objs) - 1; i >= 0; i-- {
 		obj := objs[i]
 		ri, err := c.resourceFor(obj)
+		if meta.IsNoMatchError(err) {
+			continue
+		}
 		if err != nil {
 			return deleted, err
 		}

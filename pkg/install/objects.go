@@ -66,6 +66,9 @@ type Options struct {
 	Version string
 	// TenantRole; TenantRoleAggregate when empty.
 	TenantRole TenantRole
+	// Monitoring adds pxb's alert rules (a PrometheusRule) and kube-state-metrics configuration (a
+	// ConfigMap), last: applying them needs the Prometheus operator's CRDs (Client.CheckMonitoring).
+	Monitoring bool
 }
 
 // Objects returns every object pxb installs, in the order they must be applied.
@@ -98,6 +101,13 @@ func Objects(o Options) ([]*unstructured.Unstructured, error) {
 			return nil, fmt.Errorf("decode manifest %s: %w", name, err)
 		}
 		objs = append(objs, decoded...)
+	}
+	if o.Monitoring {
+		mon, err := monitoringObjects()
+		if err != nil {
+			return nil, fmt.Errorf("render monitoring: %w", err)
+		}
+		objs = append(objs, mon...)
 	}
 	for _, obj := range objs {
 		labels := obj.GetLabels()
