@@ -100,10 +100,11 @@ func (o *UIOptions) Complete(f cmdutil.Factory, cmd *cobra.Command, _ []string) 
 	}
 	o.clients = map[string]clients{}
 	for _, n := range names {
-		c := console.Cluster{Name: n}
-		if _, ok := o.raw.Contexts[n]; !ok {
+		kc, ok := o.raw.Contexts[n]
+		if !ok {
 			return fmt.Errorf("--context: the kubeconfig has no context %q", n)
 		}
+		c := console.Cluster{Name: n, Namespace: orDefault(kc.Namespace, "default")}
 		cl, err := o.newClients(n)
 		if err != nil {
 			c.ConfigError = err.Error()

@@ -17,11 +17,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -107,8 +110,36 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	bed := cfg.Contexts[cfg.CurrentContext]
-	cfg.Contexts = map[string]*clientcmdapi.Context{"bed": bed, "down": {Cluster: "down", AuthInfo: bed.AuthInfo}}
+	// Alice may edit the test's namespace alone: a team.
+	aliceCfg, err := clientcmd.LoadFromFile(c.UserKubeconfig(t, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AuthInfos["alice"] = aliceCfg.AuthInfos[aliceCfg.Contexts[aliceCfg.CurrentContext].AuthInfo]
+	cfg.Contexts = map[string]*clientcmdapi.Context{
+		"bed":  bed,
+		"down": {Cluster: "down", AuthInfo: bed.AuthInfo},
+		"team": {Cluster: bed.Cluster, AuthInfo: "alice", Namespace: ns},
+	}
 	cfg.Clusters["down"] = &clientcmdapi.Cluster{Server: "https://" + closed, InsecureSkipTLSVerify: true}
+	if _, err := c.Clientset(t).RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "alice-edit"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "alice"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The aggregation controller gives edit pxb's roles in a moment.
+	alice, err := dynamic.NewForConfig(c.UserConfig(t, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := alice.Resource(v1alpha1.BackupsResource).Namespace(ns).List(ctx, metav1.ListOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatalf("alice cannot list the Backups of %s: %v", ns, err)
+	}
 	cfg.CurrentContext = "bed"
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
@@ -176,6 +207,9 @@ func TestConsole(t *testing.T) {
 		if got := text(t, `[id="cluster/bed"]`); !strings.Contains(got, "reachable") || !strings.Contains(got, "dev") || !strings.Contains(got, "lab") {
 			t.Errorf("the bed's row says %q, want reachable, pxb dev and location lab", got)
 		}
+		if got := text(t, `[id="cluster/team"]`); !strings.Contains(got, "namespace "+ns+" only") {
+			t.Errorf("the team's row says %q, want that it shows namespace %s only", got, ns)
+		}
 		if got := text(t, `[id="cluster/down"]`); !strings.Contains(got, "unreachable") || !strings.Contains(got, "connection refused") {
 			t.Errorf("the unreachable context's row says %q, want unreachable: ... connection refused", got)
 		}
@@ -203,7 +237,9 @@ func TestConsole(t *testing.T) {
 		if _, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(ns).UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		do(t, "wait for the row to say Completed", chromedp.WaitReady(chromedp.CSS(row+` .phase.Completed`)))
+		do(t, "wait for the row to say Completed", chromedp.WaitReady(chromedp.CSS(row+` .phase.Completed`)),
+			// The team sees it too, in its namespace.
+			chromedp.WaitReady(chromedp.CSS(`[id="backup/team/`+ns+`/live"] .phase.Completed`)))
 		if got := text(t, row); !strings.Contains(got, "1.5 KiB") || !strings.Contains(got, "lab") {
 			t.Errorf("the row says %q, want its location and size", got)
 		}
@@ -243,6 +279,23 @@ func TestConsole(t *testing.T) {
 		}
 		if got := text(t, "#detail"); !strings.Contains(got, "lab") || !strings.Contains(got, ns) {
 			t.Errorf("the Backup's page says %q, want its location and namespace", got)
+		}
+	})
+
+	t.Run("the team is refused outside its namespace", func(t *testing.T) {
+		do(t, "send the form as the team, for a Backup in pxb-system",
+			chromedp.Navigate(base+"/backups"),
+			chromedp.SetValue(chromedp.CSS(`#create select[name=cluster]`), "team"),
+			chromedp.SetValue(chromedp.CSS(`#create input[name=name]`), "team-try"),
+			chromedp.SetValue(chromedp.CSS(`#create input[name=includeNamespaces]`), ns),
+			chromedp.SetValue(chromedp.CSS(`#create input[name=location]`), "lab"),
+			chromedp.Click(chromedp.CSS(`#create button`)),
+			chromedp.WaitReady(chromedp.CSS(`#form-error`)))
+		if got := text(t, "#form-error"); !strings.Contains(got, `User "alice" cannot get resource "backups"`) {
+			t.Errorf("the form's error says %q, want the API server's refusal of alice", got)
+		}
+		if _, err := dyn.Resource(v1alpha1.BackupsResource).Namespace(v1alpha1.SystemNamespace).Get(ctx, "team-try", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the refused Backup: %v, want it never created", err)
 		}
 	})
 

@@ -55,7 +55,7 @@ func (s *Server) listPage(p listPage) http.HandlerFunc {
 		var v listView
 		for _, c := range s.clusters {
 			st, wt := c.state()
-			if !st.Installed {
+			if !st.watchable() {
 				continue
 			}
 			if why := wt.problem(p.kind); why != "" {

@@ -86,7 +86,9 @@ type clusterView struct {
 	Server string
 	Status Status
 	// Problem says why the Backups or locations could not be listed.
-	Problem     string
+	Problem string
+	// Namespace is the one namespace shown when the user may not list every namespace's objects.
+	Namespace   string
 	Last24h     []phaseCount
 	LastFailure *v1alpha1.Backup
 	Locations   []*v1alpha1.BackupLocation
@@ -106,6 +108,7 @@ func (s *Server) clusterView(c *cluster, now time.Time) clusterView {
 	if w == nil {
 		return v
 	}
+	v.Namespace = w.namespace
 	v.Problem = strings.Join(slices.DeleteFunc([]string{w.problem("backup"), w.problem("location")}, func(s string) bool { return s == "" }), "; ")
 	counts := map[string]int{}
 	for _, b := range w.backups() {
@@ -198,7 +201,7 @@ func (s *Server) renderBackups(w http.ResponseWriter, r *http.Request, status in
 	v.Form.Locations = map[string][]string{}
 	for _, c := range s.clusters {
 		st, wt := c.state()
-		if !st.Installed {
+		if !st.watchable() {
 			continue
 		}
 		v.Clusters = append(v.Clusters, c.Name)

@@ -28,6 +28,9 @@ type Cluster struct {
 	// Config is the context's client configuration; nil when it could not be built (ConfigError says why).
 	Config      *rest.Config
 	ConfigError string
+	// Namespace is the context's namespace, which the console watches alone when the user may not list
+	// pxb's objects in every namespace.
+	Namespace string
 }
 
 // Status is what the plugin's `cluster list` learns of a cluster.
@@ -38,6 +41,10 @@ type Status struct {
 	// Error says why the cluster could not be read; empty when it was.
 	Error string
 }
+
+// watchable reports whether pxb's objects may be read: pxb is installed, or the server answered but would not
+// show pxb's configuration (a team, which may still read its namespace's objects).
+func (st Status) watchable() bool { return st.Installed || st.Reachable && st.Error != "" }
 
 // BackupRequest is the backup form: the flags of `kubectl pxb backup create` it offers.
 type BackupRequest struct {
@@ -230,9 +237,9 @@ func (s *Server) inspectAll(ctx context.Context) {
 			}
 			c.mu.Lock()
 			c.status = st
-			start := st.Installed && c.watch == nil
+			start := st.watchable() && c.watch == nil
 			if start {
-				c.watch = newWatch(c.Config, func(kind string, key string) { s.changed(c, kind, key) })
+				c.watch = newWatch(ctx, c.Config, c.Namespace, s.opts.Timeout, func(kind string, key string) { s.changed(c, kind, key) })
 			}
 			w := c.watch
 			c.mu.Unlock()

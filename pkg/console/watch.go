@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -33,6 +35,8 @@ type watch struct {
 	factory   dynamicinformer.DynamicSharedInformerFactory
 	informers map[string]cache.SharedIndexInformer
 	err       error
+	// namespace is the one namespace watched when the user may not list all; empty for all.
+	namespace string
 
 	mu sync.Mutex
 	// errs holds the last list or watch failure of each resource (a user who may not list it cluster-wide).
@@ -40,15 +44,21 @@ type watch struct {
 }
 
 // newWatch prepares the informers of the cluster of cfg; changed is told the kind and key (namespace/name)
-// of every object added, updated or deleted.
-func newWatch(cfg *rest.Config, changed func(kind, key string)) *watch {
+// of every object added, updated or deleted. A user who may not list Backups in every namespace (a team)
+// watches namespace, the context's, alone.
+func newWatch(ctx context.Context, cfg *rest.Config, namespace string, timeout time.Duration, changed func(kind, key string)) *watch {
 	w := &watch{informers: map[string]cache.SharedIndexInformer{}, errs: map[string]string{}}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		w.err = fmt.Errorf("dynamic client: %w", err)
 		return w
 	}
-	w.factory = dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := dyn.Resource(v1alpha1.BackupsResource).List(lctx, metav1.ListOptions{Limit: 1}); apierrors.IsForbidden(err) {
+		w.namespace = namespace
+	}
+	w.factory = dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, w.namespace, nil)
 	for kind, gvr := range watched {
 		inf := w.factory.ForResource(gvr).Informer()
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
