@@ -10,7 +10,7 @@ export PXB_CACHE=${PXB_CACHE:-$HOME/.cache/pxb}
 
 start=$(date +%s)
 # snapshot-crds: the CLI tests install the VolumeSnapshot CRDs into the test cluster.
-hack/tools.sh etcd kube-apiserver kubectl versitygw fake-gcs-server azurite snapshot-crds >/dev/null
+hack/tools.sh etcd kube-apiserver kubectl versitygw fake-gcs-server azurite snapshot-crds kube-state-metrics >/dev/null
 echo "integration: tools ready in $(($(date +%s) - start))s" >&2
 
 # Each test binary starts its own servers (kube-apiserver alone wants ~300 MiB and a core while it starts):

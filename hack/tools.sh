@@ -5,6 +5,7 @@
 #
 # Names: etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
 #        snapshot-controller csi-snapshotter versitygw minio fake-gcs-server azurite restic kopia controller-gen
+#        kube-state-metrics
 set -euo pipefail
 
 K8S_VERSION=v1.34.4
@@ -20,6 +21,7 @@ AZURITE_VERSION=3.37.0
 RESTIC_VERSION=v0.19.1
 KOPIA_VERSION=v0.23.1
 CONTROLLER_GEN_VERSION=v0.23.0
+KUBE_STATE_METRICS_VERSION=v2.20.0
 
 CACHE=${PXB_CACHE:-$HOME/.cache/pxb}
 export GOFLAGS=-buildvcs=false
@@ -203,6 +205,10 @@ path_of() {
     bin="$CACHE/controller-gen-$CONTROLLER_GEN_VERSION"
     need "$bin/controller-gen" go_install "$bin" "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION"
     echo "$bin/controller-gen" ;;
+  kube-state-metrics)
+    bin="$CACHE/kube-state-metrics-$KUBE_STATE_METRICS_VERSION"
+    need "$bin/kube-state-metrics" go_install "$bin" "k8s.io/kube-state-metrics/v2@$KUBE_STATE_METRICS_VERSION"
+    echo "$bin/kube-state-metrics" ;;
   restic)
     bin="$CACHE/restic-$RESTIC_VERSION"
     need "$bin/restic" go_install "$bin" "github.com/restic/restic/cmd/restic@$RESTIC_VERSION"
@@ -221,5 +227,5 @@ path_of() {
   esac
 }
 
-[ $# -gt 0 ] || { sed -n '2,7p' "$0" >&2; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,8p' "$0" >&2; exit 2; }
 for name in "$@"; do path_of "$name"; done
