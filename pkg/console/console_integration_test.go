@@ -188,6 +188,21 @@ func TestConsole(t *testing.T) {
 		}
 		return s
 	}
+	// Screenshots of the main pages are kept as the test's artifacts.
+	shots := filepath.Join("..", "..", "_out", "console")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	screenshot := func(t *testing.T, name string) {
+		t.Helper()
+		img, err := chromedp.Run(browser, chromedp.FullScreenshot(90))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".jpg"), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	do := func(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(browser, steps...); err != nil {
@@ -210,6 +225,7 @@ func TestConsole(t *testing.T) {
 		if got := text(t, `[id="cluster/team"]`); !strings.Contains(got, "namespace "+ns+" only") {
 			t.Errorf("the team's row says %q, want that it shows namespace %s only", got, ns)
 		}
+		screenshot(t, "clusters")
 		if got := text(t, `[id="cluster/down"]`); !strings.Contains(got, "unreachable") || !strings.Contains(got, "connection refused") {
 			t.Errorf("the unreachable context's row says %q, want unreachable: ... connection refused", got)
 		}
@@ -243,6 +259,7 @@ func TestConsole(t *testing.T) {
 		if got := text(t, row); !strings.Contains(got, "1.5 KiB") || !strings.Contains(got, "lab") {
 			t.Errorf("the row says %q, want its location and size", got)
 		}
+		screenshot(t, "backups")
 		still, err := chromedp.Run(browser, chromedp.Evaluate[bool](`window.notReloaded === true`))
 		if err != nil || !still {
 			t.Errorf("the page was reloaded (%v): the row must come without", err)
@@ -258,6 +275,7 @@ func TestConsole(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS(`#create input[name=location]`), "lab"),
 			chromedp.Click(chromedp.CSS(`#create button`)),
 			chromedp.WaitReady(chromedp.CSS(`#note`)))
+		screenshot(t, "backup")
 		if got := text(t, "#note"); !strings.Contains(got, "Backup pxb-system/from-form created; Job pxb-system/") {
 			t.Errorf("the page after the form says %q, want what backup create prints", got)
 		}
@@ -316,6 +334,7 @@ func TestConsole(t *testing.T) {
 			t.Fatal(err)
 		}
 		do(t, "open the schedules", chromedp.Navigate(base+"/schedules"), chromedp.WaitReady(chromedp.CSS(`[id="schedule/bed/`+sys+`/shop"]`)))
+		screenshot(t, "schedules")
 		if got := text(t, `[id="schedule/bed/`+sys+`/shop"]`); !strings.Contains(got, "nightly") || !strings.Contains(got, "daily, in ") || !strings.Contains(got, "01:30 UTC") {
 			t.Errorf("the schedule's row says %q, want policy nightly and its next daily run at 01:30 UTC", got)
 		}
@@ -335,6 +354,7 @@ func TestConsole(t *testing.T) {
 		}
 		row := `[id="restore/bed/` + sys + `/back"]`
 		do(t, "wait for the Restore's counts", chromedp.WaitReady(chromedp.CSS(row+` .phase.Completed`)))
+		screenshot(t, "restores")
 		if got := text(t, row); !strings.Contains(got, "3 created, 0 updated, 1 skipped, 0 failed") {
 			t.Errorf("the restore's row says %q, want its counts", got)
 		}
