@@ -65,17 +65,14 @@ func hasEvent(evs []eventsv1.Event, typ, reason string, notes ...string) bool {
 	return false
 }
 
-// TestJobsRecordEvents: backup and check Jobs, each as its own identity, record Events on their objects that
-// say what a user asks of a backup: it started, it completed with where the data is, it failed and why, the
-// location is unavailable and why.
-func TestJobsRecordEvents(t *testing.T) {
-	c := testbed.APIServer(t)
+// completedAndFailed runs, as the backup Job's identity, Backup "nightly" of an application in a namespace of
+// its own, which completes, and Backup "nowhere" into a location that does not exist, which fails; it
+// returns the location and the namespace.
+func completedAndFailed(t *testing.T, c *testbed.Cluster) (string, string) {
+	t.Helper()
 	locName := setup(t, c)
-	kube := c.Clientset(t)
 	ns := c.Namespace(t)
-	app(t, kube, ns)
-	host, _ := os.Hostname()
-
+	app(t, c.Clientset(t), ns)
 	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
 		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
@@ -83,6 +80,25 @@ func TestJobsRecordEvents(t *testing.T) {
 	if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindBackup), ns, "nightly", jobs.Options{}); err != nil {
 		t.Fatalf("backup job: %v", err)
 	}
+	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "nowhere", Namespace: ns},
+		Spec:       v1alpha1.BackupSpec{Location: "no-such-location"},
+	})
+	if err := jobs.Backup(ctxT(t, time.Minute), jobIdentity(t, c, jobspec.KindBackup), ns, "nowhere", jobs.Options{}); err == nil {
+		t.Fatal("a backup to a missing location succeeded")
+	}
+	return locName, ns
+}
+
+// TestJobsRecordEvents: backup and check Jobs, each as its own identity, record Events on their objects that
+// say what a user asks of a backup: it started, it completed with where the data is, it failed and why, the
+// location is unavailable and why.
+func TestJobsRecordEvents(t *testing.T) {
+	c := testbed.APIServer(t)
+	locName, ns := completedAndFailed(t, c)
+	kube := c.Clientset(t)
+	host, _ := os.Hostname()
+
 	var b v1alpha1.Backup
 	get(t, c, v1alpha1.BackupsResource, ns, "nightly", &b)
 	evs := eventsOn(t, kube, ns, "Backup", "nightly")
@@ -98,13 +114,6 @@ func TestJobsRecordEvents(t *testing.T) {
 	}
 
 	// A backup whose location does not exist fails, and says so, naming the location.
-	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "nowhere", Namespace: ns},
-		Spec:       v1alpha1.BackupSpec{Location: "no-such-location"},
-	})
-	if err := jobs.Backup(ctxT(t, time.Minute), jobIdentity(t, c, jobspec.KindBackup), ns, "nowhere", jobs.Options{}); err == nil {
-		t.Fatal("a backup to a missing location succeeded")
-	}
 	evs = eventsOn(t, kube, ns, "Backup", "nowhere")
 	if !hasEvent(evs, corev1.EventTypeWarning, "LocationUnavailable", "location no-such-location is unavailable", "not found") ||
 		!hasEvent(evs, corev1.EventTypeWarning, "Failed", `BackupLocation "no-such-location" not found`) ||

@@ -14,11 +14,7 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/pxb-dev/pxb/jobs"
 	"github.com/pxb-dev/pxb/pkg/apis/v1alpha1"
-	"github.com/pxb-dev/pxb/pkg/jobspec"
 	"github.com/pxb-dev/pxb/pkg/testbed"
 )
 
@@ -56,24 +52,7 @@ func sample(exposition, metric string, labels ...string) string {
 // completed and one that failed, and reads the series the alert rules use from its /metrics.
 func TestKubeStateMetricsReadsPxbObjects(t *testing.T) {
 	c := testbed.APIServer(t)
-	locName := setup(t, c)
-	kube := c.Clientset(t)
-	ns := c.Namespace(t)
-	app(t, kube, ns)
-	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
-		Spec:       v1alpha1.BackupSpec{Location: v1alpha1.ObjectName(locName)},
-	})
-	if err := jobs.Backup(ctxT(t, 2*time.Minute), jobIdentity(t, c, jobspec.KindBackup), ns, "nightly", jobs.Options{}); err != nil {
-		t.Fatalf("backup job: %v", err)
-	}
-	create(t, c, v1alpha1.BackupsResource, &v1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: "nowhere", Namespace: ns},
-		Spec:       v1alpha1.BackupSpec{Location: "no-such-location"},
-	})
-	if err := jobs.Backup(ctxT(t, time.Minute), jobIdentity(t, c, jobspec.KindBackup), ns, "nowhere", jobs.Options{}); err == nil {
-		t.Fatal("a backup to a missing location succeeded")
-	}
+	locName, ns := completedAndFailed(t, c)
 	var b v1alpha1.Backup
 	get(t, c, v1alpha1.BackupsResource, ns, "nightly", &b)
 
