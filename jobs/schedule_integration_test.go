@@ -114,6 +114,12 @@ func TestScheduleOnTheAPIServer(t *testing.T) {
 	if string(bs.Status.LastBackupName) != third.Backup || string(bs.Status.LastSuccessfulBackupName) != second.Backup || bs.Status.Message != "" {
 		t.Errorf("schedule status %+v", bs.Status)
 	}
+	// What the alert on a schedule without a recent success reads: the second run's start, and the policy's
+	// 10 minutes.
+	if ok := bs.Status.LastSuccessfulBackupTime; ok == nil || !ok.Time.Equal(start.Add(12*time.Minute).Truncate(time.Second)) || bs.Status.IntervalSeconds != 600 {
+		t.Errorf("schedule status: lastSuccessfulBackupTime %v (want %v), intervalSeconds %d (want 600)",
+			ok, start.Add(12*time.Minute).Truncate(time.Second), bs.Status.IntervalSeconds)
+	}
 
 	// A schedule whose policy is gone says so, in its status too.
 	create(t, c, v1alpha1.BackupSchedulesResource, &v1alpha1.BackupSchedule{
