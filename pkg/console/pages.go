@@ -292,12 +292,7 @@ func (s *Server) deleteBackup(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ActionTimeout)
 	defer cancel()
 	out, err := s.opts.Backend.DeleteBackup(ctx, name, ns, b)
-	res := result{Message: strings.TrimSpace(out), Back: "/backups"}
-	status := http.StatusOK
-	if err != nil {
-		res.Error, status = err.Error(), http.StatusUnprocessableEntity
-	}
-	s.render(w, r, status, "result", "Delete Backup "+ns+"/"+b, res)
+	s.renderResult(w, r, "Delete Backup "+ns+"/"+b, "/backups", out, err)
 }
 
 func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
@@ -315,12 +310,7 @@ func (s *Server) restoreBackup(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ActionTimeout)
 	defer cancel()
 	out, err := s.opts.Backend.RestoreBackup(ctx, name, ns, b, req)
-	res := result{Message: strings.TrimSpace(out), Back: "/restores"}
-	status := http.StatusOK
-	if err != nil {
-		res.Error, status = err.Error(), http.StatusUnprocessableEntity
-	}
-	s.render(w, r, status, "result", "Restore Backup "+ns+"/"+b, res)
+	s.renderResult(w, r, "Restore Backup "+ns+"/"+b, "/restores", out, err)
 }
 
 func (s *Server) suspendSchedule(w http.ResponseWriter, r *http.Request) {
@@ -381,4 +371,14 @@ func (s *Server) pageUpdates(path string) (func(c *cluster, kind, key string) []
 		}, nil
 	}
 	return func(*cluster, string, string) []update { return nil }, nil
+}
+
+// renderResult shows what an action printed, or its error, with a link back to the list it acted on.
+func (s *Server) renderResult(w http.ResponseWriter, r *http.Request, title, back, out string, err error) {
+	res := result{Message: strings.TrimSpace(out), Back: back}
+	status := http.StatusOK
+	if err != nil {
+		res.Error, status = err.Error(), http.StatusUnprocessableEntity
+	}
+	s.render(w, r, status, "result", title, res)
 }
