@@ -29,12 +29,12 @@ type Versions struct {
 // ReadVersions reads the installed versions: pxb-config's and the labels of the CRDs.
 func (c Client) ReadVersions(ctx context.Context, plugin string, config map[string]string) (Versions, error) {
 	v := Versions{Plugin: plugin, Installed: config[ConfigVersion], JobImage: config[ConfigJobImage]}
-	crds, err := c.CRDVersions(ctx)
+	crds, err := c.crdVersions(ctx)
 	if err != nil {
 		return v, err
 	}
-	for _, ver := range crds {
-		v.AddCRD(ver)
+	for _, crd := range crds {
+		v.AddCRD(crd.version)
 	}
 	return v, nil
 }
@@ -50,10 +50,12 @@ func (v *Versions) AddCRD(label string) {
 	}
 }
 
-// CRDVersions returns, by CRD name, the version label of each of pxb's CRDs in the cluster ("" when a CRD
-// has none).
-func (c Client) CRDVersions(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
+// crdVersion is the version label of one of pxb's CRDs ("" when it has none).
+type crdVersion struct{ name, version string }
+
+// crdVersions returns the version labels of pxb's CRDs in the cluster, in the order of v1alpha1.AllResources.
+func (c Client) crdVersions(ctx context.Context) ([]crdVersion, error) {
+	var out []crdVersion
 	for _, r := range v1alpha1.AllResources {
 		name := r.Resource + "." + r.Group
 		crd, err := c.Dynamic.Resource(CRDResource).Get(ctx, name, metav1.GetOptions{})
@@ -63,7 +65,7 @@ func (c Client) CRDVersions(ctx context.Context) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("get CRD %s: %w", name, err)
 		}
-		out[name] = crd.GetLabels()[VersionLabel]
+		out = append(out, crdVersion{name: name, version: crd.GetLabels()[VersionLabel]})
 	}
 	return out, nil
 }
@@ -132,22 +134,17 @@ func (c Client) CheckDowngrade(ctx context.Context, to string) error {
 	if err != nil {
 		return nil
 	}
-	crds, err := c.CRDVersions(ctx)
+	crds, err := c.crdVersions(ctx)
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(crds))
-	for name := range crds {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		have, err := utilversion.ParseSemantic(crds[name])
+	for _, crd := range crds {
+		have, err := utilversion.ParseSemantic(crd.version)
 		if err != nil {
 			continue
 		}
 		if have.GreaterThan(target) {
-			return fmt.Errorf("%w: CRD %s is of pxb %s, this plugin installs %s; upgrade the plugin (kubectl krew upgrade pxb), or pass --force to install the older definitions anyway", ErrDowngrade, name, crds[name], to)
+			return fmt.Errorf("%w: CRD %s is of pxb %s, this plugin installs %s; upgrade the plugin (kubectl krew upgrade pxb), or pass --force to install the older definitions anyway", ErrDowngrade, crd.name, crd.version, to)
 		}
 	}
 	return nil
